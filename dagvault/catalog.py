@@ -1,0 +1,94 @@
+"""What backups a directory holds, newest first (the description's ``list_backups``).
+
+A data file is a backup candidate if it ends in ``.db`` or has a ``.meta`` sidecar.
+Without readable metadata it is still listed (the description's fallback) with its
+size, a timestamp taken from its name or mtime, and the reason it cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagvault.errors import VerificationError
+from dagvault.meta import META_SUFFIX, BackupInfo, read_meta
+
+_NAME_TIMESTAMP = re.compile(r"_(\d{9,})(?:_\d+)?\.db$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    path: Path
+    file_size: int
+    timestamp: int
+    info: BackupInfo | None
+    problem: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.info is not None and self.info.verified
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        created = self.info.created_at if self.info else ""
+        return (self.timestamp, created, self.path.name)
+
+    def to_json(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "timestamp": self.timestamp,
+            "backup_path": str(self.path),
+            "file_size": self.file_size,
+            "total_transactions": info.total_transactions if info else 0,
+            "total_nodes": info.total_nodes if info else 0,
+            "backup_type": info.backup_type if info else "Unknown",
+            "compression_enabled": info.compression_enabled if info else False,
+            "checksum": info.checksum if info else None,
+            "database_path": info.database_path if info else None,
+            "created_at": info.created_at if info else None,
+            "description": info.metadata.get("description", "") if info else "",
+            "verification": info.verification.status if info else "unverified",
+            "has_metadata": info is not None,
+            "problem": self.problem,
+        }
+
+
+def _candidates(directory: Path) -> list[Path]:
+    found = set()
+    for entry in directory.iterdir():
+        if entry.name.startswith("."):
+            continue  # temp files, locks
+        if entry.name.endswith(META_SUFFIX):
+            data = entry.with_name(entry.name[: -len(META_SUFFIX)])
+            if data.is_file():
+                found.add(data)
+        elif entry.suffix == ".db" and entry.is_file():
+            found.add(entry)
+    return list(found)
+
+
+def entry_for(path: Path) -> CatalogEntry:
+    size = path.stat().st_size
+    try:
+        info = read_meta(path)
+    except VerificationError as exc:
+        match = _NAME_TIMESTAMP.search(path.name)
+        timestamp = int(match[1]) if match else int(path.stat().st_mtime)
+        return CatalogEntry(path, size, timestamp, None, exc.message)
+    return CatalogEntry(path, size, info.timestamp, info)
+
+
+def list_backups(directory: Path, *, limit: int | None = None) -> list[CatalogEntry]:
+    """Backups in ``directory``, newest first; an absent directory holds none."""
+    if not directory.is_dir():
+        return []
+    entries = []
+    for path in _candidates(directory):
+        try:
+            entries.append(entry_for(path))
+        except FileNotFoundError:
+            continue  # removed by a concurrent cleanup while we listed
+    entries.sort(key=lambda e: e.sort_key, reverse=True)
+    return entries[:limit] if limit is not None else entries

@@ -1,0 +1,218 @@
+"""Settings: command-line flag > environment variable > JSON config file > default.
+
+The environment variables and the config file layout are those of the system
+description, plus DATABASE_PATH and a ``ledger`` section naming the tables that
+hold transactions and nodes. A bad value is a ConfigError naming the setting and
+where the value came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dagvault.errors import ConfigError
+
+EXPORT_FORMATS = ("sql", "json", "csv", "parquet")
+CONFIG_ENV = "DAGVAULT_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_path: Path = Path("./blockchain.db")
+    backup_dir: Path = Path("./backups")
+    # Hours between scheduled backups. Default: 24 (daily, the "production" preset).
+    interval_hours: int = 24
+    # Backups kept by cleanup when no --keep is given. Default: 30.
+    retention_count: int = 30
+    compression_enabled: bool = False
+    # Run cleanup (keep retention_count) after each scheduled backup. Default: on.
+    auto_cleanup: bool = True
+    export_dir: Path = Path("./exports")
+    default_export_format: str = "sql"
+    include_schema: bool = True
+    include_data: bool = True
+    create_pre_restore_backup: bool = True
+    restore_verify_checksum: bool = True
+    # A restore still running after this many seconds is rolled back. Default: 3600.
+    max_restore_time: int = 3600
+    transactions_table: str = "transactions"
+    nodes_table: str = "nodes"
+    # How long an operation waits for a writer's lock before giving up. Default: 30 s.
+    busy_timeout_seconds: float = 30.0
+
+
+def _positive_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("expected a positive integer")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError("expected a positive integer") from None
+    if value < 1 or (isinstance(raw, float) and raw != value):
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _positive_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a positive number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("expected a positive number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("expected a positive number")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _path(raw: Any) -> Path:
+    if not isinstance(raw, str | os.PathLike) or not str(raw).strip():
+        raise ValueError("expected a non-empty path")
+    return Path(raw).expanduser()
+
+
+def _export_format(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in EXPORT_FORMATS:
+        raise ValueError(f"expected one of {', '.join(EXPORT_FORMATS)}")
+    return text
+
+
+def _identifier(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("expected a table name")
+    return raw
+
+
+@dataclass(frozen=True)
+class _Spec:
+    env: str | None
+    file_key: tuple[str, str]
+    parse: Callable[[Any], Any]
+
+
+_SPECS: dict[str, _Spec] = {
+    "database_path": _Spec("DATABASE_PATH", ("database", "path"), _path),
+    "backup_dir": _Spec("BACKUP_DIR", ("backup", "directory"), _path),
+    "interval_hours": _Spec("BACKUP_INTERVAL_HOURS", ("backup", "interval_hours"), _positive_int),
+    "retention_count": _Spec(
+        "BACKUP_RETENTION_COUNT", ("backup", "retention_count"), _positive_int
+    ),
+    "compression_enabled": _Spec(
+        "BACKUP_COMPRESSION_ENABLED", ("backup", "compression_enabled"), _boolean
+    ),
+    "auto_cleanup": _Spec("BACKUP_AUTO_CLEANUP", ("backup", "auto_cleanup"), _boolean),
+    "export_dir": _Spec("EXPORT_DIR", ("export", "directory"), _path),
+    "default_export_format": _Spec(
+        "DEFAULT_EXPORT_FORMAT", ("export", "default_format"), _export_format
+    ),
+    "include_schema": _Spec(None, ("export", "include_schema"), _boolean),
+    "include_data": _Spec(None, ("export", "include_data"), _boolean),
+    "create_pre_restore_backup": _Spec(
+        "CREATE_PRE_RESTORE_BACKUP", ("restore", "create_pre_restore_backup"), _boolean
+    ),
+    "restore_verify_checksum": _Spec(
+        "RESTORE_VERIFY_CHECKSUM", ("restore", "verify_checksum"), _boolean
+    ),
+    "max_restore_time": _Spec(None, ("restore", "max_restore_time"), _positive_int),
+    "transactions_table": _Spec(None, ("ledger", "transactions_table"), _identifier),
+    "nodes_table": _Spec(None, ("ledger", "nodes_table"), _identifier),
+    "busy_timeout_seconds": _Spec(
+        "DAGVAULT_BUSY_TIMEOUT", ("database", "busy_timeout_seconds"), _positive_float
+    ),
+}
+
+_FILE_KEYS = {spec.file_key for spec in _SPECS.values()}
+
+
+def env_var(setting: str) -> str | None:
+    """The environment variable that sets ``setting``, if any (for help texts)."""
+    return _SPECS[setting].env
+
+
+def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist",
+            f"Create it, or unset {CONFIG_ENV} / drop --config to use the defaults.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"Config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
+            "Fix the JSON syntax (see the example in README.md).",
+        ) from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"Config file {path} must hold a JSON object")
+    values: dict[tuple[str, str], Any] = {}
+    for section, body in document.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"Config file {path}: section {section!r} must be an object")
+        for key, value in body.items():
+            if (section, key) not in _FILE_KEYS:
+                raise ConfigError(
+                    f"Config file {path}: unknown setting {section}.{key}",
+                    "Check the spelling against the settings table in README.md.",
+                )
+            values[(section, key)] = value
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting; ``overrides`` are the command-line flags (None = not given)."""
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(_SPECS)
+    if unknown:
+        raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
+    file_name = config_file if config_file is not None else environ.get(CONFIG_ENV)
+    file_values = _read_config_file(Path(file_name)) if file_name else {}
+
+    resolved: dict[str, Any] = {}
+    for field in fields(Settings):
+        spec = _SPECS[field.name]
+        if field.name in overrides:
+            raw, source = overrides[field.name], f"--{field.name.replace('_', '-')}"
+        elif spec.env and spec.env in environ:
+            raw, source = environ[spec.env], f"environment variable {spec.env}"
+        elif spec.file_key in file_values:
+            raw = file_values[spec.file_key]
+            source = f"{'.'.join(spec.file_key)} in {file_name}"
+        else:
+            continue
+        try:
+            resolved[field.name] = spec.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Invalid value {raw!r} for {source}: {exc}",
+                f"Set {source} to a valid value.",
+            ) from None
+    return Settings(**resolved)

@@ -1,0 +1,113 @@
+"""Durable file publication: temp → fsync → rename → fsync(dir).
+
+A file dagvault publishes is either absent or complete. Temp files are hidden
+(``.name.<pid>.tmp``) and carry the writer's pid, so a later run can tell a temp
+file of a crashed writer (remove it) from one that is still being written (leave it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from dagvault.errors import StorageError, storage_error
+
+_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(-journal|-wal|-shm)?$")
+
+
+def temp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> Path:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "creating directory", str(directory)) from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"Directory {directory} is not writable",
+            "Fix its permissions or choose another directory (--backup-dir / BACKUP_DIR).",
+        )
+    return directory
+
+
+def publish(temp: Path, final: Path, *, overwrite: bool = False) -> None:
+    """Move a fully written and fsynced ``temp`` to ``final`` and make the rename durable.
+
+    Without ``overwrite`` an existing ``final`` is never replaced: link(2) fails
+    atomically where a check-then-rename would race with another writer.
+    """
+    try:
+        if overwrite:
+            os.replace(temp, final)
+        else:
+            os.link(temp, final)
+            os.unlink(temp)
+        fsync_dir(final.parent)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise storage_error(exc, "publishing", str(final)) from exc
+
+
+def write_atomic(final: Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``final`` so that readers see the old file or the whole new one."""
+    temp = temp_path(final)
+    try:
+        with open(temp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(temp, final, overwrite=overwrite)
+    except OSError as exc:
+        raise storage_error(exc, "writing", str(final)) from exc
+    finally:
+        discard(temp)
+
+
+def discard(path: Path) -> None:
+    """Remove a temp file if it is still there; a missing file is not an error."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temp_files(directory: Path) -> Iterator[Path]:
+    """Temp files in ``directory`` left by writers that no longer run."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        match = _TEMP_RE.match(entry.name)
+        if match and not _pid_alive(int(match["pid"])):
+            yield entry
+
+
+def remove_stale_temp_files(directory: Path) -> list[Path]:
+    removed = []
+    for path in stale_temp_files(directory):
+        discard(path)
+        removed.append(path)
+    return removed

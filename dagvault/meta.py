@@ -1,0 +1,152 @@
+"""``BackupInfo`` and its ``.meta`` JSON sidecar (format version 1).
+
+The sidecar holds the description's BackupInfo fields at the top level, plus
+``format_version``, ``checksum_algorithm``, ``created_at`` and ``verification``.
+``metadata`` is a JSON object (description, row_counts, sqlite_version, page_size,
+page_count, duration_seconds, …); the description's map of strings is widened to
+JSON values so that row counts stay numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from dagvault.errors import VerificationError
+from dagvault.fsio import write_atomic
+
+FORMAT_VERSION = 1
+META_SUFFIX = ".meta"
+BACKUP_TYPES = ("Full", "Incremental", "Differential")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+VerificationStatus = Literal["unverified", "verified", "failed"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    status: VerificationStatus = "unverified"
+    checked_at: str | None = None
+    method: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    timestamp: int
+    backup_path: str
+    database_path: str
+    file_size: int
+    total_transactions: int
+    total_nodes: int
+    backup_type: str
+    compression_enabled: bool
+    checksum: str
+    metadata: dict[str, Any]
+    created_at: str
+    checksum_algorithm: str = "sha3-256"
+    format_version: int = FORMAT_VERSION
+    verification: Verification = field(default_factory=Verification)
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        return dict(self.metadata.get("row_counts", {}))
+
+    @property
+    def verified(self) -> bool:
+        return self.verification.status == "verified"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_verification(self, verification: Verification) -> BackupInfo:
+        return replace(self, verification=verification)
+
+
+def meta_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + META_SUFFIX)
+
+
+def write_meta(backup: Path, info: BackupInfo) -> None:
+    text = json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n"
+    write_atomic(meta_path(backup), text.encode())
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "timestamp": int,
+    "backup_path": str,
+    "database_path": str,
+    "file_size": int,
+    "total_transactions": int,
+    "total_nodes": int,
+    "backup_type": str,
+    "compression_enabled": bool,
+    "checksum": str,
+    "metadata": dict,
+    "created_at": str,
+}
+
+
+def read_meta(backup: Path) -> BackupInfo:
+    """Load and validate the sidecar of ``backup``; VerificationError says what is wrong."""
+    path = meta_path(backup)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VerificationError(
+            f"{backup}: metadata file {path.name} is missing",
+            "This file is not a complete dagvault backup; do not restore it. "
+            "Take a new backup with `dagvault backup`.",
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(
+            f"{backup}: metadata file {path.name} is unreadable: {exc}"
+        ) from None
+    if not isinstance(document, dict):
+        raise VerificationError(f"{backup}: metadata file {path.name} is not a JSON object")
+    problems = []
+    for key, kind in _REQUIRED.items():
+        value = document.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"field {key!r} is missing or not of type {kind.__name__}")
+    if not problems:
+        if document["format_version"] > FORMAT_VERSION:
+            problems.append(
+                f"format_version {document['format_version']} is newer than this dagvault "
+                f"understands ({FORMAT_VERSION}); upgrade dagvault"
+            )
+        if not _HEX64.match(document["checksum"]):
+            problems.append("field 'checksum' is not a SHA3-256 hex digest")
+        if document["backup_type"] not in BACKUP_TYPES:
+            problems.append(f"field 'backup_type' is {document['backup_type']!r}")
+        if document.get("checksum_algorithm", "sha3-256") != "sha3-256":
+            problems.append(f"unsupported checksum_algorithm {document['checksum_algorithm']!r}")
+        for name in ("file_size", "total_transactions", "total_nodes"):
+            if document[name] < 0:
+                problems.append(f"field {name!r} is negative")
+        counts = document["metadata"].get("row_counts", {})
+        if not isinstance(counts, dict) or not all(
+            isinstance(v, int) and v >= 0 for v in counts.values()
+        ):
+            problems.append("metadata.row_counts is not a map of table names to counts")
+    if problems:
+        raise VerificationError(
+            f"{backup}: invalid metadata in {path.name}: {'; '.join(problems)}",
+            "Do not restore this backup; take a new one with `dagvault backup`.",
+            problems=problems,
+        )
+    raw_verification = document.get("verification") or {}
+    verification = Verification(
+        status=raw_verification.get("status", "unverified"),
+        checked_at=raw_verification.get("checked_at"),
+        method=raw_verification.get("method"),
+        problems=list(raw_verification.get("problems", [])),
+    )
+    known = {f for f in BackupInfo.__dataclass_fields__ if f != "verification"}
+    return BackupInfo(
+        **{k: v for k, v in document.items() if k in known}, verification=verification
+    )

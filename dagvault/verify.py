@@ -1,0 +1,158 @@
+"""Backup verification: checksum, metadata, SQLite integrity and row counts.
+
+A backup is verified only if every check holds. The outcome is recorded in the
+sidecar's ``verification`` field, which retention reads to find the newest
+verified backup.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagvault import events, lock
+from dagvault.catalog import list_backups
+from dagvault.checksum import sha3_256_file
+from dagvault.db import open_database, row_counts
+from dagvault.errors import BackupNotFound, DagvaultError, VerificationError
+from dagvault.meta import BackupInfo, Verification, read_meta, write_meta
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    checks: dict[str, str] = field(default_factory=dict)  # check -> "ok" | "skipped" | reason
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: BackupInfo | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def fail(self, check: str, reason: str) -> None:
+        self.checks[check] = f"failed: {reason}"
+        self.problems.append(f"{check}: {reason}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backup_path": str(self.path),
+            "valid": self.ok,
+            "checks": self.checks,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "checksum": self.info.checksum if self.info else None,
+            "total_transactions": self.info.total_transactions if self.info else None,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def _check_database(path: Path, info: BackupInfo, report: VerifyReport, quick: bool) -> None:
+    method = "quick_check" if quick else "integrity_check"
+    try:
+        conn = open_database(path, mode="ro", what="backup")
+    except DagvaultError as exc:
+        report.fail("sqlite", exc.message)
+        return
+    try:
+        result = [row[0] for row in conn.execute(f"PRAGMA {method}")]
+        if result == ["ok"]:
+            report.checks[method] = "ok"
+        else:
+            report.fail(method, "; ".join(result[:5]))
+            return
+        counts = row_counts(conn)
+    except sqlite3.DatabaseError as exc:
+        report.fail(method, str(exc))
+        return
+    finally:
+        conn.close()
+    expected = info.row_counts
+    if counts == expected:
+        report.checks["row_counts"] = "ok"
+    else:
+        diffs = [
+            f"{t}: expected {expected.get(t)}, found {counts.get(t)}"
+            for t in sorted(set(counts) | set(expected))
+            if counts.get(t) != expected.get(t)
+        ]
+        report.fail("row_counts", "; ".join(diffs))
+
+
+def verify_file(path: Path, *, quick: bool = False, checksum: bool = True) -> VerifyReport:
+    """Run every check on one backup; never raises for a bad backup, only reports it."""
+    started = time.monotonic()
+    report = VerifyReport(path)
+    if not path.is_file():
+        raise BackupNotFound(
+            f"Backup {path} does not exist",
+            "List the available backups with `dagvault list`.",
+        )
+    try:
+        info = read_meta(path)
+    except VerificationError as exc:
+        report.fail("metadata", exc.message)
+        report.duration_seconds = time.monotonic() - started
+        events.integrity_failed(path, exc.message)
+        return report
+    report.info = info
+    report.checks["metadata"] = "ok"
+    size = path.stat().st_size
+    if size != info.file_size:
+        report.fail("file_size", f"expected {info.file_size} bytes, found {size}")
+    if checksum:
+        actual = sha3_256_file(path)
+        if actual == info.checksum:
+            report.checks["checksum"] = "ok"
+        else:
+            report.fail("checksum", f"SHA3-256 is {actual}, metadata says {info.checksum}")
+    else:
+        report.checks["checksum"] = "skipped"
+        report.warnings.append("checksum not verified (RESTORE_VERIFY_CHECKSUM=false)")
+    if report.ok:
+        _check_database(path, info, report, quick)
+    report.duration_seconds = time.monotonic() - started
+    if not report.ok:
+        events.integrity_failed(path, "; ".join(report.problems))
+    return report
+
+
+def record(report: VerifyReport, method: str) -> None:
+    """Store the outcome in the sidecar; a read-only backup directory only gets a warning."""
+    if report.info is None:
+        return
+    verification = Verification(
+        status="verified" if report.ok else "failed",
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        method=method,
+        problems=report.problems,
+    )
+    try:
+        write_meta(report.path, report.info.with_verification(verification))
+        report.info = report.info.with_verification(verification)
+    except DagvaultError as exc:
+        report.warnings.append(f"verification result not recorded: {exc.message}")
+
+
+def verify_backup(path: Path, *, quick: bool = False, checksum: bool = True) -> VerifyReport:
+    """Verify one backup and record the outcome in its sidecar."""
+    with lock.hold(path.parent, "verify", shared=True):
+        report = verify_file(path, quick=quick, checksum=checksum)
+        record(report, "quick_check" if quick else "integrity_check")
+    return report
+
+
+def verify_all(directory: Path, *, quick: bool = False) -> list[VerifyReport]:
+    """Verify every backup in ``directory``; an empty directory is an error (nothing to trust)."""
+    entries = list_backups(directory)
+    if not entries:
+        raise BackupNotFound(
+            f"No backups found in {directory}",
+            "Check --backup-dir / BACKUP_DIR, or take one with `dagvault backup`.",
+        )
+    return [verify_backup(entry.path, quick=quick) for entry in entries]
