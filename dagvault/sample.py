@@ -170,9 +170,7 @@ def _tx_hash(
     return hashlib.sha3_256(encoded).hexdigest()
 
 
-def _make_accounts(seed: int) -> _Accounts:
-    # Seeded only by ``seed`` so an append run recreates the same account pool.
-    rng = random.Random(seed)
+def _make_accounts(rng: random.Random) -> _Accounts:
     public_keys = [rng.randbytes(PUBLIC_KEY_SIZE) for _ in range(ACCOUNT_COUNT)]
     # Address = tail of the key hash, like Ethereum-style addresses.
     addresses = ["0x" + hashlib.sha3_256(key).hexdigest()[-40:] for key in public_keys]
@@ -385,7 +383,10 @@ def create_sample_ledger(
         raise ValueError(f"nodes must be >= 1, got {nodes}")
     target = Path(path)
     started = time.perf_counter()
-    accounts = _make_accounts(seed)
+    # The account pool is the first thing drawn from ``Random(seed)``, so an append run with
+    # the same seed recreates exactly the accounts (and nonce owners) of the original ledger.
+    rng = random.Random(seed)
+    accounts = _make_accounts(rng)
 
     if append:
         if not target.is_file():
@@ -410,7 +411,6 @@ def create_sample_ledger(
                 # same signatures and payloads.
                 rng = random.Random(f"dagvault-sample-append:{seed}:{chain.next_id}")
             else:
-                rng = random.Random(seed)
                 conn.execute("BEGIN")
                 for statement in SCHEMA:
                     conn.execute(statement)

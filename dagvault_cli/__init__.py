@@ -1,0 +1,1 @@
+"""The ``dagvault`` command line: validates arguments, starts Prefect flows, prints results."""

@@ -183,8 +183,13 @@ def test_row_shapes(ledger: tuple[Path, SampleStats]) -> None:
         validators = {
             row[0] for row in conn.execute("SELECT node_id FROM nodes WHERE is_validator")
         }
-        key_sizes = {row[0] for row in conn.execute("SELECT length(public_key) FROM nodes")}
-    assert key_sizes == {1312}
+        node_keys = {row[0] for row in conn.execute("SELECT public_key FROM nodes")}
+        account_keys = {row[0] for row in conn.execute("SELECT public_key FROM transactions")}
+        signatures = {row[0] for row in conn.execute("SELECT signature FROM transactions")}
+    assert {len(key) for key in node_keys} == {1312}
+    # Independent random streams: no key reuse between nodes and accounts, no repeated signature.
+    assert not node_keys & account_keys
+    assert len(signatures) == len(rows)
     for sender, receiver, amount, fee, sig_len, key_len, payload_len, validator in rows:
         assert sender != receiver
         assert sender.startswith("0x") and len(sender) == 42

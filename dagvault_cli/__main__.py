@@ -1,0 +1,5 @@
+import sys
+
+from dagvault_cli.main import main
+
+sys.exit(main())

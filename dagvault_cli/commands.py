@@ -1,0 +1,231 @@
+"""One function per subcommand: validate cheaply, run the flow, print the result."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from dagvault import db
+from dagvault.backup import validate_name
+from dagvault.catalog import list_backups
+from dagvault.config import Settings, load_settings
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
+from dagvault_cli.runner import run_flow
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(overrides, config_file=args.config)
+
+
+def _when(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "never"
+
+
+def backup(args: argparse.Namespace) -> int:
+    settings = _settings(args, database_path=args.db, backup_dir=args.backup_dir)
+    if args.name is not None:
+        validate_name(args.name)
+    db.require_file(settings.database_path)  # fail fast, before a flow run starts
+    with progress_bar(not args.json):
+        info = run_flow(
+            "backup",
+            database_path=args.db,
+            backup_dir=args.backup_dir,
+            name=args.name,
+            description=args.description,
+            verify_after=not args.no_verify,
+            config_file=args.config,
+        )
+    if args.json:
+        emit_json(info)
+    else:
+        print(f"📦 Backup created: {info['backup_path']}")
+        print(
+            f"   size {human_bytes(info['file_size'])}, {info['total_transactions']} "
+            f"transactions, {info['total_nodes']} nodes, "
+            f"verification: {info['verification']['status']}"
+        )
+        print(f"   SHA3-256 {info['checksum']}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    if args.all == (args.backup is not None):
+        raise ConfigError(
+            "Name one backup to verify, or pass --all", "dagvault verify BACKUP | --all"
+        )
+    if args.backup is not None and not Path(args.backup).is_file():
+        raise BackupNotFound(
+            f"Backup {args.backup} does not exist", "List the backups with `dagvault list`."
+        )
+    _settings(args, backup_dir=args.backup_dir)
+    reports: list[dict[str, Any]] = []
+    failure: DagvaultError | None = None
+    try:
+        reports = run_flow(
+            "verify",
+            backup_path=args.backup,
+            all_backups=args.all,
+            backup_dir=args.backup_dir,
+            quick=args.quick,
+            config_file=args.config,
+        )
+    except DagvaultError as exc:
+        failure = exc
+    if args.json:
+        emit_json(
+            {
+                "valid": failure is None,
+                "reports": reports,
+                "error": failure.message if failure else None,
+            }
+        )
+    elif reports:
+        rows = [
+            (
+                r["backup_path"],
+                "valid" if r["valid"] else "INVALID",
+                "; ".join(r["problems"]) or "-",
+            )
+            for r in reports
+        ]
+        print(table(rows, ["backup", "result", "problems"]))
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    settings = _settings(args, backup_dir=args.backup_dir)
+    entries = list_backups(settings.backup_dir, limit=args.limit)
+    if args.json:
+        emit_json([e.to_json() for e in entries])
+        return 0
+    if not entries:
+        print(f"No backups in {settings.backup_dir}")
+        return 0
+    rows = [
+        (
+            _when(e.timestamp),
+            e.path.name,
+            e.info.backup_type if e.info else "?",
+            human_bytes(e.file_size),
+            e.info.total_transactions if e.info else "?",
+            e.info.verification.status if e.info else f"NO METADATA ({e.problem})",
+        )
+        for e in entries
+    ]
+    print(table(rows, ["created", "backup", "type", "size", "transactions", "verification"]))
+    return 0
+
+
+def cleanup(args: argparse.Namespace) -> int:
+    _settings(args, backup_dir=args.backup_dir, retention_count=args.keep)
+    result = run_flow(
+        "cleanup",
+        keep=args.keep,
+        dry_run=args.dry_run,
+        backup_dir=args.backup_dir,
+        config_file=args.config,
+    )
+    if args.json:
+        emit_json(result)
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result["decisions"]]
+    if rows:
+        print(table(rows, ["backup", "plan", "reason"]))
+    print(
+        f"🧹 {verb} {result['removed_backups']} backups "
+        f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
+        if not args.dry_run
+        else f"Dry run: {verb} {result['removed_backups']} backups, "
+        f"{human_bytes(result['bytes_freed'])} would be freed"
+    )
+    return 0
+
+
+def schedule(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args, database_path=args.db, backup_dir=args.backup_dir, interval_hours=args.interval_hours
+    )
+    if args.run_if_due:
+        db.require_file(settings.database_path)
+    with progress_bar(not args.json):
+        outcome = run_flow(
+            "schedule",
+            database_path=args.db,
+            backup_dir=args.backup_dir,
+            interval_hours=args.interval_hours,
+            run_if_due=args.run_if_due,
+            config_file=args.config,
+        )
+    if args.json:
+        emit_json(outcome)
+        return 0
+    plan = outcome["schedule"]
+    if outcome["backup"]:
+        print(f"📦 Backup created: {outcome['backup']['backup_path']}")
+    print(f"last backup : {_when(plan['last_backup'])}")
+    print(f"next backup : {_when(plan['next_backup'])} (every {plan['interval_hours']} h)")
+    print(f"due now     : {'yes' if plan['is_due'] else 'no'}")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"database_path": args.db}
+    if args.no_pre_restore_backup:
+        overrides["create_pre_restore_backup"] = False
+    settings = _settings(args, **overrides)
+    if not Path(args.backup).is_file():
+        raise BackupNotFound(
+            f"Backup {args.backup} does not exist", "List the backups with `dagvault list`."
+        )
+    with progress_bar(not args.json):
+        result = run_flow(
+            "restore",
+            backup_path=args.backup,
+            database_path=str(settings.database_path),
+            pre_restore_backup=settings.create_pre_restore_backup,
+            verify_first=not args.no_verify,
+            config_file=args.config,
+        )
+    if args.json:
+        emit_json(result)
+        return 0
+    print(f"✅ Database {result['database_path']} restored from {args.backup}")
+    print(
+        f"   {result['backup_info']['total_transactions']} transactions, "
+        f"{result['duration_seconds']} s"
+    )
+    if result["pre_restore_backup"]:
+        print(f"   pre-restore backup: {result['pre_restore_backup']}")
+    for warning in result["warnings"]:
+        print(f"   warning: {warning}")
+    return 0
+
+
+def sample_ledger(args: argparse.Namespace) -> int:
+    from dagvault.sample import create_sample_ledger
+
+    try:
+        stats = create_sample_ledger(
+            args.path, args.transactions, seed=args.seed, nodes=args.nodes, append=args.append
+        )
+    except FileExistsError:
+        raise ConfigError(
+            f"{args.path} already exists", "Pass --append to add transactions, or pick a new path."
+        ) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"Cannot append to {args.path}: {exc}") from None
+    if args.json:
+        emit_json(stats.__dict__)
+    else:
+        print(
+            f"Sample ledger {stats.path}: {stats.transactions} transactions, {stats.nodes} "
+            f"nodes, {human_bytes(stats.file_size)} in {stats.seconds:.1f} s"
+        )
+    return 0

@@ -1,0 +1,161 @@
+"""dagvault — backup, recovery and export of a DAG ledger's SQLite database.
+
+Every operation that changes something runs as a Prefect flow, so ad-hoc runs appear
+in the run history next to scheduled ones. Set PREFECT_API_URL to a running Prefect
+server (`prefect server start`) to see them in its UI; without it, Prefect starts a
+temporary local server for the run (adds about 10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
+from dagvault_cli import commands
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}", f"See `{self.prog} --help`.")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="JSON config file (or DAGVAULT_CONFIG)")
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    parser = _Parser(
+        prog="dagvault",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str, example: str):  # type: ignore[no-untyped-def]
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=f"{help_text}\n\nexample:\n  {example}",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    db_help = "the ledger database (DATABASE_PATH, default ./blockchain.db)"
+    dir_help = "the backup directory (BACKUP_DIR, default ./backups)"
+
+    p = command(
+        "backup",
+        commands.backup,
+        "Take a consistent full backup of the live database, then verify it.",
+        "dagvault backup --db ./blockchain.db --backup-dir ./backups --description 'weekly'",
+    )
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--name", help="file name prefix (default: the database file's stem)")
+    p.add_argument("--description", default="", help="free text stored in the .meta file")
+    p.add_argument("--no-verify", action="store_true", help="skip the integrity check after")
+
+    p = command(
+        "verify",
+        commands.verify,
+        "Verify backups: SHA3-256 checksum, metadata, PRAGMA integrity_check, row counts.",
+        "dagvault verify --all --backup-dir ./backups",
+    )
+    p.add_argument("backup", nargs="?", help="the backup file to verify")
+    p.add_argument("--all", action="store_true", help="verify every backup of the directory")
+    p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--quick", action="store_true", help="PRAGMA quick_check (faster, O(N))")
+
+    p = command(
+        "list",
+        commands.list_,
+        "List backups, newest first; files without metadata are flagged.",
+        "dagvault list --limit 10 --json",
+    )
+    p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--limit", type=_positive_int, help="show at most N backups")
+
+    p = command(
+        "cleanup",
+        commands.cleanup,
+        "Remove all but the newest N backups (never the newest verified one).",
+        "dagvault cleanup --keep 7 --dry-run",
+    )
+    p.add_argument("--keep", type=_positive_int, help="backups to keep (BACKUP_RETENTION_COUNT)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
+    p.add_argument("--backup-dir", help=dir_help)
+
+    p = command(
+        "schedule",
+        commands.schedule,
+        "Show when the next backup is due; with --run-if-due, take it when due.",
+        "dagvault schedule --interval-hours 24 --run-if-due",
+    )
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--interval-hours", type=_positive_int, help="BACKUP_INTERVAL_HOURS")
+    p.add_argument("--run-if-due", action="store_true", help="take the backup if it is due")
+
+    p = command(
+        "restore",
+        commands.restore,
+        "Restore a backup into the database: verify, pre-restore backup, atomic copy, check.",
+        "dagvault restore ./backups/blockchain_1704067200.db --db ./blockchain.db",
+    )
+    p.add_argument("backup", help="the backup file to restore")
+    p.add_argument("--db", help=db_help + "; may be a new file")
+    p.add_argument(
+        "--no-pre-restore-backup",
+        action="store_true",
+        help="do not keep a copy of the current database (CREATE_PRE_RESTORE_BACKUP)",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip verifying the backup first")
+
+    p = command(
+        "sample-ledger",
+        commands.sample_ledger,
+        "Write a realistic WAL-mode sample ledger of a post-quantum DAG chain.",
+        "dagvault sample-ledger ./blockchain.db --transactions 200000 --seed 7",
+    )
+    p.add_argument("path", help="the database file to create")
+    p.add_argument("--transactions", type=_positive_int, required=True)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--nodes", type=_positive_int, default=64)
+    p.add_argument("--append", action="store_true", help="add transactions to an existing one")
+    return parser
+
+
+def _report(exc: DagvaultError) -> int:
+    print(f"Error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"Try: {exc.hint}", file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except DagvaultError as exc:
+        return _report(exc)
+    except KeyboardInterrupt:
+        print("Interrupted; nothing half-written is left behind.", file=sys.stderr)
+        return 130

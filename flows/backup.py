@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from dagvault.errors import VerificationError
+from flows._settings import ledger_profile, resolve
+from tasks.backup import full_backup
+from tasks.verify import verify
+
+
+@flow(name="dagvault-backup")
+def backup_flow(
+    database_path: str | None = None,
+    backup_dir: str | None = None,
+    name: str | None = None,
+    description: str = "",
+    verify_after: bool = True,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Full backup of the ledger, then a full verification of what was written.
+
+    A backup that fails verification fails the run (it stays on disk, marked failed,
+    and is never counted as the newest verified backup).
+    """
+    settings = resolve(config_file, database_path=database_path, backup_dir=backup_dir)
+    info = full_backup(
+        str(settings.database_path),
+        str(settings.backup_dir),
+        name,
+        description,
+        ledger_profile(settings),
+        settings.busy_timeout_seconds,
+        settings.compression_enabled,
+    )
+    if verify_after:
+        report = verify(info["backup_path"])
+        info["verification"] = {"status": "verified" if report["valid"] else "failed"}
+        if not report["valid"]:
+            raise VerificationError(
+                f"Backup {info['backup_path']} failed verification right after it was "
+                f"written: {'; '.join(report['problems'])}",
+                "Check the disk holding the backup directory, then take a new backup.",
+                problems=report["problems"],
+            )
+    return info

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows._settings import resolve
+from tasks.cleanup import cleanup
+
+
+@flow(name="dagvault-cleanup")
+def cleanup_flow(
+    keep: int | None = None,
+    dry_run: bool = False,
+    backup_dir: str | None = None,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Keep the newest ``keep`` backups (default BACKUP_RETENTION_COUNT) and the newest
+    verified one; remove the data and metadata of the rest."""
+    settings = resolve(config_file, backup_dir=backup_dir, retention_count=keep)
+    return cleanup(str(settings.backup_dir), settings.retention_count, dry_run)

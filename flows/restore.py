@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows._settings import ledger_profile, resolve
+from tasks.restore import restore
+
+
+@flow(name="dagvault-restore")
+def restore_flow(
+    backup_path: str,
+    database_path: str | None = None,
+    pre_restore_backup: bool | None = None,
+    verify_first: bool = True,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Restore a backup into the live database (or a new file): verify first, take a
+    pre-restore backup, copy atomically, check the result (the description's RestoreResult)."""
+    settings = resolve(
+        config_file,
+        database_path=database_path,
+        create_pre_restore_backup=pre_restore_backup,
+    )
+    return restore(
+        backup_path,
+        str(settings.database_path),
+        settings.create_pre_restore_backup,
+        verify_first,
+        settings.restore_verify_checksum,
+        ledger_profile(settings),
+        settings.busy_timeout_seconds,
+        settings.max_restore_time,
+    )

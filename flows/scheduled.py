@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows._settings import resolve
+from flows.backup import backup_flow
+from tasks.cleanup import cleanup
+from tasks.schedule import check_schedule
+
+
+@flow(name="dagvault-scheduled-backup")
+def scheduled_backup_flow(
+    database_path: str | None = None,
+    backup_dir: str | None = None,
+    interval_hours: int | None = None,
+    run_if_due: bool = True,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """The description's ``schedule_backup``: back up when the interval has passed since
+    the last usable backup, then (backup.auto_cleanup) apply the retention count."""
+    settings = resolve(
+        config_file,
+        database_path=database_path,
+        backup_dir=backup_dir,
+        interval_hours=interval_hours,
+    )
+    schedule = check_schedule(
+        str(settings.database_path), str(settings.backup_dir), settings.interval_hours
+    )
+    outcome: dict[str, Any] = {"schedule": schedule, "backup": None, "cleanup": None}
+    if schedule["is_due"] and run_if_due:
+        outcome["backup"] = backup_flow(
+            database_path=str(settings.database_path),
+            backup_dir=str(settings.backup_dir),
+            config_file=config_file,
+        )
+        if settings.auto_cleanup:
+            outcome["cleanup"] = cleanup(str(settings.backup_dir), settings.retention_count, False)
+        outcome["schedule"] = check_schedule(
+            str(settings.database_path), str(settings.backup_dir), settings.interval_hours
+        )
+    return outcome

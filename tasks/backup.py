@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.backup import create_backup
+from dagvault.ledger import LedgerProfile
+from tasks._runtime import artifact_key, task_options
+
+
+@task(**task_options())
+def full_backup(
+    database_path: str,
+    backup_dir: str,
+    name: str | None,
+    description: str,
+    profile: LedgerProfile,
+    busy_timeout: float,
+    compression: bool,
+) -> dict[str, Any]:
+    """Take a consistent full backup with its SHA3-256 and .meta sidecar."""
+    info = create_backup(
+        Path(database_path),
+        Path(backup_dir),
+        name=name,
+        description=description,
+        profile=profile,
+        busy_timeout=busy_timeout,
+        compression=compression,
+    )
+    create_table_artifact(
+        key=artifact_key("backup", Path(database_path).stem),
+        table=[
+            {"field": k, "value": str(v)}
+            for k, v in {
+                "backup_path": info.backup_path,
+                "backup_type": info.backup_type,
+                "file_size": info.file_size,
+                "checksum (SHA3-256)": info.checksum,
+                "total_transactions": info.total_transactions,
+                "total_nodes": info.total_nodes,
+                "duration_seconds": info.metadata["duration_seconds"],
+                "row_counts": info.row_counts,
+            }.items()
+        ],
+        description=f"Full backup of {database_path}",
+    )
+    return info.to_json()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.retention import cleanup_old_backups
+from tasks._runtime import artifact_key, task_options
+
+
+@task(**task_options())
+def cleanup(backup_dir: str, keep: int, dry_run: bool) -> dict[str, Any]:
+    """Remove all but the newest ``keep`` backups (never the newest verified one)."""
+    result = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run).to_json()
+    create_table_artifact(
+        key=artifact_key("cleanup", Path(backup_dir).name),
+        table=[
+            {
+                "backup": Path(d["backup_path"]).name,
+                "action": d["action"] if not dry_run else f"would {d['action']}",
+                "reason": d["reason"],
+            }
+            for d in result["decisions"]
+        ],
+        description=(
+            f"{'Dry run: would free' if dry_run else 'Freed'} {result['bytes_freed']} bytes, "
+            f"{result['files_removed']} files removed, {result['kept']} backups kept"
+        ),
+    )
+    return result

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.ledger import LedgerProfile
+from dagvault.restore import restore_backup
+from tasks._runtime import artifact_key, task_options
+
+
+@task(**task_options())
+def restore(
+    backup_path: str,
+    database_path: str,
+    pre_restore_backup: bool,
+    verify: bool,
+    verify_checksum: bool,
+    profile: LedgerProfile,
+    busy_timeout: float,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Verify, take a pre-restore backup, restore atomically, check the result."""
+    result = restore_backup(
+        Path(backup_path),
+        Path(database_path),
+        pre_restore_backup=pre_restore_backup,
+        verify=verify,
+        verify_checksum=verify_checksum,
+        profile=profile,
+        busy_timeout=busy_timeout,
+        max_seconds=max_seconds,
+    )
+    create_table_artifact(
+        key=artifact_key("restore", Path(database_path).stem),
+        table=[
+            {"field": "backup_path", "value": backup_path},
+            {"field": "database_path", "value": database_path},
+            {"field": "checksum (SHA3-256)", "value": result.backup_info.checksum},
+            {"field": "total_transactions", "value": result.backup_info.total_transactions},
+            {"field": "pre_restore_backup", "value": result.pre_restore_backup or "-"},
+            {"field": "warnings", "value": "; ".join(result.warnings) or "-"},
+            {"field": "duration_seconds", "value": round(result.duration_seconds, 3)},
+        ],
+        description=f"Restore of {database_path}",
+    )
+    return result.to_json()

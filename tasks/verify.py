@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.verify import verify_backup
+from tasks._runtime import task_options
+
+
+@task(**task_options())
+def verify(backup_path: str, quick: bool = False, checksum: bool = True) -> dict[str, Any]:
+    """Verify one backup (checksum, metadata, integrity, row counts); report, never raise
+    for a bad backup: the flow decides what a failure means."""
+    return verify_backup(Path(backup_path), quick=quick, checksum=checksum).to_json()
+
+
+def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> None:
+    create_table_artifact(
+        key=key,
+        table=[
+            {
+                "backup": Path(r["backup_path"]).name,
+                "valid": r["valid"],
+                "problems": "; ".join(r["problems"]) or "-",
+                "duration_seconds": r["duration_seconds"],
+            }
+            for r in reports
+        ],
+        description=f"{sum(r['valid'] for r in reports)} of {len(reports)} backups valid",
+    )

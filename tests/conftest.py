@@ -1,0 +1,85 @@
+"""Shared fixtures: real SQLite files in tmp_path, one real Prefect server per session.
+
+Prefect and GX must never touch the developer's own home, server or analytics, so
+the environment is fixed here, before anything imports Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="dagvault-test-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+for _name in (
+    "PREFECT_API_URL",
+    "DAGVAULT_CONFIG",
+    "DATABASE_PATH",
+    "BACKUP_DIR",
+    "BACKUP_INTERVAL_HOURS",
+    "BACKUP_RETENTION_COUNT",
+    "BACKUP_COMPRESSION_ENABLED",
+    "BACKUP_AUTO_CLEANUP",
+    "EXPORT_DIR",
+    "DEFAULT_EXPORT_FORMAT",
+    "CREATE_PRE_RESTORE_BACKUP",
+    "RESTORE_VERIFY_CHECKSUM",
+    "DAGVAULT_BUSY_TIMEOUT",
+):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """A real Prefect server (prefect_test_harness) shared by flow and CLI tests."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        assert url
+        yield url
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A small WAL-mode sample ledger (300 transactions, 16 nodes)."""
+    from dagvault.sample import create_sample_ledger
+
+    path = tmp_path / "blockchain.db"
+    create_sample_ledger(path, 300, seed=7, nodes=16)
+    return path
+
+
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(prefect_api_url: str, tmp_path: Path) -> CliRunner:
+    """Run the real `dagvault` command in a subprocess against the test Prefect server."""
+
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "PREFECT_API_URL": prefect_api_url, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "dagvault_cli", *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
