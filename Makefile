@@ -20,7 +20,10 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 setup: $(VENV)/.synced
 
+# The demo keeps its Prefect run history in .demo/prefect unless you point it elsewhere.
 demo: setup
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/.demo/prefect} \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false \
 	$(VENV)/bin/python -m flows.demo
 
 lint: setup
