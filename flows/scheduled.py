@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.artifacts import create_table_artifact
 
 from flows._settings import resolve
 from flows.backup import backup_flow
+from tasks._runtime import artifact_key
 from tasks.cleanup import cleanup
 from tasks.schedule import check_schedule
 
@@ -41,4 +43,14 @@ def scheduled_backup_flow(
         outcome["schedule"] = check_schedule(
             str(settings.database_path), str(settings.backup_dir), settings.interval_hours
         )
+    create_table_artifact(
+        key=artifact_key("schedule", settings.database_path.stem),
+        table=[
+            {"field": "backup taken", "value": outcome["backup"]["backup_path"]}
+            if outcome["backup"]
+            else {"field": "backup taken", "value": "no (not due)" if run_if_due else "no"},
+            *({"field": k, "value": str(v)} for k, v in outcome["schedule"].items()),
+        ],
+        description=f"Backup schedule of {settings.database_path}",
+    )
     return outcome
