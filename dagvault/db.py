@@ -39,14 +39,27 @@ def require_file(path: Path, what: str = "database") -> None:
 
 
 def open_database(
-    path: Path, *, mode: str = "rw", busy_timeout: float = 30.0, what: str = "database"
+    path: Path,
+    *,
+    mode: str = "rw",
+    busy_timeout: float = 30.0,
+    what: str = "database",
+    check_same_thread: bool = True,
 ) -> sqlite3.Connection:
-    """Open an existing SQLite file (``mode`` rw, ro or rwc) and prove it is SQLite."""
+    """Open an existing SQLite file (``mode`` rw, ro or rwc) and prove it is SQLite.
+
+    ``check_same_thread=False`` is for a connection handed to one other thread at a
+    time (DuckDB pulls Arrow batches from its own threads); SQLite is built serialized.
+    """
     if mode != "rwc" or path.exists():
         require_file(path, what)
     try:
         conn = sqlite3.connect(
-            _uri(path, mode), uri=True, timeout=busy_timeout, isolation_level=None
+            _uri(path, mode),
+            uri=True,
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
         )
     except sqlite3.OperationalError as exc:
         raise translate(exc, f"opening {what} {path}") from exc

@@ -7,6 +7,8 @@
     │   ├── NotASQLiteDatabase
     │   └── BackupNotFound
     ├── VerificationError         4  a backup failed verification; it must not be restored
+    │   ├── InvalidDump                an SQL dump is malformed or truncated
+    │   └── ExportMismatch             exported row counts differ from the snapshot
     ├── BusyError                 5  retryable: the database or dagvault lock is held
     │   ├── OperationInProgress       another dagvault backup/restore/cleanup of this database
     │   └── DatabaseLocked            SQLite stayed busy past the timeout
@@ -63,6 +65,14 @@ class VerificationError(DagvaultError):
     def __init__(self, message: str, hint: str = "", *, problems: list[str] | None = None) -> None:
         super().__init__(message, hint)
         self.problems = problems or [message]
+
+
+class InvalidDump(VerificationError):
+    pass
+
+
+class ExportMismatch(VerificationError):
+    pass
 
 
 class BusyError(DagvaultError):

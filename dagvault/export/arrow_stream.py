@@ -1,0 +1,126 @@
+"""SQLite tables as streams of Arrow record batches (memory flat in table size).
+
+SQLite types values, not columns, so each column's Arrow type comes from the
+storage classes it actually holds (one aggregate scan per table, which reads
+record headers, not blob contents): integer → int64, real (or integer and real)
+→ float64, text → string, blob → binary; a column mixing text or blobs with
+other classes becomes string (numbers as their SQL text, blobs as hex) and is
+flagged in the manifest. An all-NULL column takes its declared affinity.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from dagvault.db import quote_identifier
+
+# Rows per record batch; a ledger row carries ~4 KB of signature and key, so a
+# batch is ~40 MB: large enough for DuckDB to work efficiently, small enough
+# that peak memory stays far below the 500 MB budget.
+BATCH_ROWS = 4096
+
+_BY_CLASSES: dict[frozenset[str], pa.DataType] = {
+    frozenset({"integer"}): pa.int64(),
+    frozenset({"real"}): pa.float64(),
+    frozenset({"integer", "real"}): pa.float64(),
+    frozenset({"text"}): pa.string(),
+    frozenset({"blob"}): pa.binary(),
+}
+
+
+def _affinity_type(declared: str) -> pa.DataType:
+    # SQLite's affinity rules (https://sqlite.org/datatype3.html, section 3.1).
+    upper = declared.upper()
+    if "INT" in upper:
+        return pa.int64()
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return pa.string()
+    if "BLOB" in upper or not upper:
+        return pa.binary()
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return pa.float64()
+    return pa.string()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    declared_type: str
+    arrow_type: pa.DataType
+    storage_classes: tuple[str, ...]
+
+    @property
+    def coerced(self) -> bool:
+        return frozenset(self.storage_classes) not in _BY_CLASSES and bool(self.storage_classes)
+
+
+def table_columns(conn: sqlite3.Connection, table: str) -> list[Column]:
+    info = conn.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
+    names = [row[1] for row in info]
+    if not names:
+        return []
+    probes = ", ".join(f"group_concat(DISTINCT typeof({quote_identifier(n)}))" for n in names)
+    observed = conn.execute(f"SELECT {probes} FROM {quote_identifier(table)}").fetchone()
+    columns = []
+    for row, classes_text in zip(info, observed, strict=True):
+        classes = tuple(sorted(c for c in (classes_text or "").split(",") if c and c != "null"))
+        if not classes:
+            arrow_type = _affinity_type(row[2] or "")
+        else:
+            arrow_type = _BY_CLASSES.get(frozenset(classes), pa.string())
+        columns.append(Column(row[1], row[2] or "", arrow_type, classes))
+    return columns
+
+
+def _to_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _converter(column: Column) -> Callable[[tuple[object, ...]], pa.Array]:
+    if column.coerced:
+        return lambda values: pa.array([_to_text(v) for v in values], type=pa.string())
+    if pa.types.is_floating(column.arrow_type):
+        return lambda values: pa.array(
+            [float(v) if v is not None else None for v in values], type=pa.float64()
+        )
+    return lambda values: pa.array(values, type=column.arrow_type)
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+
+
+def record_batches(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: list[Column],
+    order_by: str | None,
+    counter: list[int],
+) -> pa.RecordBatchReader:
+    """Stream ``table`` as record batches; ``counter[0]`` counts the rows streamed."""
+    schema = arrow_schema(columns)
+    converters = [_converter(c) for c in columns]
+    select = ", ".join(quote_identifier(c.name) for c in columns)
+    sql = f"SELECT {select} FROM {quote_identifier(table)}"
+    if order_by:
+        sql += f" ORDER BY {quote_identifier(order_by)}"
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        cursor = conn.execute(sql)
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            counter[0] += len(rows)
+            values = list(zip(*rows, strict=True))
+            yield pa.record_batch(
+                [convert(col) for convert, col in zip(converters, values, strict=True)],
+                schema=schema,
+            )
+
+    return pa.RecordBatchReader.from_batches(schema, batches())

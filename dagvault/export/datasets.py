@@ -1,0 +1,135 @@
+"""JSON, CSV and Parquet datasets written by DuckDB from Arrow record batches.
+
+DuckDB's own ``sqlite`` extension is downloaded at run time, which air-gapped
+nodes cannot do; feeding it Arrow batches read through the stdlib ``sqlite3``
+needs nothing beyond the installed wheels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from dagvault.checksum import sha3_256_file
+from dagvault.db import quote_identifier
+from dagvault.export.arrow_stream import Column, record_batches, table_columns
+
+SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".jsonl"}
+
+# Bounded so that an export's peak memory does not depend on the database size.
+DUCKDB_MEMORY_LIMIT = "256MB"
+
+
+@dataclass(frozen=True)
+class WrittenTable:
+    name: str
+    file: Path
+    rows: int
+    columns: list[Column]
+    order_by: str | None
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "file": self.file.name,
+            "rows": self.rows,
+            "bytes": self.file.stat().st_size,
+            "sha3_256": sha3_256_file(self.file),
+            "ordered_by": self.order_by,
+            "columns": [
+                {
+                    "name": c.name,
+                    "sqlite_declared_type": c.declared_type,
+                    "type": str(c.arrow_type),
+                    "storage_classes": list(c.storage_classes),
+                    "coerced_to_text": c.coerced,
+                }
+                for c in self.columns
+            ],
+        }
+
+
+def _copy_options(fmt: str) -> str:
+    if fmt == "parquet":
+        return "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384"
+    if fmt == "csv":
+        return "FORMAT csv, HEADER true"
+    return "FORMAT json"
+
+
+def _projection(columns: list[Column], fmt: str) -> str:
+    parts = []
+    for column in columns:
+        name = quote_identifier(column.name)
+        if fmt != "parquet" and pa.types.is_binary(column.arrow_type):
+            parts.append(f"hex({name}) AS {name}")  # text formats carry blobs as hex
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def _read_back_count(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> int:
+    reader = {
+        "parquet": "read_parquet(?)",
+        "csv": "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', "
+        "escape = '\"')",
+        "json": "read_ndjson_objects(?)",
+    }[fmt]
+    rows = con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchall()
+    return int(rows[0][0])
+
+
+def write_table(
+    conn: sqlite3.Connection,
+    duck: duckdb.DuckDBPyConnection,
+    table: str,
+    directory: Path,
+    fmt: str,
+    order_by: str | None,
+) -> tuple[WrittenTable, int, int]:
+    """Write one table; return it with the rows streamed and the rows read back."""
+    columns = table_columns(conn, table)
+    if order_by not in {c.name for c in columns}:
+        order_by = None
+    path = directory / f"{file_stem(table)}{SUFFIXES[fmt]}"
+    streamed = [0]
+    reader = record_batches(conn, table, columns, order_by, streamed)
+    duck.register("source_batches", reader)
+    try:
+        duck.execute(
+            f"COPY (SELECT {_projection(columns, fmt)} FROM source_batches) "
+            f"TO '{_sql_string(path)}' ({_copy_options(fmt)})"
+        ).fetchall()
+    finally:
+        duck.unregister("source_batches")
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return (
+        WrittenTable(table, path, streamed[0], columns, order_by),
+        streamed[0],
+        _read_back_count(duck, path, fmt),
+    )
+
+
+def file_stem(table: str) -> str:
+    """The table's name where it is a safe file name; otherwise a stable hashed stand-in."""
+    if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}", table):
+        return table
+    return "table_" + hashlib.sha3_256(table.encode()).hexdigest()[:16]
+
+
+def _sql_string(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def duckdb_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": 1})
+    con.execute("SET preserve_insertion_order = true").fetchall()
+    return con

@@ -1,0 +1,251 @@
+"""``export_database``: one consistent snapshot to an SQL dump or a dataset directory.
+
+Layouts (format version 1):
+
+- ``sql``: ``<out>.sql`` plus ``<out>.sql.manifest.json``.
+- ``json``/``csv``/``parquet``: a directory ``<out>/`` holding ``<table>.jsonl`` |
+  ``<table>.csv`` | ``<table>.parquet`` per table and ``manifest.json``. A directory
+  without ``manifest.json`` is incomplete.
+
+Everything is written under a hidden temp name, fsynced, checked (rows streamed ==
+rows in the snapshot == rows read back from the file) and only then published;
+a mismatch fails the export and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagvault.backup import numbered_paths
+from dagvault.checksum import sha3_256_file
+from dagvault.config import EXPORT_FORMATS
+from dagvault.db import table_names
+from dagvault.errors import ConfigError, ExportMismatch, storage_error
+from dagvault.export.datasets import duckdb_connection, write_table
+from dagvault.export.source import Snapshot, open_snapshot
+from dagvault.export.sqldump import write_dump
+from dagvault.fsio import discard, ensure_dir, fsync_dir, publish, temp_path, write_atomic
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class ExportResult:
+    success: bool
+    export_path: str
+    format: str
+    manifest_path: str
+    row_counts: dict[str, int]
+    total_bytes: int
+    source: dict[str, Any]
+    timestamp: str
+    duration_seconds: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _choose_tables(snapshot: Snapshot, requested: list[str] | None) -> list[str]:
+    available = table_names(snapshot.conn)
+    if not requested:
+        return available
+    unknown = [t for t in requested if t not in available]
+    if unknown:
+        raise ConfigError(
+            f"No such table(s) in the database: {', '.join(unknown)}",
+            f"Choose among: {', '.join(available)}",
+        )
+    return list(dict.fromkeys(requested))
+
+
+def _check_counts(expected: dict[str, int], **observed: dict[str, int]) -> None:
+    problems = [
+        f"{table}: snapshot has {rows}, {what} {counts.get(table)}"
+        for what, counts in observed.items()
+        for table, rows in expected.items()
+        if counts.get(table) != rows
+    ]
+    if problems:
+        raise ExportMismatch(
+            "Exported row counts differ from the snapshot; nothing was published: "
+            + "; ".join(problems),
+            "Report this as a bug with the database's schema; retry the export meanwhile.",
+        )
+
+
+def _manifest(fmt: str, snapshot: Snapshot, tables: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format_version": MANIFEST_VERSION,
+        "format": fmt,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": snapshot.description,
+        "encoding": {
+            "parquet": "zstd; blobs binary; transactions ordered by timestamp (row groups carry "
+            "min/max statistics for pruning)",
+            "csv": 'RFC 4180 with a header row; NULL is an empty field, an empty string is ""; '
+            "blobs as uppercase hex",
+            "json": "newline-delimited objects; NULL is null; blobs as uppercase hex; "
+            "±inf as ±Infinity",
+        }[fmt]
+        if fmt != "sql"
+        else "SQLite SQL; load with: sqlite3 new.db < FILE",
+        "tables": tables,
+    }
+
+
+def _export_sql(
+    snapshot: Snapshot, tables: list[str], final: Path, include_schema: bool, include_data: bool
+) -> tuple[dict[str, int], list[Path]]:
+    temp = temp_path(final)
+    try:
+        with open(temp, "xb") as out:
+            written = write_dump(
+                snapshot.conn, out, tables, include_schema=include_schema, include_data=include_data
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        if include_data:
+            _check_counts({t: snapshot.row_counts[t] for t in tables}, written=written)
+        checksum = sha3_256_file(temp)
+        publish(temp, final)
+    finally:
+        discard(temp)
+    manifest_file = final.with_name(final.name + ".manifest.json")
+    manifest = _manifest(
+        "sql",
+        snapshot,
+        {t: {"rows": written[t]} for t in tables},
+    )
+    manifest["file"] = {"name": final.name, "bytes": final.stat().st_size, "sha3_256": checksum}
+    try:
+        write_atomic(manifest_file, (json.dumps(manifest, indent=2) + "\n").encode())
+    except BaseException:
+        discard(final)  # a dump without its manifest must not look complete
+        raise
+    return written, [final, manifest_file]
+
+
+def _export_dataset(
+    snapshot: Snapshot, tables: list[str], final: Path, fmt: str, order_by: str
+) -> tuple[dict[str, int], list[Path]]:
+    temp = temp_path(final)
+    temp.mkdir()
+    try:
+        duck = duckdb_connection()
+        try:
+            written, streamed, read_back = {}, {}, {}
+            for table in tables:
+                result, streamed[table], read_back[table] = write_table(
+                    snapshot.conn, duck, table, temp, fmt, order_by
+                )
+                written[table] = result
+        finally:
+            duck.close()
+        _check_counts(
+            {t: snapshot.row_counts[t] for t in tables}, streamed=streamed, read_back=read_back
+        )
+        manifest = _manifest(fmt, snapshot, {t: w.manifest() for t, w in written.items()})
+        (temp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        with open(temp / "manifest.json", "rb") as fh:
+            os.fsync(fh.fileno())
+        fsync_dir(temp)
+        os.rename(temp, final)  # replaces the empty directory that reserved the name
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    files = [final / w.file.name for w in written.values()] + [final / "manifest.json"]
+    return {t: w.rows for t, w in written.items()}, files
+
+
+def _reserve(directory: Path, stem: str, fmt: str, out: Path | None) -> Path:
+    """The final path: ``out`` as given (never an existing one) or a fresh numbered name."""
+    if out is not None:
+        if fmt == "sql" and out.suffix != ".sql":
+            out = out.with_name(out.name + ".sql")
+        if out.exists():
+            raise ConfigError(
+                f"Export target {out} already exists",
+                "Choose another --out; exports never overwrite.",
+            )
+        ensure_dir(out.absolute().parent)
+        if fmt != "sql":
+            out.mkdir()
+        return out
+    ensure_dir(directory)
+    template = stem + "_{ts}{n}" + (".sql" if fmt == "sql" else "")
+    for candidate in numbered_paths(directory, template)(int(time.time())):
+        if fmt == "sql" and not candidate.exists():
+            return candidate
+        if fmt != "sql":
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    raise ConfigError(f"No free export name in {directory}")
+
+
+def export_database(
+    fmt: str,
+    *,
+    database: Path | None = None,
+    backup: Path | None = None,
+    out: Path | None = None,
+    export_dir: Path = Path("./exports"),
+    tables: list[str] | None = None,
+    include_schema: bool = True,
+    include_data: bool = True,
+    timestamp_column: str = "timestamp",
+    busy_timeout: float = 30.0,
+) -> ExportResult:
+    """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
+        )
+    if (database is None) == (backup is None):
+        raise ConfigError("Export either the live database or one backup (--db or --from)")
+    started = time.monotonic()
+    source_path = backup if backup is not None else database
+    assert source_path is not None
+    with open_snapshot(database=database, backup=backup, busy_timeout=busy_timeout) as snapshot:
+        selected = _choose_tables(snapshot, tables)
+        final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)
+        try:
+            if fmt == "sql":
+                counts, files = _export_sql(snapshot, selected, final, include_schema, include_data)
+            else:
+                counts, files = _export_dataset(snapshot, selected, final, fmt, timestamp_column)
+        except OSError as exc:
+            _release(final, fmt)
+            raise storage_error(exc, "writing export", str(final)) from exc
+        except BaseException:
+            _release(final, fmt)
+            raise
+    return ExportResult(
+        success=True,
+        export_path=str(final),
+        format=fmt,
+        manifest_path=str(files[-1]),
+        row_counts=counts,
+        total_bytes=sum(f.stat().st_size for f in files),
+        source=snapshot.description,
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_seconds=round(time.monotonic() - started, 3),
+        files=[str(f) for f in files],
+    )
+
+
+def _release(final: Path, fmt: str) -> None:
+    """Undo the name reservation of a failed dataset export (an empty directory)."""
+    if fmt != "sql" and final.is_dir() and not any(final.iterdir()):
+        final.rmdir()

@@ -1,0 +1,57 @@
+"""A consistent, read-only view of what is exported: the live database or a backup.
+
+The live database is read inside one read transaction held for the whole export,
+so every table comes from the same committed state while the node keeps writing
+(in WAL mode the node is not blocked). A backup is verified (checksum, metadata,
+quick_check, row counts) before anything is read from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagvault.db import open_database, row_counts
+from dagvault.errors import VerificationError
+from dagvault.verify import verify_file
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    conn: sqlite3.Connection
+    row_counts: dict[str, int]
+    description: dict[str, Any]  # what the manifest records as the source
+
+
+@contextlib.contextmanager
+def open_snapshot(
+    *, database: Path | None = None, backup: Path | None = None, busy_timeout: float = 30.0
+) -> Iterator[Snapshot]:
+    if backup is not None:
+        report = verify_file(backup, quick=True)
+        if not report.ok or report.info is None:
+            raise VerificationError(
+                f"Backup {backup} failed verification; refusing to export it: "
+                + "; ".join(report.problems),
+                "Export from another backup (`dagvault list`) or from the live database.",
+                problems=report.problems,
+            )
+        conn = open_database(backup, mode="ro", what="backup", check_same_thread=False)
+        source = {"kind": "backup", "path": str(backup), "checksum": report.info.checksum}
+    else:
+        assert database is not None
+        conn = open_database(
+            database, mode="rw", busy_timeout=busy_timeout, check_same_thread=False
+        )
+        source = {"kind": "live database", "path": str(database.resolve()), "checksum": None}
+    try:
+        conn.execute("BEGIN")
+        counts = row_counts(conn)  # also pins the snapshot every later read sees
+        yield Snapshot(conn, counts, source)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
