@@ -42,6 +42,8 @@ class Settings:
     max_restore_time: int = 3600
     transactions_table: str = "transactions"
     nodes_table: str = "nodes"
+    # Column that orders exported transactions (Parquet row groups prune by it).
+    timestamp_column: str = "timestamp"
     # How long an operation waits for a writer's lock before giving up. Default: 30 s.
     busy_timeout_seconds: float = 30.0
 
@@ -137,6 +139,7 @@ _SPECS: dict[str, _Spec] = {
     "max_restore_time": _Spec(None, ("restore", "max_restore_time"), _positive_int),
     "transactions_table": _Spec(None, ("ledger", "transactions_table"), _identifier),
     "nodes_table": _Spec(None, ("ledger", "nodes_table"), _identifier),
+    "timestamp_column": _Spec(None, ("ledger", "timestamp_column"), _identifier),
     "busy_timeout_seconds": _Spec(
         "DAGVAULT_BUSY_TIMEOUT", ("database", "busy_timeout_seconds"), _positive_float
     ),

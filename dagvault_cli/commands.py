@@ -208,6 +208,63 @@ def restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args, database_path=args.db, export_dir=args.export_dir, default_export_format=args.format
+    )
+    if args.from_backup is not None and not Path(args.from_backup).is_file():
+        raise BackupNotFound(
+            f"Backup {args.from_backup} does not exist", "List the backups with `dagvault list`."
+        )
+    if args.from_backup is None:
+        db.require_file(settings.database_path)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    result = run_flow(
+        "export",
+        fmt=settings.default_export_format,
+        database_path=args.db,
+        backup_path=args.from_backup,
+        out=args.out,
+        export_dir=args.export_dir,
+        tables=tables,
+        config_file=args.config,
+    )
+    if args.json:
+        emit_json(result)
+        return 0
+    print(
+        f"Exported {result['format']} to {result['export_path']} "
+        f"({human_bytes(result['total_bytes'])}); manifest: {result['manifest_path']}"
+    )
+    print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
+    return 0
+
+
+def import_sql(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"database_path": args.db}
+    if args.no_pre_import_backup:
+        overrides["create_pre_restore_backup"] = False
+    settings = _settings(args, **overrides)
+    if not Path(args.file).is_file():
+        raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
+    with progress_bar(not args.json):
+        result = run_flow(
+            "import-sql",
+            sql_path=args.file,
+            database_path=str(settings.database_path),
+            pre_import_backup=settings.create_pre_restore_backup,
+            config_file=args.config,
+        )
+    if args.json:
+        emit_json(result)
+        return 0
+    print(f"✅ Database {result['database_path']} imported from {args.file}")
+    print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
+    if result["pre_import_backup"]:
+        print(f"pre-import backup: {result['pre_import_backup']}")
+    return 0
+
+
 def sample_ledger(args: argparse.Namespace) -> int:
     from dagvault.sample import create_sample_ledger
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault_cli import commands
 
@@ -128,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep a copy of the current database (CREATE_PRE_RESTORE_BACKUP)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip verifying the backup first")
+
+    p = command(
+        "export",
+        commands.export,
+        "Export a consistent snapshot (live database or a backup) for analysts or other nodes.",
+        "dagvault export --format parquet --out ./exports/ledger",
+    )
+    p.add_argument("--format", choices=EXPORT_FORMATS, help="DEFAULT_EXPORT_FORMAT (sql)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--db", help=db_help)
+    source.add_argument("--from", dest="from_backup", metavar="BACKUP", help="export a backup")
+    p.add_argument("--out", help="target: PATH.sql for sql, a new directory otherwise")
+    p.add_argument("--export-dir", help="where unnamed exports go (EXPORT_DIR, ./exports)")
+    p.add_argument("--tables", help="comma-separated tables (default: all)")
+
+    p = command(
+        "import-sql",
+        commands.import_sql,
+        "Replace the database with one built from an SQL dump (checked, pre-import backup).",
+        "dagvault import-sql ./exports/blockchain.sql --db ./blockchain.db",
+    )
+    p.add_argument("file", help="the SQL dump")
+    p.add_argument("--db", help=db_help + "; may be a new file")
+    p.add_argument(
+        "--no-pre-import-backup", action="store_true", help="do not keep the current database"
+    )
 
     p = command(
         "sample-ledger",

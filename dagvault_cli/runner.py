@@ -23,6 +23,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     """Run one of dagvault's flows in this process; its run lands in Prefect's history."""
     import flows.backup
     import flows.cleanup
+    import flows.export
     import flows.restore
     import flows.scheduled
     import flows.verify
@@ -33,6 +34,8 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "restore": flows.restore.restore_flow,
         "cleanup": flows.cleanup.cleanup_flow,
         "schedule": flows.scheduled.scheduled_backup_flow,
+        "export": flows.export.export_flow,
+        "import-sql": flows.export.import_sql_flow,
     }
     quiet = _NoTracebackForKnownErrors()
     loggers = [logging.getLogger()] + [

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows._settings import ledger_profile, resolve
+from tasks.export import export, import_dump
+
+
+@flow(name="dagvault-export")
+def export_flow(
+    fmt: str | None = None,
+    database_path: str | None = None,
+    backup_path: str | None = None,
+    out: str | None = None,
+    export_dir: str | None = None,
+    tables: list[str] | None = None,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Export the live ledger (default) or one backup to sql/json/csv/parquet
+    (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest."""
+    settings = resolve(
+        config_file,
+        database_path=database_path,
+        export_dir=export_dir,
+        default_export_format=fmt,
+    )
+    return export(
+        settings.default_export_format,
+        None if backup_path else str(settings.database_path),
+        backup_path,
+        out,
+        str(settings.export_dir),
+        tables,
+        settings.include_schema,
+        settings.include_data,
+        settings.timestamp_column,
+        settings.busy_timeout_seconds,
+    )
+
+
+@flow(name="dagvault-import-sql")
+def import_sql_flow(
+    sql_path: str,
+    database_path: str | None = None,
+    pre_import_backup: bool | None = None,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Replace the ledger with the database an SQL dump describes, safely (like restore)."""
+    settings = resolve(
+        config_file, database_path=database_path, create_pre_restore_backup=pre_import_backup
+    )
+    return import_dump(
+        sql_path,
+        str(settings.database_path),
+        settings.create_pre_restore_backup,
+        ledger_profile(settings),
+        settings.busy_timeout_seconds,
+        settings.max_restore_time,
+    )

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.export import export_database
+from dagvault.importer import import_sql
+from dagvault.ledger import LedgerProfile
+from tasks._runtime import artifact_key, task_options
+
+
+@task(**task_options())
+def export(
+    fmt: str,
+    database_path: str | None,
+    backup_path: str | None,
+    out: str | None,
+    export_dir: str,
+    tables: list[str] | None,
+    include_schema: bool,
+    include_data: bool,
+    timestamp_column: str,
+    busy_timeout: float,
+) -> dict[str, Any]:
+    """Export one consistent snapshot; row counts are checked against the snapshot."""
+    result = export_database(
+        fmt,
+        database=Path(database_path) if database_path else None,
+        backup=Path(backup_path) if backup_path else None,
+        out=Path(out) if out else None,
+        export_dir=Path(export_dir),
+        tables=tables,
+        include_schema=include_schema,
+        include_data=include_data,
+        timestamp_column=timestamp_column,
+        busy_timeout=busy_timeout,
+    )
+    create_table_artifact(
+        key=artifact_key("export", fmt, Path(database_path or backup_path or "").stem),
+        table=[
+            {"table": table, "rows": rows, "format": fmt}
+            for table, rows in result.row_counts.items()
+        ],
+        description=f"Export to {result.export_path} ({result.total_bytes} bytes); "
+        f"manifest {result.manifest_path}",
+    )
+    return result.to_json()
+
+
+@task(**task_options())
+def import_dump(
+    sql_path: str,
+    database_path: str,
+    pre_import_backup: bool,
+    profile: LedgerProfile,
+    busy_timeout: float,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Build a database from an SQL dump, check it, and swap it in like a restore."""
+    result = import_sql(
+        Path(sql_path),
+        Path(database_path),
+        pre_import_backup=pre_import_backup,
+        profile=profile,
+        busy_timeout=busy_timeout,
+        max_seconds=max_seconds,
+    )
+    create_table_artifact(
+        key=artifact_key("import", Path(database_path).stem),
+        table=[{"table": t, "rows": n} for t, n in result.row_counts.items()],
+        description=f"Imported {sql_path} into {database_path}; pre-import backup "
+        f"{result.pre_import_backup or '-'}",
+    )
+    return result.to_json()
