@@ -119,7 +119,8 @@ def quote_identifier(name: str) -> str:
 def table_names(conn: sqlite3.Connection) -> list[str]:
     """Ordinary tables (virtual tables are skipped: their shadow tables hold the rows)."""
     rows = conn.execute(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "SELECT name FROM sqlite_schema WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
         "AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
     )
     return [name for (name,) in rows]

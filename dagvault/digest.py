@@ -43,7 +43,7 @@ def database_digest(conn: sqlite3.Connection) -> dict[str, str]:
     schema = hashlib.sha3_256()
     for row in conn.execute(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema "
-        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name"
     ):
         schema.update(b"".join(_encode(v) for v in row))
     digests["sqlite_schema"] = schema.hexdigest()

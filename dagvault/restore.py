@@ -10,6 +10,7 @@ passed verification and a verified pre-restore backup exists.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from dagvault.errors import (
     RestoreError,
     VerificationError,
 )
-from dagvault.fsio import discard, ensure_dir
+from dagvault.fsio import discard, ensure_dir, stale_temp_files
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, read_meta
 from dagvault.snapshot import STEP_PAGES
@@ -71,7 +72,8 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, max_seconds: f
                 "Stop the process writing to the database (or wait for its transaction), "
                 "then run the restore again.",
             )
-        if time.monotonic() > deadline:
+        # SQLITE_DONE: the step has already committed the copy, nothing to roll back.
+        if status != sqlite3.SQLITE_DONE and time.monotonic() > deadline:
             raise RestoreError(
                 f"Restore took longer than max_restore_time ({max_seconds:.0f} s) and was "
                 "rolled back; the live database is unchanged",
@@ -148,7 +150,14 @@ def _prepare_target(target: sqlite3.Connection, info: BackupInfo) -> str:
     backup_page_size = int(info.metadata.get("page_size", 0))
     if mode == "wal" and backup_page_size and backup_page_size != pragma(target, "page_size"):
         # A WAL database cannot change page size; leave WAL for the copy and return to it.
-        if str(pragma(target, "journal_mode=DELETE")) != "delete":
+        try:
+            out_of_wal = str(pragma(target, "journal_mode=DELETE")) == "delete"
+        except sqlite3.OperationalError as exc:
+            # Another connection keeps it in WAL: SQLite answers SQLITE_BUSY at once.
+            if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                raise translate(exc, "switching the database out of WAL mode") from exc
+            out_of_wal = False
+        if not out_of_wal:
             raise RestoreError(
                 "The backup's page size differs from the live database's and the database "
                 "cannot leave WAL mode while other connections have it open",
@@ -180,9 +189,11 @@ def restore_backup(
     warnings: list[str] = []
     ensure_dir(db_path.absolute().parent)
     with lock.database_and_directory(db_path, backup.parent, "restore"):
+        _remove_stale_pre_restore_temps(db_path)
         info = _checked_backup(backup, verify, verify_checksum, warnings)
         created = not db_path.exists()
         target = open_database(db_path, mode="rwc", busy_timeout=busy_timeout)
+        return_to = ""
         try:
             pre_path = None
             has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
@@ -205,6 +216,9 @@ def restore_backup(
                 exc.message += f"; the database was put back from {pre_path}"
                 raise
         except BaseException as exc:
+            if return_to:  # the copy was rolled back: leave the journal mode as found too
+                with contextlib.suppress(sqlite3.Error):
+                    pragma(target, f"journal_mode={return_to}")
             target.close()
             if created:
                 for suffix in ("", "-journal", "-wal", "-shm"):
@@ -223,6 +237,14 @@ def restore_backup(
         database_path=str(db_path),
         duration_seconds=time.monotonic() - started,
     )
+
+
+def _remove_stale_pre_restore_temps(db_path: Path) -> None:
+    """Temp files of pre-restore backups whose writer died (killed mid-restore)."""
+    prefix = f".{db_path.name}.pre_restore_"
+    for stale in stale_temp_files(db_path.absolute().parent):
+        if stale.name.startswith(prefix):
+            discard(stale)
 
 
 def _take_pre_restore_backup(

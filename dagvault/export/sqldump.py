@@ -43,7 +43,8 @@ def _schema(conn: sqlite3.Connection, kinds: Iterable[str]) -> list[tuple[str, s
     marks = ",".join("?" for _ in kinds)
     return conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_schema "
-        f"WHERE type IN ({marks}) AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        f"WHERE type IN ({marks}) AND sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
         list(kinds),
     ).fetchall()
 
