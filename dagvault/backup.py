@@ -29,7 +29,7 @@ _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.match(name) or ".." in name:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
         raise ConfigError(
             f"Invalid backup name {name!r}",
             "Use letters, digits, '.', '_' and '-' only (no path separators), "

@@ -130,6 +130,12 @@ def storage_error(exc: OSError, action: str, path: str) -> StorageError:
             "Check the permissions of that path (the backup directory must be writable by "
             "this user), or choose another directory with --backup-dir / BACKUP_DIR.",
         )
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return StorageError(
+            f"Path problem while {action} {path}: {reason}",
+            "A directory in that path is a regular file, or a file is a directory; "
+            "choose another path (--backup-dir / BACKUP_DIR, --out).",
+        )
     err = StorageError(
         f"I/O error while {action} {path}: {reason}",
         "Check the device and its free space; run the command again.",

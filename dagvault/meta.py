@@ -119,7 +119,7 @@ def read_meta(backup: Path) -> BackupInfo:
                 f"format_version {document['format_version']} is newer than this dagvault "
                 f"understands ({FORMAT_VERSION}); upgrade dagvault"
             )
-        if not _HEX64.match(document["checksum"]):
+        if not _HEX64.fullmatch(document["checksum"]):
             problems.append("field 'checksum' is not a SHA3-256 hex digest")
         if document["backup_type"] not in BACKUP_TYPES:
             problems.append(f"field 'backup_type' is {document['backup_type']!r}")
@@ -133,6 +133,13 @@ def read_meta(backup: Path) -> BackupInfo:
             isinstance(v, int) and v >= 0 for v in counts.values()
         ):
             problems.append("metadata.row_counts is not a map of table names to counts")
+        raw = document.get("verification") or {}
+        if (
+            not isinstance(raw, dict)
+            or raw.get("status", "unverified") not in ("unverified", "verified", "failed")
+            or not isinstance(raw.get("problems", []), list)
+        ):
+            problems.append("field 'verification' is not a verification record")
     if problems:
         raise VerificationError(
             f"{backup}: invalid metadata in {path.name}: {'; '.join(problems)}",

@@ -101,26 +101,43 @@ def _unlink(path: Path, result: CleanupResult) -> None:
     result.bytes_freed += size
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _orphan_sidecars(directory: Path) -> list[Path]:
+    return [
+        orphan
+        for orphan in directory.glob(f"*{META_SUFFIX}")
+        if not orphan.with_name(orphan.name[: -len(META_SUFFIX)]).exists()
+    ]
+
+
 def cleanup_old_backups(directory: Path, keep: int, *, dry_run: bool = False) -> CleanupResult:
     """The description's ``cleanup_old_backups``: remove data and metadata of old backups."""
     started = time.monotonic()
+    if not directory.is_dir():
+        # Nothing to clean; locking would create a stray lock file beside the missing path.
+        return CleanupResult(plan_cleanup([], keep), dry_run)
     with lock.hold(directory, "cleanup"):
         plan = plan_cleanup(list_backups(directory), keep)
         result = CleanupResult(plan, dry_run)
         if dry_run:
+            # Exactly the files the real run removes: unreadable sidecars and orphans too.
             result.bytes_freed = sum(
-                e.file_size + (meta_path(e.path).stat().st_size if e.info else 0)
-                for e in plan.remove
-            )
+                _size(path) for e in plan.remove for path in (meta_path(e.path), e.path)
+            ) + sum(_size(orphan) for orphan in _orphan_sidecars(directory))
         else:
             for entry in plan.remove:
                 # Sidecar first: a crash in between leaves a data file listed as lacking
                 # metadata (never as valid), which the next cleanup removes.
                 _unlink(meta_path(entry.path), result)
                 _unlink(entry.path, result)
-            for orphan in directory.glob(f"*{META_SUFFIX}"):
-                if not orphan.with_name(orphan.name[: -len(META_SUFFIX)]).exists():
-                    _unlink(orphan, result)
+            for orphan in _orphan_sidecars(directory):
+                _unlink(orphan, result)
     result.duration_seconds = time.monotonic() - started
     if not dry_run:
         events.cleaned(len(result.removed_files), result.bytes_freed)

@@ -1,0 +1,121 @@
+"""Helpers shared by the backup, verify, retention and fault tests: real files, real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from dagvault.digest import database_digest
+
+LOCK_NAME = ".dagvault.lock"
+
+
+def sha3_file(path: Path) -> str:
+    """SHA3-256 of the file's bytes, computed independently of dagvault.checksum."""
+    return hashlib.sha3_256(path.read_bytes()).hexdigest()
+
+
+def content_digest(path: Path) -> dict[str, str]:
+    """Schema and row digests of a database (a plain connection: leaves no -wal behind)."""
+    with closing(sqlite3.connect(path)) as conn:
+        return database_digest(conn)
+
+
+def query(path: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, tuple(params)).fetchall()
+
+
+def integrity(path: Path) -> list[str]:
+    return [row[0] for row in query(path, "PRAGMA integrity_check")]
+
+
+def hidden_leftovers(directory: Path) -> list[str]:
+    """Hidden files (temp files) in ``directory`` other than the dagvault lock file."""
+    return sorted(
+        p.name for p in directory.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME
+    )
+
+
+def visible_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def read_meta_json(backup: Path) -> dict[str, Any]:
+    return json.loads(backup.with_name(backup.name + ".meta").read_text())
+
+
+def write_meta_json(backup: Path, document: dict[str, Any]) -> None:
+    backup.with_name(backup.name + ".meta").write_text(json.dumps(document, indent=2))
+
+
+def make_database(
+    path: Path,
+    statements: Iterable[str],
+    *,
+    page_size: int | None = None,
+    journal_mode: str = "delete",
+) -> Path:
+    """A database built from ``statements`` (run in one transaction after the pragmas)."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        if page_size is not None:
+            conn.execute(f"PRAGMA page_size={page_size}")
+        conn.execute(f"PRAGMA journal_mode={journal_mode}")
+        conn.execute("BEGIN")
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    return path
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (``sys.argv[1:] == args``)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has already exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# A child that reports a create_backup outcome as one JSON line on stdout.
+BACKUP_CHILD = """
+import json, sys
+from pathlib import Path
+from dagvault.backup import create_backup
+from dagvault.errors import DagvaultError
+
+def main(db, directory):
+    try:
+        info = create_backup(Path(db), Path(directory))
+    except DagvaultError as exc:
+        return {"ok": False, "type": type(exc).__name__,
+                "classes": [c.__name__ for c in type(exc).__mro__],
+                "exit_code": exc.exit_code, "message": exc.message, "hint": exc.hint}
+    return {"ok": True, "backup_path": info.backup_path}
+"""
