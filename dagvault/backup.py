@@ -8,6 +8,7 @@ a valid sidecar is never reported valid.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sqlite3
@@ -16,8 +17,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagvault import db, events, lock
+import zstandard
+
+from dagvault import db, events, lock, pages
+from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
+from dagvault.compress import SUFFIX, compress_file
+from dagvault.delta import write_delta
 from dagvault.errors import ConfigError, DagvaultError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
@@ -26,6 +32,8 @@ from dagvault.snapshot import snapshot_to_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+DELTA_SUFFIXES = {"Incremental": ".incr", "Differential": ".diff"}
+BACKUP_KINDS = ("full", "incremental", "differential")
 
 
 def validate_name(name: str) -> str:
@@ -38,14 +46,14 @@ def validate_name(name: str) -> str:
     return name
 
 
-def numbered_paths(directory: Path, template: str) -> Callable[[int], Iterator[Path]]:
-    """Paths from ``template`` ({ts}: unix seconds, {n}: "" then "_2", "_3", …) so that
-    several backups within one second get distinct names."""
+def numbered_paths(directory: Path, template: str) -> Callable[..., Iterator[Path]]:
+    """Paths from ``template`` ({ts}: unix seconds, {n}: "" then "_2", "_3", …) plus a
+    suffix, so that several backups within one second get distinct names."""
 
-    def candidates(timestamp: int) -> Iterator[Path]:
-        yield directory / template.format(ts=timestamp, n="")
+    def candidates(timestamp: int, suffix: str = "") -> Iterator[Path]:
+        yield directory / (template.format(ts=timestamp, n="") + suffix)
         for n in range(2, 10_000):
-            yield directory / template.format(ts=timestamp, n=f"_{n}")
+            yield directory / (template.format(ts=timestamp, n=f"_{n}") + suffix)
 
     return candidates
 
@@ -55,33 +63,89 @@ def _now() -> tuple[int, str]:
     return int(now.timestamp()), now.isoformat(timespec="microseconds")
 
 
+def _store_full(image: Path, stored: Path, compress: bool) -> tuple[Path, str]:
+    if compress:
+        return stored, compress_file(image, stored)
+    return image, sha3_256_file(image, fsync=True)
+
+
+def _store_delta(
+    image: Path, stored: Path, plan: DeltaPlan, base: Base, compress: bool
+) -> tuple[Path, str]:
+    header = {
+        "page_count": plan.page_count,
+        "parent_checksum": base.info.checksum,
+        "image_digest": plan.image_digest,
+    }
+    with open(stored, "xb") as fh:
+        if compress:
+            with zstandard.ZstdCompressor(level=3).stream_writer(fh, closefd=False) as out:
+                write_delta(out, image, plan.page_size, plan.changed, header)  # type: ignore[arg-type]
+        else:
+            write_delta(fh, image, plan.page_size, plan.changed, header)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return stored, sha3_256_file(stored)
+
+
 def write_backup(
     source: sqlite3.Connection,
     source_path: Path,
-    destinations: Callable[[int], Iterator[Path]],
+    destinations: Callable[..., Iterator[Path]],
     *,
     description: str,
     profile: LedgerProfile,
     stage: str = "backup",
+    compress: bool = False,
+    base: Base | None = None,
+    delta_type: str = "Incremental",
+    reason: str | None = None,
+    full_suffix: str = ".db",
 ) -> tuple[Path, BackupInfo]:
-    """Snapshot ``source`` into the first free path of ``destinations(timestamp)``."""
+    """Snapshot ``source`` and store it as the first free path of
+    ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
+    pages changed since it (a full one, with the reason, when a delta is not worth it)."""
     started = time.monotonic()
     timestamp, created_at = _now()
-    paths = destinations(timestamp)
-    final = next(paths)
-    temp = temp_path(final)
+    first = next(destinations(timestamp, ""))
+    image, stored_temp = temp_path(first), temp_path(first.with_name(first.name + ".stored"))
+    final = first
     published = False
     try:
-        snap = snapshot_to_file(source, temp, stage=stage)
-        checksum = sha3_256_file(temp, fsync=True)
-        size = temp.stat().st_size
-        while True:
+        snap = snapshot_to_file(source, image, stage=stage)
+        backup_type, digests, extra = "Full", None, {}
+        if base is not None:
+            plan = plan_delta(base, image, snap.page_size)
+            digests = plan.digests
+            if plan.fallback:
+                reason = plan.fallback
+            else:
+                backup_type = delta_type
+                extra = {
+                    "parent": base.path.name,
+                    "parent_checksum": base.info.checksum,
+                    "base_full": base.full.name,
+                    "changed_pages": len(plan.changed),
+                }
+            extra["image_digest"] = plan.image_digest
+        if reason:
+            events.full_instead_of_delta(reason)
+            extra["full_backup_reason"] = reason
+        if backup_type == "Full":
+            stored, checksum = _store_full(image, stored_temp, compress)
+        else:
+            stored, checksum = _store_delta(image, stored_temp, plan, base, compress)  # type: ignore[arg-type]
+        suffix = (full_suffix if backup_type == "Full" else DELTA_SUFFIXES[backup_type]) + (
+            SUFFIX if compress else ""
+        )
+        size = stored.stat().st_size
+        for final in destinations(timestamp, suffix):
             try:
-                publish(temp, final)
+                publish(stored, final)
                 published = True
                 break
             except FileExistsError:
-                final = next(paths)  # two backups in one second: take the next free name
+                continue  # two backups in one second: take the next free name
         total_tx, total_nodes, warnings = profile.totals(snap.row_counts)
         info = BackupInfo(
             timestamp=timestamp,
@@ -90,8 +154,8 @@ def write_backup(
             file_size=size,
             total_transactions=total_tx,
             total_nodes=total_nodes,
-            backup_type="Full",
-            compression_enabled=False,
+            backup_type=backup_type,
+            compression_enabled=compress,
             checksum=checksum,
             created_at=created_at,
             metadata={
@@ -101,16 +165,21 @@ def write_backup(
                 "page_size": snap.page_size,
                 "page_count": snap.page_count,
                 "source_journal_mode": snap.source_journal_mode,
+                "source_file_id": file_id(source_path),
                 "duration_seconds": round(time.monotonic() - started, 3),
                 "hostname": socket.gethostname(),
                 "warnings": warnings,
+                **extra,
             },
         )
+        if digests is not None:
+            pages.save(final, snap.page_size, digests)  # the next delta starts from here
         write_meta(final, info)
         return final, info
     except BaseException as exc:
         if published:
             discard(final)  # a data file without its sidecar must not linger
+            discard(pages.cache_path(final))
         if isinstance(exc, DagvaultError):
             events.backup_failed(exc.message)
         elif isinstance(exc, OSError):
@@ -119,8 +188,9 @@ def write_backup(
             raise err from exc
         raise
     finally:
-        for suffix in ("", *_SQLITE_COMPANIONS):
-            discard(Path(f"{temp}{suffix}"))
+        for temp in (image, stored_temp):
+            for companion in ("", *_SQLITE_COMPANIONS):
+                discard(Path(f"{temp}{companion}"))
 
 
 def create_backup(
@@ -132,27 +202,30 @@ def create_backup(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     compression: bool = False,
+    kind: str = "full",
 ) -> BackupInfo:
-    """Take a full backup of ``db_path`` into ``backup_dir`` and return its BackupInfo."""
-    if compression:
-        raise ConfigError(
-            "Compressed backups (BACKUP_COMPRESSION_ENABLED=true) are not available in this "
-            "version of dagvault",
-            "Set BACKUP_COMPRESSION_ENABLED=false (or backup.compression_enabled in the "
-            "config file) to take uncompressed backups.",
-        )
+    """Take a ``kind`` (full, incremental, differential) backup of ``db_path`` into
+    ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
+    full backup; ``metadata.full_backup_reason`` says why."""
+    if kind not in BACKUP_KINDS:
+        raise ConfigError(f"Unknown backup type {kind!r}", f"Use one of {', '.join(BACKUP_KINDS)}.")
     name = validate_name(name or db_path.stem or "backup")
     db.require_file(db_path)
     ensure_dir(backup_dir)
     with lock.database_and_directory(db_path, backup_dir, "backup"):
         remove_stale_temp_files(backup_dir)
+        base, reason = find_base(backup_dir, db_path, kind) if kind != "full" else (None, None)
         with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:
             final, info = write_backup(
                 source,
                 db_path,
-                numbered_paths(backup_dir, name + "_{ts}{n}.db"),
+                numbered_paths(backup_dir, name + "_{ts}{n}"),
                 description=description,
                 profile=profile or LedgerProfile(),
+                compress=compression,
+                base=base,
+                delta_type="Differential" if kind == "differential" else "Incremental",
+                reason=reason,
             )
     events.backup_created(final)
     return info

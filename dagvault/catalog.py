@@ -15,7 +15,8 @@ from typing import Any
 from dagvault.errors import VerificationError
 from dagvault.meta import META_SUFFIX, BackupInfo, read_meta
 
-_NAME_TIMESTAMP = re.compile(r"_(\d{9,})(?:_\d+)?\.db$")
+_NAME_TIMESTAMP = re.compile(r"_(\d{9,})(?:_\d+)?\.(?:db|incr|diff)(?:\.zst)?$")
+DATA_SUFFIXES = (".db", ".db.zst", ".incr", ".incr.zst", ".diff", ".diff.zst")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class CatalogEntry:
             "total_transactions": info.total_transactions if info else 0,
             "total_nodes": info.total_nodes if info else 0,
             "backup_type": info.backup_type if info else "Unknown",
+            "parent": info.metadata.get("parent") if info else None,
+            "base_full": info.metadata.get("base_full") if info else None,
             "compression_enabled": info.compression_enabled if info else False,
             "checksum": info.checksum if info else None,
             "database_path": info.database_path if info else None,
@@ -64,7 +67,7 @@ def _candidates(directory: Path) -> list[Path]:
             data = entry.with_name(entry.name[: -len(META_SUFFIX)])
             if data.is_file():
                 found.add(data)
-        elif entry.suffix == ".db" and entry.is_file():
+        elif entry.name.endswith(DATA_SUFFIXES) and entry.is_file():
             found.add(entry)
     return list(found)
 

@@ -26,6 +26,10 @@ def integrity_failed(path: object, reason: str) -> None:
     log.warning("⚠️  Backup integrity check failed: %s: %s", path, reason)
 
 
+def full_instead_of_delta(reason: str) -> None:
+    log.warning("⚠️  Taking a full backup instead of a delta: %s", reason)
+
+
 def backup_failed(reason: str) -> None:
     log.error("❌ Backup creation failed: %s", reason)
 

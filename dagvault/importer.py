@@ -56,25 +56,40 @@ def _split(text: str) -> list[str]:
 def _execute_dump(sql_path: Path, target: Path) -> None:
     conn = sqlite3.connect(target, isolation_level=None)
     try:
-        pending, start_line = "", 1
-        with open(sql_path, encoding="utf-8", errors="surrogateescape") as dump:
+        pending, start_line, executed = "", 1, 0
+        # newline="": a '\r' inside a string literal is data, not a line ending to translate.
+        with open(sql_path, encoding="utf-8", errors="surrogateescape", newline="") as dump:
             for line_number, line in enumerate(dump, start=1):
                 if not pending.strip():
                     pending, start_line = "", line_number
                 pending += line
-                if not sqlite3.complete_statement(pending):
-                    continue
+                try:
+                    if not sqlite3.complete_statement(pending):
+                        continue
+                except (UnicodeEncodeError, ValueError):  # not UTF-8, or a NUL: not SQL text
+                    raise InvalidDump(
+                        f"{sql_path}: line {line_number} is not UTF-8 text (or holds a NUL byte); "
+                        "this is not an SQL dump",
+                        "Pass the .sql file written by `dagvault export --format sql` (a backup "
+                        "is restored with `dagvault restore`). The live database was not touched.",
+                    ) from None
                 statements = _split(pending)
                 for statement in statements:
                     try:
                         conn.execute(statement)
-                    except (sqlite3.Error, UnicodeEncodeError) as exc:
+                    except (sqlite3.Error, UnicodeEncodeError, ValueError) as exc:
                         raise InvalidDump(
                             f"{sql_path}: statement at line {start_line} failed: {exc}",
                             "The dump is malformed; re-create it with `dagvault export --format "
                             "sql`. The live database was not touched.",
                         ) from None
+                executed += len(statements)
                 pending = pending[sum(len(s) for s in statements) :]
+        if not executed and not pending.strip():
+            raise InvalidDump(
+                f"{sql_path}: the file holds no SQL statement (empty dump)",
+                "Copy the complete dump again. The live database was not touched.",
+            )
         if pending.strip():
             raise InvalidDump(
                 f"{sql_path}: the dump ends in the middle of a statement (line {start_line}); "
@@ -119,7 +134,7 @@ def import_sql(
             backup_path, _ = write_backup(
                 conn,
                 built,
-                numbered_paths(staging, "import_{ts}{n}.db"),
+                numbered_paths(staging, "import_{ts}{n}"),
                 description=f"database built from {sql_path}",
                 profile=profile or LedgerProfile(),
                 stage="import",

@@ -20,6 +20,7 @@ from typing import Any
 
 from dagvault import events, lock, progress
 from dagvault.backup import numbered_paths, write_backup
+from dagvault.chain import materialize, resolve_chain
 from dagvault.db import connection, open_database, pragma, row_counts, translate
 from dagvault.errors import (
     BackupNotFound,
@@ -29,11 +30,11 @@ from dagvault.errors import (
     RestoreError,
     VerificationError,
 )
-from dagvault.fsio import discard, ensure_dir, stale_temp_files
+from dagvault.fsio import discard, ensure_dir, stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, read_meta
 from dagvault.snapshot import STEP_PAGES
-from dagvault.verify import record, verify_file
+from dagvault.verify import needs_rebuild, record, verify_file
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -119,12 +120,18 @@ def _post_check(target: sqlite3.Connection, info: BackupInfo, warnings: list[str
 
 
 def _checked_backup(
-    backup: Path, verify: bool, verify_checksum: bool, warnings: list[str]
-) -> BackupInfo:
+    backup: Path, verify: bool, verify_checksum: bool, warnings: list[str], image: Path
+) -> tuple[BackupInfo, Path]:
+    """The backup's metadata and the plain SQLite file to copy from: the backup itself,
+    or for a delta or compressed backup its image, rebuilt (and proven) into ``image``."""
     if not verify:
         warnings.append("backup was not verified before the restore (--no-verify)")
-        return read_meta(backup)
-    report = verify_file(backup, checksum=verify_checksum)
+        info = read_meta(backup)
+        if not needs_rebuild(backup, info):
+            return info, backup
+        materialize(resolve_chain(backup, info), image)  # still proves the image digest
+        return info, image
+    report = verify_file(backup, checksum=verify_checksum, image_dest=image)
     record(report, "integrity_check")
     warnings.extend(report.warnings)
     if not report.ok or report.info is None:
@@ -135,7 +142,7 @@ def _checked_backup(
             "and run `dagvault verify` on it.",
             problems=report.problems,
         )
-    return report.info
+    return report.info, image if needs_rebuild(backup, report.info) else backup
 
 
 def _prepare_target(target: sqlite3.Connection, info: BackupInfo) -> str:
@@ -189,45 +196,76 @@ def restore_backup(
     warnings: list[str] = []
     ensure_dir(db_path.absolute().parent)
     with lock.database_and_directory(db_path, backup.parent, "restore"):
-        _remove_stale_pre_restore_temps(db_path)
-        info = _checked_backup(backup, verify, verify_checksum, warnings)
-        created = not db_path.exists()
-        target = open_database(db_path, mode="rwc", busy_timeout=busy_timeout)
-        return_to = ""
+        _remove_stale_temps(db_path)
+        image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:
-            pre_path = None
-            has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
-            if pre_restore_backup and has_content:
-                pre_path = _take_pre_restore_backup(target, db_path, backup, profile)
-            elif pre_restore_backup:
-                warnings.append("the target database was empty; no pre-restore backup taken")
-            else:
-                warnings.append("no pre-restore backup taken (--no-pre-restore-backup)")
-            return_to = _prepare_target(target, info)
-            _copy_file(backup, target, max_seconds)
-            if return_to:
-                pragma(target, f"journal_mode={return_to}")
-            try:
-                _post_check(target, info, warnings)
-            except RestoreError as exc:
-                if pre_path is None:
-                    raise
-                _copy_file(pre_path, target, max_seconds)
-                exc.message += f"; the database was put back from {pre_path}"
-                raise
-        except BaseException as exc:
-            if return_to:  # the copy was rolled back: leave the journal mode as found too
-                with contextlib.suppress(sqlite3.Error):
-                    pragma(target, f"journal_mode={return_to}")
-            target.close()
-            if created:
-                for suffix in ("", "-journal", "-wal", "-shm"):
-                    discard(Path(f"{db_path}{suffix}"))
-            if isinstance(exc, DagvaultError):
-                events.restore_failed(exc.message)
-            raise
-        target.close()
+            info, source = _checked_backup(backup, verify, verify_checksum, warnings, image)
+            result = _restore_into(
+                source,
+                backup,
+                db_path,
+                info,
+                warnings,
+                pre_restore_backup,
+                profile,
+                busy_timeout,
+                max_seconds,
+            )
+        finally:
+            discard(image)
     events.restored(backup)
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def _restore_into(
+    source: Path,
+    backup: Path,
+    db_path: Path,
+    info: BackupInfo,
+    warnings: list[str],
+    pre_restore_backup: bool,
+    profile: LedgerProfile | None,
+    busy_timeout: float,
+    max_seconds: float,
+) -> RestoreResult:
+    """Copy the plain SQLite file ``source`` (the image of ``backup``) over ``db_path``."""
+    created = not db_path.exists()
+    target = open_database(db_path, mode="rwc", busy_timeout=busy_timeout)
+    return_to = ""
+    try:
+        pre_path = None
+        has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
+        if pre_restore_backup and has_content:
+            pre_path = _take_pre_restore_backup(target, db_path, backup, profile)
+        elif pre_restore_backup:
+            warnings.append("the target database was empty; no pre-restore backup taken")
+        else:
+            warnings.append("no pre-restore backup taken (--no-pre-restore-backup)")
+        return_to = _prepare_target(target, info)
+        _copy_file(source, target, max_seconds)
+        if return_to:
+            pragma(target, f"journal_mode={return_to}")
+        try:
+            _post_check(target, info, warnings)
+        except RestoreError as exc:
+            if pre_path is None:
+                raise
+            _copy_file(pre_path, target, max_seconds)
+            exc.message += f"; the database was put back from {pre_path}"
+            raise
+    except BaseException as exc:
+        if return_to:  # the copy was rolled back: leave the journal mode as found too
+            with contextlib.suppress(sqlite3.Error):
+                pragma(target, f"journal_mode={return_to}")
+        target.close()
+        if created:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                discard(Path(f"{db_path}{suffix}"))
+        if isinstance(exc, DagvaultError):
+            events.restore_failed(exc.message)
+        raise
+    target.close()
     return RestoreResult(
         success=True,
         backup_info=info,
@@ -235,13 +273,13 @@ def restore_backup(
         pre_restore_backup=str(pre_path) if pre_path else None,
         warnings=warnings,
         database_path=str(db_path),
-        duration_seconds=time.monotonic() - started,
     )
 
 
-def _remove_stale_pre_restore_temps(db_path: Path) -> None:
-    """Temp files of pre-restore backups whose writer died (killed mid-restore)."""
-    prefix = f".{db_path.name}.pre_restore_"
+def _remove_stale_temps(db_path: Path) -> None:
+    """Temp files of pre-restore backups and rebuilt images whose writer died (a restore
+    killed mid-way)."""
+    prefix = f".{db_path.name}."
     for stale in stale_temp_files(db_path.absolute().parent):
         if stale.name.startswith(prefix):
             discard(stale)
@@ -257,6 +295,7 @@ def _take_pre_restore_backup(
         description=f"pre-restore backup taken before restoring {backup}",
         profile=profile or LedgerProfile(),
         stage="pre-restore backup",
+        full_suffix="",
     )
     report = verify_file(pre_path, quick=True)
     record(report, "quick_check")

@@ -6,6 +6,7 @@ is mocked.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -17,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import zstandard
 from _helpers import (
     content_digest,
     dead_pid,
@@ -33,6 +35,7 @@ from _helpers import (
 from dagvault import lock
 from dagvault.backup import create_backup
 from dagvault.catalog import list_backups
+from dagvault.digest import database_digest
 from dagvault.errors import (
     ConfigError,
     DatabaseLocked,
@@ -434,10 +437,17 @@ def test_valid_custom_name(ledger: Path, tmp_path: Path) -> None:
     assert re.fullmatch(r"node-1\.main_db_\d+\.db", Path(info.backup_path).name)
 
 
-def test_compression_is_refused(ledger: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="BACKUP_COMPRESSION_ENABLED"):
-        create_backup(ledger, tmp_path / "backups", compression=True)
-    assert not (tmp_path / "backups").exists()
+def test_compressed_full_backup_is_one_zstd_frame_of_the_plain_backup(
+    ledger: Path, tmp_path: Path
+) -> None:
+    info = create_backup(ledger, tmp_path / "backups", compression=True)
+    stored = Path(info.backup_path)
+    assert stored.name.endswith(".db.zst") and info.compression_enabled
+    assert info.checksum == hashlib.sha3_256(stored.read_bytes()).hexdigest()
+    plain = tmp_path / "plain.db"
+    plain.write_bytes(zstandard.ZstdDecompressor().decompress(stored.read_bytes()))
+    with closing(sqlite3.connect(plain)) as restored, closing(sqlite3.connect(ledger)) as live:
+        assert database_digest(restored) == database_digest(live)
 
 
 def test_writer_holding_an_exclusive_lock_makes_backup_busy(tmp_path: Path) -> None:

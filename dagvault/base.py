@@ -1,0 +1,126 @@
+"""Choosing the parent of a delta, and planning the delta against it.
+
+Incremental = pages changed since the newest backup of the database in the
+directory (any type); differential = since the newest full. Only backups of the
+same database file (same resolved path and same inode: a replaced file is
+another database), with valid metadata, not failed verification and an intact
+chain, qualify. Without one, the caller takes a full backup and records why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagvault import pages
+from dagvault.catalog import list_backups
+from dagvault.chain import materialize, resolve_chain
+from dagvault.compress import is_compressed
+from dagvault.errors import VerificationError
+from dagvault.fsio import discard, temp_path
+from dagvault.meta import BackupInfo
+
+# A delta that rewrites more than this share of the pages (a VACUUM, a bulk rewrite)
+# saves little space and makes every later restore longer: take a full backup.
+MAX_CHANGED_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Base:
+    path: Path
+    info: BackupInfo
+    digests: bytes  # page digests of the base's image
+    full: Path  # the full backup at the root of its chain
+
+
+@dataclass(frozen=True)
+class DeltaPlan:
+    page_size: int
+    page_count: int
+    changed: list[int]  # 1-based page numbers
+    digests: bytes  # page digests of the new image
+    image_digest: str
+    fallback: str | None  # why a full backup is taken instead, if it is
+
+
+def file_id(path: Path) -> str:
+    """Device and inode: a database file replaced by another (restore by copy, VACUUM
+    INTO + rename) gets a new one, and a delta against its old backups would be wrong."""
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def _digests_of(base_path: Path, info: BackupInfo, chain_root: Path, chain: list) -> bytes:  # type: ignore[type-arg]
+    page_size = int(info.metadata["page_size"])
+    cached = pages.load(base_path, page_size)
+    if cached is not None:
+        return cached
+    if len(chain) == 1 and not is_compressed(base_path):
+        digests = pages.page_digests(base_path, page_size)
+    else:
+        image = temp_path(base_path.with_name(base_path.name + ".image"))
+        try:
+            materialize(chain, image)
+            digests = pages.page_digests(image, page_size)
+        finally:
+            discard(image)
+    pages.save(base_path, page_size, digests)
+    return digests
+
+
+def find_base(backup_dir: Path, source_path: Path, kind: str) -> tuple[Base | None, str | None]:
+    """The parent for a ``kind`` ("incremental"/"differential") backup, or why there is none."""
+    database = str(source_path.resolve())
+    for entry in list_backups(backup_dir):
+        info = entry.info
+        if info is None or info.database_path != database:
+            continue
+        if info.verification.status == "failed":
+            continue
+        if kind == "differential" and info.backup_type != "Full":
+            continue
+        if info.metadata.get("source_file_id") not in (None, file_id(source_path)):
+            return None, (
+                f"the database file was replaced since {entry.path.name} (another inode): "
+                "a delta against it would be wrong"
+            )
+        try:
+            chain = resolve_chain(entry.path, info)
+            digests = _digests_of(entry.path, info, chain[0].path, chain)
+        except VerificationError as exc:
+            return None, f"the newest usable base {entry.path.name} is broken: {exc.message}"
+        return Base(entry.path, info, digests, chain[0].path), None
+    wanted = "full backup" if kind == "differential" else "backup"
+    return None, f"no earlier {wanted} of this database in {backup_dir}"
+
+
+def plan_delta(base: Base, image: Path, page_size: int) -> DeltaPlan:
+    """Compare the new snapshot ``image`` with ``base`` page by page."""
+    digests = pages.page_digests(image, page_size)
+    page_count = len(digests) // pages.DIGEST_BYTES
+    image_digest = pages.image_digest(digests)
+    base_page_size = int(base.info.metadata.get("page_size", 0))
+    if base_page_size != page_size:
+        return DeltaPlan(
+            page_size,
+            page_count,
+            [],
+            digests,
+            image_digest,
+            f"the page size changed from {base_page_size} to {page_size} since {base.path.name}",
+        )
+    size = pages.DIGEST_BYTES
+    old = base.digests
+    changed = [
+        n + 1
+        for n in range(page_count)
+        if digests[n * size : (n + 1) * size] != old[n * size : (n + 1) * size]
+    ]
+    fallback = None
+    if page_count and len(changed) > MAX_CHANGED_SHARE * page_count:
+        fallback = (
+            f"{len(changed)} of {page_count} pages changed since {base.path.name} (a VACUUM "
+            "or a bulk rewrite); a full backup is barely larger and restores faster"
+        )
+    return DeltaPlan(page_size, page_count, changed, digests, image_digest, fallback)
