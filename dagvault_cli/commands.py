@@ -37,12 +37,22 @@ def backup(args: argparse.Namespace) -> int:
             name=args.name,
             description=args.description,
             verify_after=not args.no_verify,
+            backup_type=args.backup_type,
+            compress=args.compress,
             config_file=args.config,
         )
     if args.json:
         emit_json(info)
     else:
-        print(f"📦 Backup created: {info['backup_path']}")
+        print(f"📦 {info['backup_type']} backup created: {info['backup_path']}")
+        reason = info["metadata"].get("full_backup_reason")
+        if reason and args.backup_type != "full":
+            print(f"   full instead of {args.backup_type}: {reason}")
+        if info["metadata"].get("parent"):
+            print(
+                f"   parent: {info['metadata']['parent']}, "
+                f"{info['metadata']['changed_pages']} changed pages"
+            )
         print(
             f"   size {human_bytes(info['file_size'])}, {info['total_transactions']} "
             f"transactions, {info['total_nodes']} nodes, "
@@ -74,7 +84,11 @@ def verify(args: argparse.Namespace) -> int:
             config_file=args.config,
         )
     except DagvaultError as exc:
+        from flows.verify import BackupsFailedVerification  # Prefect is loaded by now
+
         failure = exc
+        if isinstance(exc, BackupsFailedVerification):
+            reports = exc.reports  # the valid backups' reports too, not just the error
     if args.json:
         emit_json(
             {
@@ -112,13 +126,15 @@ def list_(args: argparse.Namespace) -> int:
             _when(e.timestamp),
             e.path.name,
             e.info.backup_type if e.info else "?",
+            (e.info.metadata.get("parent") or "-") if e.info else "-",
             human_bytes(e.file_size),
             e.info.total_transactions if e.info else "?",
             e.info.verification.status if e.info else f"NO METADATA ({e.problem})",
         )
         for e in entries
     ]
-    print(table(rows, ["created", "backup", "type", "size", "transactions", "verification"]))
+    headers = ["created", "backup", "type", "parent", "size", "transactions", "verification"]
+    print(table(rows, headers))
     return 0
 
 

@@ -12,11 +12,17 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault_cli import commands
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+TOP_EXAMPLES = """examples:
+  dagvault backup --description 'before upgrade'   # then: dagvault verify --all
+  dagvault restore ./backups/blockchain_1704067200.db --db ./scratch.db
+  dagvault COMMAND --help                           # each command's options and example
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dagvault",
         description=__doc__,
-        epilog=EPILOG,
+        epilog=f"{TOP_EXAMPLES}\n{EPILOG}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="file name prefix (default: the database file's stem)")
     p.add_argument("--description", default="", help="free text stored in the .meta file")
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check after")
+    p.add_argument(
+        "--type",
+        dest="backup_type",
+        choices=BACKUP_KINDS,
+        default="full",
+        help="full; incremental (pages changed since the newest backup); differential "
+        "(since the newest full). A delta without a usable base becomes a full backup.",
+    )
+    p.add_argument(
+        "--compress",
+        action="store_true",
+        default=None,
+        help="zstd-compress the stored file (BACKUP_COMPRESSION_ENABLED)",
+    )
 
     p = command(
         "verify",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dagvault.errors import DagvaultError
+from dagvault.errors import ConfigError, DagvaultError
 
 
 class _NoTracebackForKnownErrors(logging.Filter):
@@ -17,6 +17,25 @@ class _NoTracebackForKnownErrors(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+def _require_reachable_api() -> None:
+    """An unreachable PREFECT_API_URL would end in Prefect's RuntimeError and traceback;
+    say which setting is wrong instead. (Unset, Prefect starts a temporary server.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise ConfigError(
+            f"Cannot reach the Prefect API at {url} (PREFECT_API_URL): {failure}",
+            "Start that server (`prefect server start`), point PREFECT_API_URL at a running "
+            "one, or unset it to let Prefect start a temporary local server.",
+        )
 
 
 def run_flow(flow_name: str, /, **parameters: Any) -> Any:
@@ -45,4 +64,5 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     ]
     for handler in {h for logger in loggers for h in logger.handlers}:
         handler.addFilter(quiet)
+    _require_reachable_api()
     return known[flow_name](**parameters)

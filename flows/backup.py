@@ -6,7 +6,7 @@ from prefect import flow
 
 from dagvault.errors import VerificationError
 from flows._settings import ledger_profile, resolve
-from tasks.backup import full_backup
+from tasks.backup import take_backup
 from tasks.verify import verify
 
 
@@ -17,15 +17,24 @@ def backup_flow(
     name: str | None = None,
     description: str = "",
     verify_after: bool = True,
+    backup_type: str = "full",
+    compress: bool | None = None,
     config_file: str | None = None,
 ) -> dict[str, Any]:
-    """Full backup of the ledger, then a full verification of what was written.
+    """Back up the ledger (full, incremental or differential; compressed with zstd when
+    BACKUP_COMPRESSION_ENABLED or ``compress``), then verify what was written (for a
+    delta: its whole chain and the rebuilt image).
 
     A backup that fails verification fails the run (it stays on disk, marked failed,
     and is never counted as the newest verified backup).
     """
-    settings = resolve(config_file, database_path=database_path, backup_dir=backup_dir)
-    info = full_backup(
+    settings = resolve(
+        config_file,
+        database_path=database_path,
+        backup_dir=backup_dir,
+        compression_enabled=compress,
+    )
+    info = take_backup(
         str(settings.database_path),
         str(settings.backup_dir),
         name,
@@ -33,6 +42,7 @@ def backup_flow(
         ledger_profile(settings),
         settings.busy_timeout_seconds,
         settings.compression_enabled,
+        backup_type,
     )
     if verify_after:
         report = verify(info["backup_path"])

@@ -11,6 +11,16 @@ from tasks._runtime import artifact_key
 from tasks.verify import publish_verification_artifact, verify
 
 
+class BackupsFailedVerification(VerificationError):
+    """The verify flow's failure, with every backup's report (the CLI prints them all)."""
+
+    def __init__(
+        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message, hint, problems=problems)
+        self.reports = reports
+
+
 @flow(name="dagvault-verify")
 def verify_flow(
     backup_path: str | None = None,
@@ -37,9 +47,10 @@ def verify_flow(
     failed = [r for r in reports if not r["valid"]]
     if failed:
         problems = [f"{r['backup_path']}: {'; '.join(r['problems'])}" for r in failed]
-        raise VerificationError(
+        raise BackupsFailedVerification(
             f"{len(failed)} of {len(reports)} backups failed verification: " + " | ".join(problems),
             "Do not restore these backups; take a new backup and investigate the storage.",
             problems=problems,
+            reports=reports,
         )
     return reports

@@ -12,7 +12,7 @@ from tasks._runtime import artifact_key, task_options
 
 
 @task(**task_options())
-def full_backup(
+def take_backup(
     database_path: str,
     backup_dir: str,
     name: str | None,
@@ -20,8 +20,9 @@ def full_backup(
     profile: LedgerProfile,
     busy_timeout: float,
     compression: bool,
+    kind: str = "full",
 ) -> dict[str, Any]:
-    """Take a consistent full backup with its SHA3-256 and .meta sidecar."""
+    """Take a consistent full/incremental/differential backup with its SHA3-256 and .meta."""
     info = create_backup(
         Path(database_path),
         Path(backup_dir),
@@ -30,6 +31,7 @@ def full_backup(
         profile=profile,
         busy_timeout=busy_timeout,
         compression=compression,
+        kind=kind,
     )
     create_table_artifact(
         key=artifact_key("backup", Path(database_path).stem),
@@ -38,6 +40,8 @@ def full_backup(
             for k, v in {
                 "backup_path": info.backup_path,
                 "backup_type": info.backup_type,
+                "parent": info.metadata.get("parent", "-"),
+                "full_backup_reason": info.metadata.get("full_backup_reason", "-"),
                 "file_size": info.file_size,
                 "checksum (SHA3-256)": info.checksum,
                 "total_transactions": info.total_transactions,
@@ -46,6 +50,6 @@ def full_backup(
                 "row_counts": info.row_counts,
             }.items()
         ],
-        description=f"Full backup of {database_path}",
+        description=f"{info.backup_type} backup of {database_path}",
     )
     return info.to_json()

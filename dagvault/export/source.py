@@ -17,7 +17,8 @@ from typing import Any
 
 from dagvault.db import open_database, row_counts
 from dagvault.errors import VerificationError
-from dagvault.verify import verify_file
+from dagvault.fsio import discard, temp_path
+from dagvault.verify import needs_rebuild, verify_file
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class Snapshot:
 def open_snapshot(
     *, database: Path | None = None, backup: Path | None = None, busy_timeout: float = 30.0
 ) -> Iterator[Snapshot]:
+    image: Path | None = None
     if backup is not None:
-        report = verify_file(backup, quick=True)
+        # A delta or compressed backup is rebuilt (and proven) into a temp image first.
+        image = temp_path(backup.with_name(backup.name + ".export-image"))
+        report = verify_file(backup, quick=True, image_dest=image)
         if not report.ok or report.info is None:
             raise VerificationError(
                 f"Backup {backup} failed verification; refusing to export it: "
@@ -40,8 +44,14 @@ def open_snapshot(
                 "Export from another backup (`dagvault list`) or from the live database.",
                 problems=report.problems,
             )
-        conn = open_database(backup, mode="ro", what="backup", check_same_thread=False)
-        source = {"kind": "backup", "path": str(backup), "checksum": report.info.checksum}
+        readable = image if needs_rebuild(backup, report.info) else backup
+        conn = open_database(readable, mode="ro", what="backup", check_same_thread=False)
+        source = {
+            "kind": "backup",
+            "path": str(backup),
+            "checksum": report.info.checksum,
+            "backup_type": report.info.backup_type,
+        }
     else:
         assert database is not None
         conn = open_database(
@@ -55,3 +65,5 @@ def open_snapshot(
         conn.execute("COMMIT")
     finally:
         conn.close()
+        if image is not None:
+            discard(image)
