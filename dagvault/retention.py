@@ -1,43 +1,115 @@
-"""Which backups cleanup keeps: a pure plan, then its execution.
+"""Which backups to keep: pure plans, then their execution.
 
-``plan_cleanup`` decides; ``apply_plan`` deletes. The plan keeps the newest
-``keep`` backups and, whatever ``keep`` says, the newest verified backup: the one
-a restore would need.
+``plan_cleanup`` (``cleanup --keep N``) and ``plan_retention`` (``prune``, restic's
+``forget`` rules) decide; ``cleanup_old_backups`` and ``prune_backups`` delete. Both
+plans are chain-aware and share two guarantees whatever the rules say:
+
+* chain closure: every ancestor of a kept backup (its ``metadata.parent``,
+  transitively, up to the full backup) is kept too, "needed by <child>" — a delta is
+  worthless without its chain;
+* the newest verified full backup is kept: the restore of last resort.
+
+Calendar buckets are computed in UTC, not local time as restic does: the plan is the
+same on every host and in every container, and a DST change never makes a 23- or
+25-hour "day". A backup without readable metadata cannot be trusted (we cannot know
+its type, parent or verification): only ``keep_last`` (which counts every file, like
+``cleanup --keep``) or a kept child naming it as parent keeps it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock
+from dagvault import events, lock, pages
 from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.errors import ConfigError, storage_error
 from dagvault.meta import META_SUFFIX, meta_path
+
+PAGES_SUFFIX = ".pages"
 
 
 @dataclass(frozen=True)
 class Decision:
     entry: CatalogEntry
     keep: bool
-    reason: str
+    reasons: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    @property
+    def backup_type(self) -> str:
+        return self.entry.info.backup_type if self.entry.info else "Unknown"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "backup_path": str(self.entry.path),
             "timestamp": self.entry.timestamp,
             "file_size": self.entry.file_size,
+            "backup_type": self.backup_type,
             "verification": self.entry.info.verification.status if self.entry.info else None,
             "action": "keep" if self.keep else "remove",
             "reason": self.reason,
+            "reasons": list(self.reasons),
         }
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """restic-style rules; None (or 0) switches a rule off."""
+
+    keep_last: int | None = None
+    keep_hourly: int | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ConfigError(
+                    f"--{f.name.replace('_', '-')} must be a whole number ≥ 0 (got {value!r})",
+                    "Pass a count of backups (or buckets) to keep.",
+                )
+
+    @property
+    def is_empty(self) -> bool:
+        """No rule keeps anything (every rule unset or 0)."""
+        return not any(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def is_unset(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def with_default(self, keep_last: int | None) -> RetentionPolicy:
+        """``keep_last`` (BACKUP_RETENTION_COUNT) applies only when no rule was given at
+        all: an explicit ``--keep-last 0`` must not silently become 30."""
+        return replace(self, keep_last=keep_last) if self.is_unset else self
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{f.name.replace('_', '-')} {getattr(self, f.name)}"
+            for f in fields(self)
+            if getattr(self, f.name)
+        )
+
+    def to_json(self) -> dict[str, int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
 class CleanupPlan:
     decisions: list[Decision]
+    policy: RetentionPolicy | None = None
 
     @property
     def keep(self) -> list[CatalogEntry]:
@@ -48,24 +120,161 @@ class CleanupPlan:
         return [d.entry for d in self.decisions if not d.keep]
 
 
-def plan_cleanup(entries: list[CatalogEntry], keep: int) -> CleanupPlan:
-    """Keep the newest ``keep`` entries and the newest verified one; remove the rest."""
+# --------------------------------------------------------------------------- planning (pure)
+
+
+def _utc(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+# (rule, bucket label of a UTC time); labels are only compared for equality, in time order.
+CALENDAR_RULES: tuple[tuple[str, Callable[[datetime], str]], ...] = (
+    ("hourly", lambda t: t.strftime("%Y-%m-%d %H:00")),
+    ("daily", lambda t: t.strftime("%Y-%m-%d")),
+    ("weekly", lambda t: "{:04d}-W{:02d}".format(*t.isocalendar()[:2])),  # ISO week
+    ("monthly", lambda t: t.strftime("%Y-%m")),
+)
+
+
+def _newest_first(entries: Iterable[CatalogEntry]) -> list[CatalogEntry]:
+    return sorted(entries, key=lambda e: e.sort_key, reverse=True)
+
+
+def _parent_index(entry: CatalogEntry, by_name: dict[str, int]) -> int | None:
+    info = entry.info
+    if info is None or info.backup_type == "Full":
+        return None
+    parent = info.metadata.get("parent")
+    return by_name.get(parent) if isinstance(parent, str) else None
+
+
+def _finish(
+    ordered: list[CatalogEntry],
+    reasons: dict[int, list[str]],
+    removal_reason: Callable[[CatalogEntry], str],
+    policy: RetentionPolicy | None = None,
+) -> CleanupPlan:
+    """Add chain closure and the newest verified full to ``reasons`` (index → why kept)."""
+    by_name: dict[str, int] = {}
+    for index, entry in enumerate(ordered):
+        by_name.setdefault(entry.path.name, index)
+    # Direct kept dependents of each ancestor; the set guards against parent cycles.
+    needed_by: dict[int, list[int]] = {}
+    kept = set(reasons)
+    pending = sorted(kept, reverse=True)
+    while pending:
+        child = pending.pop()
+        parent = _parent_index(ordered[child], by_name)
+        if parent is None or parent == child:
+            continue
+        needed_by.setdefault(parent, []).append(child)
+        if parent not in kept:
+            kept.add(parent)
+            pending.append(parent)
+    for parent, children in needed_by.items():
+        newest, *others = sorted(children)
+        more = f" (and {len(others)} more)" if others else ""
+        reasons.setdefault(parent, []).append(f"needed by {ordered[newest].path.name}{more}")
+    # Always restorable from something: a full backup needs no other file.
+    full = next(
+        (
+            i
+            for i, e in enumerate(ordered)
+            if e.info is not None and e.info.backup_type == "Full" and e.verified
+        ),
+        None,
+    )
+    if full is not None:
+        reasons.setdefault(full, []).append("newest verified full backup")
+    return CleanupPlan(
+        [
+            Decision(e, i in reasons, tuple(reasons[i]) if i in reasons else (removal_reason(e),))
+            for i, e in enumerate(ordered)
+        ],
+        policy,
+    )
+
+
+def _check_keep(keep: int) -> None:
     if keep < 1:
         raise ConfigError(
             f"--keep must be at least 1 (got {keep})",
             "A cleanup never removes every backup; pass --keep 1 or more.",
         )
-    ordered = sorted(entries, key=lambda e: e.sort_key, reverse=True)
-    newest_verified = next((e for e in ordered if e.verified), None)
-    decisions = []
-    for rank, entry in enumerate(ordered):
-        if rank < keep:
-            decisions.append(Decision(entry, True, f"among the newest {keep}"))
-        elif entry is newest_verified:
-            decisions.append(Decision(entry, True, "newest verified backup"))
-        else:
-            decisions.append(Decision(entry, False, f"older than the newest {keep}"))
-    return CleanupPlan(decisions)
+
+
+def plan_cleanup(entries: list[CatalogEntry], keep: int) -> CleanupPlan:
+    """Keep the newest ``keep`` entries, the newest verified one, the chains they need and
+    the newest verified full backup; remove the rest."""
+    _check_keep(keep)
+    ordered = _newest_first(entries)
+    reasons = {i: [f"among the newest {keep}"] for i in range(min(keep, len(ordered)))}
+    verified = next((i for i, e in enumerate(ordered) if e.verified), None)
+    if verified is not None:
+        reasons.setdefault(verified, []).append("newest verified backup")
+    return _finish(ordered, reasons, lambda _: f"older than the newest {keep}")
+
+
+def resolve_policy(
+    policy: RetentionPolicy, default_keep_last: int | None = None
+) -> RetentionPolicy:
+    """The policy to apply, or ConfigError if it would keep nothing by its rules."""
+    effective = policy.with_default(default_keep_last)
+    if effective.is_empty:
+        raise ConfigError(
+            "The retention policy is empty: no --keep-* rule keeps any backup"
+            + (" (a rule set to 0 is off)" if not policy.is_unset else ""),
+            "Pass at least one rule ≥ 1, e.g. `dagvault prune --keep-last 7 --keep-daily 14` "
+            "(BACKUP_RETENTION_COUNT is the --keep-last only when no rule is given).",
+        )
+    return effective
+
+
+def plan_retention(
+    entries: list[CatalogEntry],
+    policy: RetentionPolicy,
+    *,
+    default_keep_last: int | None = None,
+) -> CleanupPlan:
+    """restic ``forget`` semantics over the entries, newest first (rules combine with OR):
+
+    * ``keep_last`` N keeps the N newest backups, with or without metadata;
+    * ``keep_hourly``/``daily``/``weekly``/``monthly`` N keep the newest backup in each of
+      the N most recent UTC calendar buckets (hour, day, ISO week, month) that contain a
+      backup with metadata; buckets without backups are skipped, not counted;
+
+    then chain closure and the newest verified full backup (see the module docstring). A
+    backup kept for several reasons lists them all. ``default_keep_last`` replaces an
+    unset policy; an empty one is refused (ConfigError).
+    """
+    policy = resolve_policy(policy, default_keep_last)
+    ordered = _newest_first(entries)
+    reasons: dict[int, list[str]] = {}
+    for index in range(min(policy.keep_last or 0, len(ordered))):
+        reasons[index] = [f"keep-last {policy.keep_last}"]
+    for rule, label in CALENDAR_RULES:
+        remaining = getattr(policy, f"keep_{rule}") or 0
+        last_bucket: str | None = None
+        for index, entry in enumerate(ordered):
+            if remaining == 0:
+                break
+            if entry.info is None:
+                continue  # untrustworthy: it must not take a bucket from a real backup
+            bucket = label(_utc(entry.timestamp))
+            if bucket != last_bucket:  # newest first: the first seen is the bucket's newest
+                reasons.setdefault(index, []).append(f"{rule} {bucket}")
+                last_bucket = bucket
+                remaining -= 1
+
+    def removal(entry: CatalogEntry) -> str:
+        if entry.info is None:
+            return "no readable metadata; only keep-last keeps such a file"
+        return "matches no keep rule"
+
+    return _finish(ordered, reasons, removal, policy)
+
+
+# --------------------------------------------------------------------------- execution
 
 
 @dataclass
@@ -77,7 +286,7 @@ class CleanupResult:
     duration_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "dry_run": self.dry_run,
             "kept": len(self.plan.keep),
             "removed_backups": len(self.plan.remove),
@@ -87,6 +296,9 @@ class CleanupResult:
             "decisions": [d.to_json() for d in self.plan.decisions],
             "duration_seconds": round(self.duration_seconds, 3),
         }
+        if self.plan.policy is not None:
+            summary["policy"] = self.plan.policy.to_json()
+        return summary
 
 
 def _unlink(path: Path, result: CleanupResult) -> None:
@@ -109,36 +321,69 @@ def _size(path: Path) -> int:
 
 
 def _orphan_sidecars(directory: Path) -> list[Path]:
-    return [
+    """``.meta`` and ``.pages`` files whose data file is gone (hidden files are temps)."""
+    return sorted(
         orphan
-        for orphan in directory.glob(f"*{META_SUFFIX}")
-        if not orphan.with_name(orphan.name[: -len(META_SUFFIX)]).exists()
+        for suffix in (META_SUFFIX, PAGES_SUFFIX)
+        for orphan in directory.glob(f"*{suffix}")
+        if not orphan.name.startswith(".")
+        and not orphan.with_name(orphan.name[: -len(suffix)]).exists()
+    )
+
+
+def _doomed_files(plan: CleanupPlan, directory: Path) -> list[Path]:
+    """What a run removes, in order. Newest backup first, so a crash never leaves a delta
+    whose parent is already gone; per backup the sidecar first (a crash in between leaves
+    a data file listed as lacking metadata, never as valid, which the next run removes),
+    then the page cache, then the data."""
+    files = [
+        path
+        for entry in plan.remove
+        for path in (meta_path(entry.path), pages.cache_path(entry.path), entry.path)
     ]
+    return files + _orphan_sidecars(directory)
 
 
-def cleanup_old_backups(directory: Path, keep: int, *, dry_run: bool = False) -> CleanupResult:
-    """The description's ``cleanup_old_backups``: remove data and metadata of old backups."""
+def _execute(
+    directory: Path,
+    operation: str,
+    make_plan: Callable[[list[CatalogEntry]], CleanupPlan],
+    dry_run: bool,
+) -> CleanupResult:
     started = time.monotonic()
     if not directory.is_dir():
-        # Nothing to clean; locking would create a stray lock file beside the missing path.
-        return CleanupResult(plan_cleanup([], keep), dry_run)
-    with lock.hold(directory, "cleanup"):
-        plan = plan_cleanup(list_backups(directory), keep)
+        # Nothing to remove (the plan still validates its rules); locking would create a
+        # stray lock file beside the missing path.
+        return CleanupResult(make_plan([]), dry_run)
+    with lock.hold(directory, operation):
+        plan = make_plan(list_backups(directory))
         result = CleanupResult(plan, dry_run)
+        doomed = _doomed_files(plan, directory)
         if dry_run:
-            # Exactly the files the real run removes: unreadable sidecars and orphans too.
-            result.bytes_freed = sum(
-                _size(path) for e in plan.remove for path in (meta_path(e.path), e.path)
-            ) + sum(_size(orphan) for orphan in _orphan_sidecars(directory))
+            result.bytes_freed = sum(_size(path) for path in doomed)
         else:
-            for entry in plan.remove:
-                # Sidecar first: a crash in between leaves a data file listed as lacking
-                # metadata (never as valid), which the next cleanup removes.
-                _unlink(meta_path(entry.path), result)
-                _unlink(entry.path, result)
-            for orphan in _orphan_sidecars(directory):
-                _unlink(orphan, result)
+            for path in doomed:
+                _unlink(path, result)
     result.duration_seconds = time.monotonic() - started
     if not dry_run:
         events.cleaned(len(result.removed_files), result.bytes_freed)
     return result
+
+
+def cleanup_old_backups(directory: Path, keep: int, *, dry_run: bool = False) -> CleanupResult:
+    """The description's ``cleanup_old_backups``: remove the backups ``plan_cleanup`` drops
+    (data, ``.meta`` and ``.pages``) and orphaned sidecars."""
+    _check_keep(keep)  # before taking the lock: bad input must not look like a busy run
+    return _execute(directory, "cleanup", lambda entries: plan_cleanup(entries, keep), dry_run)
+
+
+def prune_backups(
+    directory: Path,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = False,
+    default_keep_last: int | None = None,
+) -> CleanupResult:
+    """Remove the backups ``plan_retention`` drops, under the directory's exclusive lock."""
+    effective = resolve_policy(policy, default_keep_last)  # refused before taking the lock
+    return _execute(directory, "prune", lambda e: plan_retention(e, effective), dry_run)

@@ -12,6 +12,7 @@ from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.retention import RetentionPolicy, resolve_policy
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
 
@@ -25,7 +26,9 @@ def _when(timestamp: int) -> str:
 
 
 def backup(args: argparse.Namespace) -> int:
-    settings = _settings(args, database_path=args.db, backup_dir=args.backup_dir)
+    settings = _settings(
+        args, database_path=args.db, backup_dir=args.backup_dir, reports_dir=args.reports_dir
+    )
     if args.name is not None:
         validate_name(args.name)
     db.require_file(settings.database_path)  # fail fast, before a flow run starts
@@ -40,6 +43,9 @@ def backup(args: argparse.Namespace) -> int:
             backup_type=args.backup_type,
             compress=args.compress,
             config_file=args.config,
+            quality=not args.no_quality,
+            allow_decrease=args.allow_decrease,
+            reports_dir=args.reports_dir,
         )
     if args.json:
         emit_json(info)
@@ -59,7 +65,22 @@ def backup(args: argparse.Namespace) -> int:
             f"verification: {info['verification']['status']}"
         )
         print(f"   SHA3-256 {info['checksum']}")
+        _print_gate(info.get("quality"))
     return 0
+
+
+def _print_gate(gate: dict[str, Any] | None) -> None:
+    """One line per gate: its verdict and where its GX Data Docs are."""
+    if not gate:
+        return
+    checks = gate["expectations"]
+    passed = sum(e["success"] for e in checks)
+    verdict = "passed" if gate["passed"] else "FAILED"
+    print(f"   quality gate: {verdict} ({passed} of {len(checks)} expectations)")
+    for warning in gate["warnings"]:
+        print(f"   warning: {warning}")
+    if gate["data_docs"]:
+        print(f"   GX Data Docs: {gate['data_docs']}")
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -71,7 +92,7 @@ def verify(args: argparse.Namespace) -> int:
         raise BackupNotFound(
             f"Backup {args.backup} does not exist", "List the backups with `dagvault list`."
         )
-    _settings(args, backup_dir=args.backup_dir)
+    _settings(args, backup_dir=args.backup_dir, reports_dir=args.reports_dir)
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
@@ -82,12 +103,18 @@ def verify(args: argparse.Namespace) -> int:
             backup_dir=args.backup_dir,
             quick=args.quick,
             config_file=args.config,
+            quality=args.quality,
+            allow_decrease=args.allow_decrease,
+            reports_dir=args.reports_dir,
         )
     except DagvaultError as exc:
-        from flows.verify import BackupsFailedVerification  # Prefect is loaded by now
+        from flows.verify import (  # Prefect is loaded by now
+            BackupsFailedQualityGate,
+            BackupsFailedVerification,
+        )
 
         failure = exc
-        if isinstance(exc, BackupsFailedVerification):
+        if isinstance(exc, BackupsFailedVerification | BackupsFailedQualityGate):
             reports = exc.reports  # the valid backups' reports too, not just the error
     if args.json:
         emit_json(
@@ -103,13 +130,26 @@ def verify(args: argparse.Namespace) -> int:
                 r["backup_path"],
                 "valid" if r["valid"] else "INVALID",
                 "; ".join(r["problems"]) or "-",
+                *([_gate_cell(r.get("quality"))] if args.quality else []),
             )
             for r in reports
         ]
-        print(table(rows, ["backup", "result", "problems"]))
+        headers = ["backup", "result", "problems", *(["quality"] if args.quality else [])]
+        print(table(rows, headers))
+        docs = {r["quality"]["data_docs"] for r in reports if r.get("quality")} - {None}
+        for index in sorted(docs):
+            print(f"GX Data Docs: {index}")
     if failure is not None:
         raise failure
     return 0
+
+
+def _gate_cell(gate: dict[str, Any] | None) -> str:
+    if gate is None:
+        return "not run"
+    if gate["passed"]:
+        return "passed"
+    return "FAILED: " + ", ".join(e["name"] for e in gate["expectations"] if not e["success"])
 
 
 def list_(args: argparse.Namespace) -> int:
@@ -154,6 +194,37 @@ def cleanup(args: argparse.Namespace) -> int:
     rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result["decisions"]]
     if rows:
         print(table(rows, ["backup", "plan", "reason"]))
+    print(
+        f"🧹 {verb} {result['removed_backups']} backups "
+        f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
+        if not args.dry_run
+        else f"Dry run: {verb} {result['removed_backups']} backups, "
+        f"{human_bytes(result['bytes_freed'])} would be freed"
+    )
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    settings = _settings(args, backup_dir=args.backup_dir)
+    rules = {
+        f"keep_{rule}": getattr(args, f"keep_{rule}")
+        for rule in ("last", "hourly", "daily", "weekly", "monthly")
+    }
+    policy = resolve_policy(RetentionPolicy(**rules), settings.retention_count)  # fail fast
+    result = run_flow(
+        "prune", **rules, dry_run=args.dry_run, backup_dir=args.backup_dir, config_file=args.config
+    )
+    if args.json:
+        emit_json(result)
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    rows = [
+        (Path(d["backup_path"]).name, d["backup_type"], d["action"], d["reason"])
+        for d in result["decisions"]
+    ]
+    print(f"Policy: {policy.describe()} (UTC calendar buckets)")
+    if rows:
+        print(table(rows, ["backup", "type", "action", "reasons"]))
     print(
         f"🧹 {verb} {result['removed_backups']} backups "
         f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
@@ -226,7 +297,11 @@ def restore(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     settings = _settings(
-        args, database_path=args.db, export_dir=args.export_dir, default_export_format=args.format
+        args,
+        database_path=args.db,
+        export_dir=args.export_dir,
+        default_export_format=args.format,
+        reports_dir=args.reports_dir,
     )
     if args.from_backup is not None and not Path(args.from_backup).is_file():
         raise BackupNotFound(
@@ -244,6 +319,8 @@ def export(args: argparse.Namespace) -> int:
         export_dir=args.export_dir,
         tables=tables,
         config_file=args.config,
+        quality=not args.no_quality,
+        reports_dir=args.reports_dir,
     )
     if args.json:
         emit_json(result)
@@ -253,6 +330,7 @@ def export(args: argparse.Namespace) -> int:
         f"({human_bytes(result['total_bytes'])}); manifest: {result['manifest_path']}"
     )
     print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
+    _print_gate(result.get("quality"))
     return 0
 
 

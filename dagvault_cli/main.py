@@ -40,6 +40,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """A retention rule's count: 0 switches the rule off."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return value
+
+
+REPORTS_HELP = "where GX Data Docs go (DAGVAULT_REPORTS_DIR, default ./reports)"
+
+
+def _quality_options(p: argparse.ArgumentParser, *, gate_by_default: bool) -> None:
+    if gate_by_default:
+        p.add_argument("--no-quality", action="store_true", help="skip the data-quality gate (GX)")
+    else:
+        p.add_argument(
+            "--quality",
+            action="store_true",
+            help="also run the data-quality gate (GX expectations on the ledger's data)",
+        )
+    p.add_argument(
+        "--allow-decrease",
+        action="store_true",
+        help="accept fewer transactions than the previous backup (a pruned or reset ledger)",
+    )
+    p.add_argument("--reports-dir", help=REPORTS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="JSON config file (or DAGVAULT_CONFIG)")
@@ -71,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "backup",
         commands.backup,
-        "Take a consistent full backup of the live database, then verify it.",
+        "Take a consistent backup of the live database, verify it, run the quality gate.",
         "dagvault backup --db ./blockchain.db --backup-dir ./backups --description 'weekly'",
     )
     p.add_argument("--db", help=db_help)
@@ -93,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="zstd-compress the stored file (BACKUP_COMPRESSION_ENABLED)",
     )
+    _quality_options(p, gate_by_default=True)
 
     p = command(
         "verify",
@@ -104,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="verify every backup of the directory")
     p.add_argument("--backup-dir", help=dir_help)
     p.add_argument("--quick", action="store_true", help="PRAGMA quick_check (faster, O(N))")
+    _quality_options(p, gate_by_default=False)
 
     p = command(
         "list",
@@ -121,6 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
         "dagvault cleanup --keep 7 --dry-run",
     )
     p.add_argument("--keep", type=_positive_int, help="backups to keep (BACKUP_RETENTION_COUNT)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
+    p.add_argument("--backup-dir", help=dir_help)
+
+    p = command(
+        "prune",
+        commands.prune,
+        "Apply restic-style retention rules (OR-combined, chain-aware; never the newest "
+        "verified full backup).",
+        "dagvault prune --keep-last 3 --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run",
+    )
+    p.add_argument(
+        "--keep-last",
+        type=_count,
+        metavar="N",
+        help="keep the N newest (default BACKUP_RETENTION_COUNT when no rule is given)",
+    )
+    for unit, bucket in (
+        ("hourly", "hour"),
+        ("daily", "day"),
+        ("weekly", "ISO week"),
+        ("monthly", "month"),
+    ):
+        p.add_argument(
+            f"--keep-{unit}",
+            type=_count,
+            metavar="N",
+            help=f"newest backup of each of the N latest {bucket}s that have one (UTC)",
+        )
     p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     p.add_argument("--backup-dir", help=dir_help)
 
@@ -163,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="target: PATH.sql for sql, a new directory otherwise")
     p.add_argument("--export-dir", help="where unnamed exports go (EXPORT_DIR, ./exports)")
     p.add_argument("--tables", help="comma-separated tables (default: all)")
+    p.add_argument(
+        "--no-quality", action="store_true", help="skip the export gate (DuckDB row counts)"
+    )
+    p.add_argument("--reports-dir", help=REPORTS_HELP)
 
     p = command(
         "import-sql",

@@ -43,6 +43,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     import flows.backup
     import flows.cleanup
     import flows.export
+    import flows.prune
     import flows.restore
     import flows.scheduled
     import flows.verify
@@ -52,6 +53,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "verify": flows.verify.verify_flow,
         "restore": flows.restore.restore_flow,
         "cleanup": flows.cleanup.cleanup_flow,
+        "prune": flows.prune.prune_flow,
         "schedule": flows.scheduled.scheduled_backup_flow,
         "export": flows.export.export_flow,
         "import-sql": flows.export.import_sql_flow,

@@ -12,7 +12,7 @@ from _helpers import hidden_leftovers, read_meta_json, visible_files, write_meta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagvault import lock
+from dagvault import lock, pages
 from dagvault.backup import create_backup
 from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.errors import ConfigError, OperationInProgress
@@ -248,11 +248,47 @@ def test_older_verified_backup_survives_newer_unverified_and_failed(
     result = cleanup_old_backups(backups, keep=2)
 
     assert [e.path for e in result.plan.keep] == [taken[4], taken[3], taken[0]]
-    reasons = {d.entry.path: d.reason for d in result.plan.decisions}
-    assert reasons[taken[0]] == "newest verified backup"
+    reasons = {d.entry.path: d.reasons for d in result.plan.decisions}
+    # A full backup: the newest verified backup is also the newest verified full.
+    assert reasons[taken[0]] == ("newest verified backup", "newest verified full backup")
     assert [e.path for e in list_backups(backups)] == [taken[4], taken[3], taken[0]]
     assert read_meta_json(taken[0])["verification"]["status"] == "verified"
     assert not taken[1].exists() and not meta_path(taken[1]).exists()
+
+
+def test_cleanup_keeps_the_chain_of_a_kept_delta_and_removes_page_caches(
+    ledger: Path, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    full = Path(create_backup(ledger, backups).backup_path)
+    assert verify_backup(full).ok
+    create_sample_ledger(ledger, 20, append=True)
+    incr = Path(create_backup(ledger, backups, kind="incremental").backup_path)
+    create_sample_ledger(ledger, 20, append=True)
+    newest = Path(create_backup(ledger, backups, kind="incremental").backup_path)
+    orphan = backups / "blockchain_1000000000.db.pages"  # its backup is gone
+    orphan.write_bytes(b"digests")
+
+    result = cleanup_old_backups(backups, keep=1)
+
+    # Restoring the newest incremental needs every older backup: nothing else may go.
+    reasons = {d.entry.path: d.reasons for d in result.plan.decisions}
+    assert reasons == {
+        newest: ("among the newest 1",),
+        incr: (f"needed by {newest.name}",),
+        full: ("newest verified backup", f"needed by {incr.name}", "newest verified full backup"),
+    }
+    assert result.removed_files == [str(orphan)]
+
+    # Once the full is the newest, the deltas go with their sidecars and page caches.
+    create_sample_ledger(ledger, 20, append=True)
+    fresh = Path(create_backup(ledger, backups).backup_path)
+    doomed = [f for b in (newest, incr) for f in (b, meta_path(b), pages.cache_path(b))]
+    expected = sizes(doomed)
+    result = cleanup_old_backups(backups, keep=1)
+    assert sorted(result.removed_files) == sorted(map(str, doomed))
+    assert result.bytes_freed == expected
+    assert [e.path for e in list_backups(backups)] == [fresh, full]  # full: newest verified full
 
 
 def test_cleanup_with_fewer_backups_than_keep_removes_nothing(ledger: Path, tmp_path: Path) -> None:

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.retention import RetentionPolicy, prune_backups
+from tasks._runtime import artifact_key, task_options
+
+
+@task(**task_options())
+def prune(backup_dir: str, policy: dict[str, int | None], dry_run: bool) -> dict[str, Any]:
+    """Apply the retention ``policy`` (RetentionPolicy fields) to ``backup_dir``; the plan,
+    with every backup's reasons, becomes a table artifact."""
+    rules = RetentionPolicy(**policy)
+    result = prune_backups(Path(backup_dir), rules, dry_run=dry_run).to_json()
+    create_table_artifact(
+        key=artifact_key("prune", Path(backup_dir).name),
+        table=[
+            {
+                "backup": Path(d["backup_path"]).name,
+                "type": d["backup_type"],
+                "action": d["action"] if not dry_run else f"would {d['action']}",
+                "reasons": d["reason"],
+            }
+            for d in result["decisions"]
+        ],
+        description=(
+            f"Policy: {rules.describe()}. "
+            f"{'Dry run: would free' if dry_run else 'Freed'} {result['bytes_freed']} bytes, "
+            f"{result['removed_backups']} backups removed, {result['kept']} kept"
+        ),
+    )
+    return result
