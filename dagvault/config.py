@@ -46,6 +46,20 @@ class Settings:
     timestamp_column: str = "timestamp"
     # How long an operation waits for a writer's lock before giving up. Default: 30 s.
     busy_timeout_seconds: float = 30.0
+    # The ledger profile the data-quality gates check (tables/columns; see LedgerProfile).
+    parents_table: str = "transaction_parents"
+    parent_child_column: str = "child_id"
+    parent_parent_column: str = "parent_id"
+    id_column: str = "id"
+    hash_column: str = "tx_hash"
+    amount_column: str = "amount"
+    fee_column: str = "fee"
+    # Where the quality gates write GX Data Docs (HTML) and validation results.
+    reports_dir: Path = Path("./reports")
+    # Plausible transaction timestamps (unix seconds): from Bitcoin's genesis block
+    # (2009-01-03) to this far past the current time (clock skew between nodes).
+    min_timestamp: int = 1_231_006_805
+    max_future_seconds: int = 86_400
 
 
 def _positive_int(raw: Any) -> int:
@@ -87,6 +101,18 @@ def _boolean(raw: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+def _non_negative_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("expected a whole number >= 0")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number >= 0") from None
+    if value < 0 or (isinstance(raw, float) and raw != value):
+        raise ValueError("expected a whole number >= 0")
+    return value
+
+
 def _path(raw: Any) -> Path:
     if not isinstance(raw, str | os.PathLike) or not str(raw).strip():
         raise ValueError("expected a non-empty path")
@@ -102,7 +128,7 @@ def _export_format(raw: Any) -> str:
 
 def _identifier(raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise ValueError("expected a table name")
+        raise ValueError("expected a table or column name")
     return raw
 
 
@@ -143,6 +169,16 @@ _SPECS: dict[str, _Spec] = {
     "busy_timeout_seconds": _Spec(
         "DAGVAULT_BUSY_TIMEOUT", ("database", "busy_timeout_seconds"), _positive_float
     ),
+    "parents_table": _Spec(None, ("ledger", "parents_table"), _identifier),
+    "parent_child_column": _Spec(None, ("ledger", "parent_child_column"), _identifier),
+    "parent_parent_column": _Spec(None, ("ledger", "parent_parent_column"), _identifier),
+    "id_column": _Spec(None, ("ledger", "id_column"), _identifier),
+    "hash_column": _Spec(None, ("ledger", "hash_column"), _identifier),
+    "amount_column": _Spec(None, ("ledger", "amount_column"), _identifier),
+    "fee_column": _Spec(None, ("ledger", "fee_column"), _identifier),
+    "reports_dir": _Spec("DAGVAULT_REPORTS_DIR", ("quality", "reports_dir"), _path),
+    "min_timestamp": _Spec(None, ("quality", "min_timestamp"), _non_negative_int),
+    "max_future_seconds": _Spec(None, ("quality", "max_future_seconds"), _non_negative_int),
 }
 
 _FILE_KEYS = {spec.file_key for spec in _SPECS.values()}

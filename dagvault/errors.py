@@ -8,7 +8,8 @@
     │   └── BackupNotFound
     ├── VerificationError         4  a backup failed verification; it must not be restored
     │   ├── InvalidDump                an SQL dump is malformed or truncated
-    │   └── ExportMismatch             exported row counts differ from the snapshot
+    │   ├── ExportMismatch             exported row counts differ from the snapshot
+    │   └── QualityGateFailed          the data failed a data-quality expectation
     ├── BusyError                 5  retryable: the database or dagvault lock is held
     │   ├── OperationInProgress       another dagvault backup/restore/cleanup of this database
     │   └── DatabaseLocked            SQLite stayed busy past the timeout
@@ -75,6 +76,12 @@ class ExportMismatch(VerificationError):
     pass
 
 
+class QualityGateFailed(VerificationError):
+    """The data broke a data-quality expectation (duplicate hash, dangling parent, lost rows…).
+
+    The backup or export stays on disk; a backup is marked failed so that nothing trusts it."""
+
+
 class BusyError(DagvaultError):
     exit_code = 5
     retryable = True
@@ -105,7 +112,7 @@ EXIT_CODES: dict[int, str] = {
     1: "unexpected failure (a bug: please report it with the log)",
     2: "invalid setting or argument",
     3: "database or backup not found, or not a SQLite file",
-    4: "backup failed verification (checksum, metadata, integrity or row counts)",
+    4: "backup failed verification (checksum, metadata, integrity, row counts, data quality)",
     5: "busy: another dagvault operation or a writer holds the database; retry later",
     6: "storage error: no space, permission denied or I/O error",
     7: "restore failed; the live database was left unchanged",

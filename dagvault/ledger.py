@@ -1,7 +1,8 @@
-"""The ledger profile: which tables hold transactions and nodes.
+"""The ledger profile: which tables and columns hold transactions, DAG parents and nodes.
 
 The engine backs up any SQLite database; these names only feed the description's
-``total_transactions`` / ``total_nodes`` fields.
+``total_transactions`` / ``total_nodes`` fields and the data-quality gates (a database
+without them gets the generic checks and a warning).
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from dataclasses import dataclass
 class LedgerProfile:
     transactions_table: str = "transactions"
     nodes_table: str = "nodes"
+    # The DAG: one row per approval, child approves parent; both reference id_column.
+    parents_table: str = "transaction_parents"
+    parent_child_column: str = "child_id"
+    parent_parent_column: str = "parent_id"
+    id_column: str = "id"
+    hash_column: str = "tx_hash"
+    amount_column: str = "amount"
+    fee_column: str = "fee"
+    timestamp_column: str = "timestamp"
 
     def totals(self, row_counts: dict[str, int]) -> tuple[int, int, list[str]]:
         """(total_transactions, total_nodes, warnings) from per-table row counts."""

@@ -1,7 +1,9 @@
 """``BackupInfo`` and its ``.meta`` JSON sidecar (format version 1).
 
 The sidecar holds the description's BackupInfo fields at the top level, plus
-``format_version``, ``checksum_algorithm``, ``created_at`` and ``verification``.
+``format_version``, ``checksum_algorithm``, ``created_at``, ``verification`` and, once a
+data-quality gate ran, ``quality`` (passed, checked_at, expectations, warnings, data_docs;
+absent or null in older sidecars).
 ``metadata`` is a JSON object (description, row_counts, sqlite_version, page_size,
 page_count, duration_seconds, …); the description's map of strings is widened to
 JSON values so that row counts stay numbers.
@@ -50,6 +52,7 @@ class BackupInfo:
     checksum_algorithm: str = "sha3-256"
     format_version: int = FORMAT_VERSION
     verification: Verification = field(default_factory=Verification)
+    quality: dict[str, Any] | None = None
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -64,6 +67,9 @@ class BackupInfo:
 
     def with_verification(self, verification: Verification) -> BackupInfo:
         return replace(self, verification=verification)
+
+    def with_quality(self, quality: dict[str, Any], verification: Verification) -> BackupInfo:
+        return replace(self, quality=quality, verification=verification)
 
 
 def meta_path(backup: Path) -> Path:
@@ -140,6 +146,13 @@ def read_meta(backup: Path) -> BackupInfo:
             or not isinstance(raw.get("problems", []), list)
         ):
             problems.append("field 'verification' is not a verification record")
+        quality = document.get("quality")
+        if quality is not None and (
+            not isinstance(quality, dict)
+            or not isinstance(quality.get("passed"), bool)
+            or not isinstance(quality.get("expectations", []), list)
+        ):
+            problems.append("field 'quality' is not a data-quality record")
     if problems:
         raise VerificationError(
             f"{backup}: invalid metadata in {path.name}: {'; '.join(problems)}",

@@ -164,10 +164,21 @@ def verify_file(
     return report
 
 
-def record(report: VerifyReport, method: str) -> None:
-    """Store the outcome in the sidecar; a read-only backup directory only gets a warning."""
+def record(report: VerifyReport, method: str, *, keep_quality_verdict: bool = True) -> None:
+    """Store the outcome in the sidecar; a read-only backup directory only gets a warning.
+
+    A backup whose data-quality gate failed stays failed: intact bytes do not make bad
+    data good. Only a new gate run (``keep_quality_verdict=False``, then the gate) can
+    clear it."""
     if report.info is None:
         return
+    quality = report.info.quality
+    if keep_quality_verdict and quality is not None and quality.get("passed") is False:
+        report.fail(
+            "quality",
+            f"the data-quality gate failed at {quality.get('checked_at')}; "
+            "re-check with `dagvault verify --quality`",
+        )
     verification = Verification(
         status="verified" if report.ok else "failed",
         checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -181,11 +192,18 @@ def record(report: VerifyReport, method: str) -> None:
         report.warnings.append(f"verification result not recorded: {exc.message}")
 
 
-def verify_backup(path: Path, *, quick: bool = False, checksum: bool = True) -> VerifyReport:
-    """Verify one backup and record the outcome in its sidecar."""
+def verify_backup(
+    path: Path, *, quick: bool = False, checksum: bool = True, recheck_quality: bool = False
+) -> VerifyReport:
+    """Verify one backup and record the outcome in its sidecar (``recheck_quality``: the
+    caller runs the data-quality gate next, so an earlier gate failure is not carried)."""
     with lock.hold(path.parent, "verify", shared=True):
         report = verify_file(path, quick=quick, checksum=checksum)
-        record(report, "quick_check" if quick else "integrity_check")
+        record(
+            report,
+            "quick_check" if quick else "integrity_check",
+            keep_quality_verdict=not recheck_quality,
+        )
     return report
 
 

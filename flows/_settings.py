@@ -11,4 +11,15 @@ def resolve(config_file: str | None, **overrides: Any) -> Settings:
 
 
 def ledger_profile(settings: Settings) -> LedgerProfile:
-    return LedgerProfile(settings.transactions_table, settings.nodes_table)
+    return LedgerProfile(
+        transactions_table=settings.transactions_table,
+        nodes_table=settings.nodes_table,
+        parents_table=settings.parents_table,
+        parent_child_column=settings.parent_child_column,
+        parent_parent_column=settings.parent_parent_column,
+        id_column=settings.id_column,
+        hash_column=settings.hash_column,
+        amount_column=settings.amount_column,
+        fee_column=settings.fee_column,
+        timestamp_column=settings.timestamp_column,
+    )

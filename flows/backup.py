@@ -5,8 +5,10 @@ from typing import Any
 from prefect import flow
 
 from dagvault.errors import VerificationError
+from dagvault.quality import gate_failure
 from flows._settings import ledger_profile, resolve
 from tasks.backup import take_backup
+from tasks.quality import backup_quality_gate
 from tasks.verify import verify
 
 
@@ -20,19 +22,25 @@ def backup_flow(
     backup_type: str = "full",
     compress: bool | None = None,
     config_file: str | None = None,
+    quality: bool = True,
+    allow_decrease: bool = False,
+    reports_dir: str | None = None,
 ) -> dict[str, Any]:
     """Back up the ledger (full, incremental or differential; compressed with zstd when
-    BACKUP_COMPRESSION_ENABLED or ``compress``), then verify what was written (for a
-    delta: its whole chain and the rebuilt image).
+    BACKUP_COMPRESSION_ENABLED or ``compress``), verify what was written (for a
+    delta: its whole chain and the rebuilt image), then run the data-quality gate
+    (GX expectations on the backup; Data Docs under DAGVAULT_REPORTS_DIR).
 
-    A backup that fails verification fails the run (it stays on disk, marked failed,
-    and is never counted as the newest verified backup).
+    A backup that fails verification or the gate fails the run (it stays on disk, marked
+    failed, and is never counted as the newest verified backup). Fewer transactions than
+    the previous backup fail the gate unless ``allow_decrease``.
     """
     settings = resolve(
         config_file,
         database_path=database_path,
         backup_dir=backup_dir,
         compression_enabled=compress,
+        reports_dir=reports_dir,
     )
     info = take_backup(
         str(settings.database_path),
@@ -54,4 +62,17 @@ def backup_flow(
                 "Check the disk holding the backup directory, then take a new backup.",
                 problems=report["problems"],
             )
+    if quality:
+        gate = backup_quality_gate(
+            info["backup_path"],
+            ledger_profile(settings),
+            str(settings.reports_dir),
+            allow_decrease,
+            settings.min_timestamp,
+            settings.max_future_seconds,
+        )
+        info["quality"] = gate
+        if not gate["passed"]:
+            info["verification"] = {"status": "failed"}
+            raise gate_failure(gate, "the backup")
     return info

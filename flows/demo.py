@@ -1,7 +1,8 @@
 """`make demo`: the main job on a generated sample ledger, as Prefect flow runs.
 
-full backup → new transactions arrive → second backup → verify all → list →
-cleanup keeping N → restore the newest into a scratch copy and compare.
+full backup → new transactions arrive → second backup (each with its data-quality gate,
+GX Data Docs under <workdir>/reports) → verify all → list → cleanup keeping N → restore
+the newest into a scratch copy and compare.
 """
 
 from __future__ import annotations
@@ -52,13 +53,20 @@ def demo_flow(workdir: str = ".demo", transactions: int = 20_000, keep: int = 2)
     work = Path(workdir).absolute()
     work.mkdir(parents=True, exist_ok=True)
     ledger, backups, scratch = work / "blockchain.db", work / "backups", work / "scratch.db"
+    reports = str(work / "reports")
     summary: dict[str, Any] = {}
     summary["transactions at start"] = ensure_ledger(str(ledger), transactions)
-    first = backup_flow(str(ledger), str(backups), description="demo: full backup")
+    first = backup_flow(
+        str(ledger), str(backups), description="demo: full backup", reports_dir=reports
+    )
     summary["first backup"] = Path(first["backup_path"]).name
     summary["transactions after arrivals"] = new_transactions_arrive(str(ledger), 500)
-    second = backup_flow(str(ledger), str(backups), description="demo: after new transactions")
+    second = backup_flow(
+        str(ledger), str(backups), description="demo: after new transactions", reports_dir=reports
+    )
     summary["second backup"] = Path(second["backup_path"]).name
+    summary["quality gates passed"] = sum(b["quality"]["passed"] for b in (first, second))
+    summary["GX Data Docs"] = second["quality"]["data_docs"]
     reports = verify_flow(all_backups=True, backup_dir=str(backups))
     summary["backups verified"] = f"{sum(r['valid'] for r in reports)} of {len(reports)}"
     cleaned = cleanup_flow(keep=keep, backup_dir=str(backups))
@@ -96,6 +104,8 @@ def main() -> None:
         f"\nBackups: {Path(args.workdir, 'backups')}   (try: .venv/bin/dagvault list "
         f"--backup-dir {Path(args.workdir, 'backups')})"
     )
+    docs = Path(args.workdir, "reports", "data_docs", "index.html").absolute()
+    print(f"Data-quality reports (GX Data Docs): {docs.as_uri()}")
     home = os.environ.get("PREFECT_HOME", "~/.prefect")
     if not os.environ.get("PREFECT_API_URL"):
         print(

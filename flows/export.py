@@ -4,8 +4,10 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.quality import gate_failure
 from flows._settings import ledger_profile, resolve
 from tasks.export import export, import_dump
+from tasks.quality import export_quality_gate
 
 
 @flow(name="dagvault-export")
@@ -17,16 +19,21 @@ def export_flow(
     export_dir: str | None = None,
     tables: list[str] | None = None,
     config_file: str | None = None,
+    quality: bool = True,
+    reports_dir: str | None = None,
 ) -> dict[str, Any]:
     """Export the live ledger (default) or one backup to sql/json/csv/parquet
-    (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest."""
+    (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest; then the export gate:
+    the rows DuckDB counts in the written files must equal the snapshot's (GX-validated).
+    A failed gate fails the run."""
     settings = resolve(
         config_file,
         database_path=database_path,
         export_dir=export_dir,
         default_export_format=fmt,
+        reports_dir=reports_dir,
     )
-    return export(
+    result = export(
         settings.default_export_format,
         None if backup_path else str(settings.database_path),
         backup_path,
@@ -38,6 +45,14 @@ def export_flow(
         settings.timestamp_column,
         settings.busy_timeout_seconds,
     )
+    if quality:
+        gate = export_quality_gate(
+            result["export_path"], result["format"], result["row_counts"], str(settings.reports_dir)
+        )
+        result["quality"] = gate
+        if not gate["passed"]:
+            raise gate_failure(gate, "the export")
+    return result
 
 
 @flow(name="dagvault-import-sql")

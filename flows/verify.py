@@ -5,14 +5,26 @@ from typing import Any
 from prefect import flow
 
 from dagvault.catalog import list_backups
-from dagvault.errors import BackupNotFound, ConfigError, VerificationError
-from flows._settings import resolve
+from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
+from dagvault.quality import gate_failure
+from flows._settings import ledger_profile, resolve
 from tasks._runtime import artifact_key
+from tasks.quality import backup_quality_gate
 from tasks.verify import publish_verification_artifact, verify
 
 
 class BackupsFailedVerification(VerificationError):
     """The verify flow's failure, with every backup's report (the CLI prints them all)."""
+
+    def __init__(
+        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message, hint, problems=problems)
+        self.reports = reports
+
+
+class BackupsFailedQualityGate(QualityGateFailed):
+    """Intact backups whose data failed the quality gate, with every backup's report."""
 
     def __init__(
         self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
@@ -28,9 +40,15 @@ def verify_flow(
     backup_dir: str | None = None,
     quick: bool = False,
     config_file: str | None = None,
+    quality: bool = False,
+    allow_decrease: bool = False,
+    reports_dir: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Verify one backup, or every backup of the backup directory; fails if any is invalid."""
-    settings = resolve(config_file, backup_dir=backup_dir)
+    """Verify one backup, or every backup of the backup directory; fails if any is invalid.
+
+    With ``quality`` each intact backup also runs the data-quality gate (its new verdict
+    replaces the recorded one); a failed gate fails the run too."""
+    settings = resolve(config_file, backup_dir=backup_dir, reports_dir=reports_dir)
     if all_backups == (backup_path is not None):
         raise ConfigError("Name one backup to verify, or ask for all of them (--all)")
     if all_backups:
@@ -42,11 +60,35 @@ def verify_flow(
             )
     else:
         paths = [str(backup_path)]
-    reports = [verify(path, quick=quick) for path in paths]
+    reports = [verify(path, quick=quick, recheck_quality=quality) for path in paths]
+    if quality:
+        profile = ledger_profile(settings)
+        for report in reports:
+            report["quality"] = None
+            if report["valid"]:
+                report["quality"] = backup_quality_gate(
+                    report["backup_path"],
+                    profile,
+                    str(settings.reports_dir),
+                    allow_decrease,
+                    settings.min_timestamp,
+                    settings.max_future_seconds,
+                )
     publish_verification_artifact(reports, artifact_key("verify", settings.backup_dir.name))
     failed = [r for r in reports if not r["valid"]]
+    rejected = [r for r in reports if r.get("quality") and not r["quality"]["passed"]]
+    if rejected and not failed:
+        errors = [gate_failure(r["quality"], "the backup") for r in rejected]
+        raise BackupsFailedQualityGate(
+            f"{len(rejected)} of {len(reports)} backups failed the data-quality gate: "
+            + " | ".join(e.message for e in errors),
+            errors[0].hint,
+            problems=[p for e in errors for p in e.problems],
+            reports=reports,
+        )
+    failed += rejected
     if failed:
-        problems = [f"{r['backup_path']}: {'; '.join(r['problems'])}" for r in failed]
+        problems = [f"{r['backup_path']}: {'; '.join(_problems(r))}" for r in failed]
         raise BackupsFailedVerification(
             f"{len(failed)} of {len(reports)} backups failed verification: " + " | ".join(problems),
             "Do not restore these backups; take a new backup and investigate the storage.",
@@ -54,3 +96,11 @@ def verify_flow(
             reports=reports,
         )
     return reports
+
+
+def _problems(report: dict[str, Any]) -> list[str]:
+    found = list(report["problems"])
+    gate = report.get("quality")
+    if gate and not gate["passed"]:
+        found += [f"quality: {p}" for p in gate_failure(gate, "the backup").problems]
+    return found

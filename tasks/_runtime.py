@@ -9,6 +9,8 @@ from typing import Any
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import get_run_context
+from prefect.exceptions import MissingContextError
 from prefect.states import State
 
 # Transient failures (a writer holding the lock, an I/O hiccup) get three more tries,
@@ -27,14 +29,27 @@ def is_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> 
     return bool(getattr(exc, "retryable", False))
 
 
+class _ToRunLog(logging.Handler):
+    """Forward the core's ``dagvault`` log events (📦 ✅ 🧹 ⚠️ ❌) to the current flow or
+    task run's log (console and API). Outside a run they are left to the application's
+    own logging: Prefect's API handler would only warn that there is no run."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            get_run_context()
+        except MissingContextError:
+            return
+        # The handlers PREFECT_LOGGING_EXTRA_LOGGERS would attach (console and API).
+        for handler in logging.getLogger("prefect.extra").handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
 def _bridge_core_logger() -> None:
-    """Send the core's ``dagvault`` log events (📦 ✅ 🧹 ⚠️ ❌) to the run's Prefect log,
-    as PREFECT_LOGGING_EXTRA_LOGGERS would, without depending on import order."""
     core = logging.getLogger("dagvault")
     core.setLevel(logging.INFO)
-    for handler in logging.getLogger("prefect.extra").handlers:
-        if handler not in core.handlers:
-            core.addHandler(handler)
+    if not any(isinstance(h, _ToRunLog) for h in core.handlers):
+        core.addHandler(_ToRunLog())
 
 
 def task_options() -> dict[str, Any]:

@@ -11,10 +11,14 @@ from tasks._runtime import task_options
 
 
 @task(**task_options())
-def verify(backup_path: str, quick: bool = False, checksum: bool = True) -> dict[str, Any]:
+def verify(
+    backup_path: str, quick: bool = False, checksum: bool = True, recheck_quality: bool = False
+) -> dict[str, Any]:
     """Verify one backup (checksum, metadata, integrity, row counts); report, never raise
     for a bad backup: the flow decides what a failure means."""
-    return verify_backup(Path(backup_path), quick=quick, checksum=checksum).to_json()
+    return verify_backup(
+        Path(backup_path), quick=quick, checksum=checksum, recheck_quality=recheck_quality
+    ).to_json()
 
 
 def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> None:
@@ -26,6 +30,11 @@ def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> No
                 "valid": r["valid"],
                 "problems": "; ".join(r["problems"]) or "-",
                 "duration_seconds": r["duration_seconds"],
+                **(
+                    {"quality": "passed" if r["quality"]["passed"] else "FAILED"}
+                    if r.get("quality")
+                    else {}
+                ),
             }
             for r in reports
         ],

@@ -22,6 +22,8 @@ os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+# Quality gates write GX Data Docs; never into the checkout's ./reports.
+os.environ["DAGVAULT_REPORTS_DIR"] = tempfile.mkdtemp(prefix="dagvault-test-reports-")
 for _name in (
     "PREFECT_API_URL",
     "DAGVAULT_CONFIG",
