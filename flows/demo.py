@@ -1,8 +1,9 @@
 """`make demo`: the main job on a generated sample ledger, as Prefect flow runs.
 
-full backup → new transactions arrive → second backup (each with its data-quality gate,
-GX Data Docs under <workdir>/reports) → verify all → list → cleanup keeping N → restore
-the newest into a scratch copy and compare.
+full backup → new transactions arrive → incremental backup (each with its data-quality
+gate, GX Data Docs under <workdir>/reports) → verify all → list → cleanup keeping N →
+restore the newest (full + delta) into a scratch copy and compare → Parquet export for
+the analysis notebook.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dagvault.digest import database_digest
 from dagvault.sample import create_sample_ledger
 from flows.backup import backup_flow
 from flows.cleanup import cleanup_flow
+from flows.export import export_flow
 from flows.restore import restore_flow
 from flows.verify import verify_flow
 
@@ -53,18 +55,24 @@ def demo_flow(workdir: str = ".demo", transactions: int = 20_000, keep: int = 2)
     work = Path(workdir).absolute()
     work.mkdir(parents=True, exist_ok=True)
     ledger, backups, scratch = work / "blockchain.db", work / "backups", work / "scratch.db"
-    reports = str(work / "reports")
+    reports_dir = str(work / "reports")
     summary: dict[str, Any] = {}
     summary["transactions at start"] = ensure_ledger(str(ledger), transactions)
     first = backup_flow(
-        str(ledger), str(backups), description="demo: full backup", reports_dir=reports
+        str(ledger), str(backups), description="demo: full backup", reports_dir=reports_dir
     )
     summary["first backup"] = Path(first["backup_path"]).name
     summary["transactions after arrivals"] = new_transactions_arrive(str(ledger), 500)
     second = backup_flow(
-        str(ledger), str(backups), description="demo: after new transactions", reports_dir=reports
+        str(ledger),
+        str(backups),
+        description="demo: after new transactions",
+        backup_type="incremental",
+        reports_dir=reports_dir,
     )
-    summary["second backup"] = Path(second["backup_path"]).name
+    summary["second backup"] = (
+        f"{Path(second['backup_path']).name} ({second['backup_type']}, {second['file_size']} bytes)"
+    )
     summary["quality gates passed"] = sum(b["quality"]["passed"] for b in (first, second))
     summary["GX Data Docs"] = second["quality"]["data_docs"]
     reports = verify_flow(all_backups=True, backup_dir=str(backups))
@@ -79,6 +87,13 @@ def demo_flow(workdir: str = ".demo", transactions: int = 20_000, keep: int = 2)
     restored = restore_flow(second["backup_path"], database_path=str(scratch))
     summary["restored into scratch copy"] = f"{restored['backup_info']['total_transactions']} tx"
     summary["scratch copy equals live ledger"] = compare(str(ledger), str(scratch))
+    exported = export_flow(
+        fmt="parquet",
+        database_path=str(ledger),
+        export_dir=str(work / "exports"),
+        reports_dir=reports_dir,
+    )
+    summary["Parquet export"] = exported["export_path"]
     create_markdown_artifact(
         key="dagvault-demo",
         markdown="| step | result |\n|---|---|\n"
@@ -106,6 +121,12 @@ def main() -> None:
     )
     docs = Path(args.workdir, "reports", "data_docs", "index.html").absolute()
     print(f"Data-quality reports (GX Data Docs): {docs.as_uri()}")
+    print(
+        "Analysis notebook over the Parquet export: open notebooks/ledger_analysis.ipynb in "
+        "Jupyter or VS Code with\n"
+        f"  DAGVAULT_EXPORT_DIR={summary['Parquet export']}\n"
+        "  (without it the notebook takes the newest export under ./exports)"
+    )
     home = os.environ.get("PREFECT_HOME", "~/.prefect")
     if not os.environ.get("PREFECT_API_URL"):
         print(
