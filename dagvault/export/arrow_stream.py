@@ -10,7 +10,10 @@ flagged in the manifest. An all-NULL column takes its declared affinity.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,9 +22,12 @@ import pyarrow as pa
 from dagvault.db import quote_identifier
 
 # Rows per record batch; a ledger row carries ~4 KB of signature and key, so a
-# batch is ~40 MB: large enough for DuckDB to work efficiently, small enough
+# batch is ~16 MB: large enough for DuckDB to work efficiently, small enough
 # that peak memory stays far below the 500 MB budget.
 BATCH_ROWS = 4096
+# Batches read ahead by the producer thread (reading SQLite and building Arrow arrays
+# overlaps DuckDB encoding and compressing the previous batch; bounded memory).
+PREFETCH_BATCHES = 2
 
 _BY_CLASSES: dict[frozenset[str], pa.DataType] = {
     frozenset({"integer"}): pa.int64(),
@@ -98,14 +104,81 @@ def arrow_schema(columns: list[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
 
 
+class _Prefetch:
+    """Iterate ``source`` in a producer thread, at most ``depth`` items ahead of the consumer.
+
+    ``close()`` stops the producer and waits for it, so that nothing touches the SQLite
+    connection once the caller moves on (also when the consumer gave up half-way).
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterator[pa.RecordBatch], depth: int) -> None:
+        self._source = source
+        self._slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = False
+
+    def _offer(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for batch in self._source:
+                if not self._offer(batch):
+                    return
+            self._offer(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._offer(exc)
+
+    def __iter__(self) -> _Prefetch:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._done:
+            raise StopIteration
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._produce, name="dagvault-export-reader", daemon=True
+            )
+            self._thread.start()
+        item = self._slots.get()
+        if item is self._END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        close_source = getattr(self._source, "close", None)
+        if close_source is not None:
+            close_source()
+
+
+@contextlib.contextmanager
 def record_batches(
     conn: sqlite3.Connection,
     table: str,
     columns: list[Column],
     order_by: str | None,
     counter: list[int],
-) -> pa.RecordBatchReader:
-    """Stream ``table`` as record batches; ``counter[0]`` counts the rows streamed."""
+) -> Iterator[pa.RecordBatchReader]:
+    """Stream ``table`` as record batches; ``counter[0]`` counts the rows streamed.
+
+    The batches are produced by a reader thread; leaving the context stops it.
+    """
     schema = arrow_schema(columns)
     converters = [_converter(c) for c in columns]
     select = ", ".join(quote_identifier(c.name) for c in columns)
@@ -115,12 +188,19 @@ def record_batches(
 
     def batches() -> Iterator[pa.RecordBatch]:
         cursor = conn.execute(sql)
-        while rows := cursor.fetchmany(BATCH_ROWS):
-            counter[0] += len(rows)
-            values = list(zip(*rows, strict=True))
-            yield pa.record_batch(
-                [convert(col) for convert, col in zip(converters, values, strict=True)],
-                schema=schema,
-            )
+        try:
+            while rows := cursor.fetchmany(BATCH_ROWS):
+                counter[0] += len(rows)
+                values = list(zip(*rows, strict=True))
+                yield pa.record_batch(
+                    [convert(col) for convert, col in zip(converters, values, strict=True)],
+                    schema=schema,
+                )
+        finally:
+            cursor.close()
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    stream = _Prefetch(batches(), PREFETCH_BATCHES)
+    try:
+        yield pa.RecordBatchReader.from_batches(schema, stream)
+    finally:
+        stream.close()

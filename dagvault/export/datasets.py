@@ -7,6 +7,7 @@ needs nothing beyond the installed wheels.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -18,7 +19,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from dagvault.checksum import sha3_256_file
 from dagvault.db import quote_identifier
 from dagvault.export.arrow_stream import Column, record_batches, table_columns
 
@@ -26,6 +26,14 @@ SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".jsonl"}
 
 # Bounded so that an export's peak memory does not depend on the database size.
 DUCKDB_MEMORY_LIMIT = "256MB"
+# A Parquet row group is buffered whole before it is written: 16384 rows of a narrow table,
+# but capped in bytes so that the ~4 KB rows of a ledger (signature + key) make ~16 MB
+# groups, not 64 MB ones (less memory, and faster: the buffer stays in cache).
+ROW_GROUP_ROWS = 16384
+ROW_GROUP_BYTES = "16MB"
+# Level 1: the bulk of a ledger (signatures, keys, hashes) is incompressible, so higher
+# levels cost time and save nothing; pyarrow/pandas use level 1 by default too.
+ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -36,12 +44,13 @@ class WrittenTable:
     columns: list[Column]
     order_by: str | None
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self, checksum: str) -> dict[str, Any]:
+        """The manifest entry; ``checksum`` is the SHA3-256 of ``file``."""
         return {
             "file": self.file.name,
             "rows": self.rows,
             "bytes": self.file.stat().st_size,
-            "sha3_256": sha3_256_file(self.file),
+            "sha3_256": checksum,
             "ordered_by": self.order_by,
             "columns": [
                 {
@@ -58,7 +67,10 @@ class WrittenTable:
 
 def _copy_options(fmt: str) -> str:
     if fmt == "parquet":
-        return "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384"
+        return (
+            f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {ZSTD_LEVEL}, "
+            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
+        )
     if fmt == "csv":
         return "FORMAT csv, HEADER true"
     return "FORMAT json"
@@ -100,15 +112,17 @@ def write_table(
         order_by = None
     path = directory / f"{file_stem(table)}{SUFFIXES[fmt]}"
     streamed = [0]
-    reader = record_batches(conn, table, columns, order_by, streamed)
-    duck.register("source_batches", reader)
-    try:
-        duck.execute(
-            f"COPY (SELECT {_projection(columns, fmt)} FROM source_batches) "
-            f"TO '{_sql_string(path)}' ({_copy_options(fmt)})"
-        ).fetchall()
-    finally:
-        duck.unregister("source_batches")
+    with record_batches(conn, table, columns, order_by, streamed) as reader:
+        duck.register("source_batches", reader)
+        try:
+            duck.execute(
+                f"COPY (SELECT {_projection(columns, fmt)} FROM source_batches) "
+                f"TO '{_sql_string(path)}' ({_copy_options(fmt)})"
+            ).fetchall()
+        except duckdb.IOException as exc:
+            raise _os_error(exc, path) from exc
+        finally:
+            duck.unregister("source_batches")
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
     return (
@@ -116,6 +130,27 @@ def write_table(
         streamed[0],
         _read_back_count(duck, path, fmt),
     )
+
+
+_DUCKDB_ERRNO = re.compile(r'"errno"\s*:\s*"(\d+)"')
+_DUCKDB_REASONS = {
+    "No space left": errno.ENOSPC,
+    "File too large": errno.EFBIG,
+    "quota exceeded": errno.EDQUOT,
+    "Permission denied": errno.EACCES,
+    "Read-only file system": errno.EROFS,
+}
+
+
+def _os_error(exc: duckdb.IOException, path: Path) -> OSError:
+    """DuckDB's I/O error as the OSError it stands for, so the caller reports a StorageError
+    (DiskFull for ENOSPC/EFBIG/EDQUOT) like for any other write."""
+    text = str(exc)
+    match = _DUCKDB_ERRNO.search(text)
+    code = int(match.group(1)) if match else None
+    if code is None:
+        code = next((c for reason, c in _DUCKDB_REASONS.items() if reason in text), errno.EIO)
+    return OSError(code, os.strerror(code), str(path))
 
 
 def file_stem(table: str) -> str:
@@ -129,7 +164,18 @@ def _sql_string(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def duckdb_connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": 1})
+def duckdb_connection(spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    """``spill_dir``: where DuckDB may spill past its memory limit (its default is ./.tmp in
+    whatever directory the process runs in); the export's own temp directory."""
+    con = duckdb.connect(
+        config={
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "threads": 1,
+            "temp_directory": str(spill_dir),
+        }
+    )
     con.execute("SET preserve_insertion_order = true").fetchall()
+    # DuckDB draws a progress bar on stdout (terminal or not) for queries over 2 s: it would
+    # corrupt `dagvault export --json` output.
+    con.execute("SET enable_progress_bar = false").fetchall()
     return con

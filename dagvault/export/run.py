@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from dagvault.backup import numbered_paths
 from dagvault.checksum import sha3_256_file
 from dagvault.config import EXPORT_FORMATS
-from dagvault.db import table_names
+from dagvault.db import quote_identifier, table_names
 from dagvault.errors import ConfigError, ExportMismatch, storage_error
 from dagvault.export.datasets import duckdb_connection, write_table
 from dagvault.export.source import Snapshot, open_snapshot
@@ -139,20 +140,27 @@ def _export_dataset(
     temp = temp_path(final)
     temp.mkdir()
     try:
-        duck = duckdb_connection()
-        try:
-            written, streamed, read_back = {}, {}, {}
-            for table in tables:
-                result, streamed[table], read_back[table] = write_table(
-                    snapshot.conn, duck, table, temp, fmt, order_by
-                )
-                written[table] = result
-        finally:
-            duck.close()
+        written, streamed, read_back, checksums = {}, {}, {}, {}
+        # Each finished file is hashed in the background (hashlib drops the GIL) while the
+        # next table is written; the largest tables go first, so their hashing overlaps the
+        # most work. Leaving the pool waits for the hashes, also on failure.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-sha3") as hasher:
+            duck = duckdb_connection(temp / ".spill")
+            try:
+                for table in _largest_first(snapshot, tables):
+                    result, streamed[table], read_back[table] = write_table(
+                        snapshot.conn, duck, table, temp, fmt, order_by
+                    )
+                    written[table] = result
+                    checksums[table] = hasher.submit(sha3_256_file, result.file)
+            finally:
+                duck.close()
+                shutil.rmtree(temp / ".spill", ignore_errors=True)
+            digests = {t: checksums[t].result() for t in tables}
         _check_counts(
             {t: snapshot.row_counts[t] for t in tables}, streamed=streamed, read_back=read_back
         )
-        manifest = _manifest(fmt, snapshot, {t: w.manifest() for t, w in written.items()})
+        manifest = _manifest(fmt, snapshot, {t: written[t].manifest(digests[t]) for t in tables})
         (temp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         with open(temp / "manifest.json", "rb") as fh:
             os.fsync(fh.fileno())
@@ -162,8 +170,18 @@ def _export_dataset(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    files = [final / w.file.name for w in written.values()] + [final / "manifest.json"]
-    return {t: w.rows for t, w in written.items()}, files
+    files = [final / written[t].file.name for t in tables] + [final / "manifest.json"]
+    return {t: written[t].rows for t in tables}, files
+
+
+def _largest_first(snapshot: Snapshot, tables: list[str]) -> list[str]:
+    """``tables`` by a cheap estimate of their size (rows x columns), largest first."""
+
+    def estimate(table: str) -> int:
+        columns = snapshot.conn.execute(f"PRAGMA table_info({quote_identifier(table)})")
+        return snapshot.row_counts[table] * len(columns.fetchall())
+
+    return sorted(tables, key=estimate, reverse=True)
 
 
 def _reserve(directory: Path, stem: str, fmt: str, out: Path | None) -> Path:

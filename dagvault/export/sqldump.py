@@ -4,8 +4,8 @@ Like the sqlite3 shell's ``.dump``: one transaction, tables with their rows, the
 indexes, views and triggers (after the data, so triggers do not fire on the
 load), ``sqlite_sequence`` and ``user_version``/``application_id``. Values are
 written exactly: 64-bit integers, floats in shortest round-trip form (±inf as
-±9e999; SQLite has no NaN), text with quotes doubled (text holding NUL as a cast
-blob), blobs as X'…'.
+±9e999; SQLite has no NaN), text with quotes doubled (text holding NUL or a carriage
+return as a cast blob: the shell drops a '\r' that ends an input line), blobs as X'…'.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def sql_literal(value: object) -> str:
             return "9e999" if value > 0 else "-9e999"
         return repr(value)
     if isinstance(value, str):
-        if "\x00" in value:
+        if "\x00" in value or "\r" in value:
             data = value.encode("utf-8", "surrogateescape").hex().upper()
             return f"CAST(X'{data}' AS TEXT)"
         return "'" + value.replace("'", "''") + "'"
