@@ -18,7 +18,9 @@ from dagvault import progress
 from dagvault.db import pragma, row_counts, translate
 
 # Pages per backup step: the granularity of the progress bar. 4096 pages = 16 MiB
-# at the default page size; larger steps gain nothing measurable.
+# at the default page size. Throughput does not depend on it (-1, 1024, 4096 and 65536
+# measured equal on the benchmark ledgers): the copy is bound by the kernel's page reads
+# and writes, one syscall per page either way.
 STEP_PAGES = 4096
 
 
@@ -36,7 +38,11 @@ def snapshot_to_file(source: sqlite3.Connection, dest: Path, *, stage: str = "ba
     target = sqlite3.connect(dest, isolation_level=None)
     try:
         # A fresh temp file has nothing to roll back to; it is fsynced once by the
-        # checksum pass, so per-page journaling and syncs would only cost time.
+        # checksum pass, so per-page journaling and syncs would only cost time. (A larger
+        # cache_size or locking_mode=EXCLUSIVE measured no faster.)
+        # The checksum cannot be computed while this copy runs: SHA3 must absorb page 1
+        # first, and the destination's page 1 stays pinned in SQLite's page cache for
+        # the whole copy, reaching the file only in the last step's commit.
         target.execute("PRAGMA journal_mode=OFF")
         target.execute("PRAGMA synchronous=OFF")
         source.execute("BEGIN")
