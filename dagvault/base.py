@@ -51,11 +51,25 @@ def file_id(path: Path) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
+def _trusted(digests: bytes | None, info: BackupInfo) -> bool:
+    """Cached digests fit ``info``: the page count, and the image digest where recorded.
+
+    A cache left by another file under this name (or copied from another backup) is
+    self-consistent but wrong, and a delta planned against it would miss pages."""
+    if digests is None:
+        return False
+    count = info.metadata.get("page_count")
+    if isinstance(count, int) and len(digests) != count * pages.DIGEST_BYTES:
+        return False
+    expected = info.metadata.get("image_digest")
+    return expected is None or pages.image_digest(digests) == expected
+
+
 def _digests_of(base_path: Path, info: BackupInfo, chain_root: Path, chain: list) -> bytes:  # type: ignore[type-arg]
     page_size = int(info.metadata["page_size"])
     cached = pages.load(base_path, page_size)
-    if cached is not None:
-        return cached
+    if _trusted(cached, info):
+        return cached  # type: ignore[return-value]
     if len(chain) == 1 and not is_compressed(base_path):
         digests = pages.page_digests(base_path, page_size)
     else:
@@ -87,6 +101,12 @@ def find_base(backup_dir: Path, source_path: Path, kind: str) -> tuple[Base | No
             )
         try:
             chain = resolve_chain(entry.path, info)
+            failed = [link.path.name for link in chain if link.info.verification.status == "failed"]
+            if failed:
+                return None, (
+                    f"the chain of the newest usable base {entry.path.name} contains "
+                    f"{', '.join(failed)}, which failed verification"
+                )
             digests = _digests_of(entry.path, info, chain[0].path, chain)
         except VerificationError as exc:
             return None, f"the newest usable base {entry.path.name} is broken: {exc.message}"

@@ -9,7 +9,6 @@ image matches its ``image_digest``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +77,10 @@ def check_files(chain: list[Link]) -> list[str]:
 
 
 def materialize(chain: list[Link], dest: Path) -> None:
-    """Rebuild the image of ``chain[-1]`` into the new file ``dest`` and prove it."""
+    """Rebuild the image of ``chain[-1]`` into the new file ``dest`` and prove it.
+
+    ``dest`` is a scratch file its caller discards: it is not fsynced (a restore copies
+    it into the live database through SQLite, which syncs what it writes)."""
     full = chain[0]
     if is_compressed(full.path):
         decompress_file(full.path, dest)
@@ -95,5 +97,3 @@ def materialize(chain: list[Link], dest: Path) -> None:
                 "metadata",
                 "Restore an older backup, or take a new full backup.",
             )
-    with open(dest, "rb") as fh:
-        os.fsync(fh.fileno())

@@ -37,11 +37,10 @@ def compress_file(source: Path, dest: Path) -> str:
 
 
 def decompress_file(source: Path, dest: Path) -> None:
-    """Write the plain content of the zstd file ``source`` to the new file ``dest``."""
+    """Write the plain content of the zstd file ``source`` to the new file ``dest`` (a
+    scratch image: not fsynced, see ``chain.materialize``)."""
     with open(source, "rb") as src, open(dest, "xb") as out:
         zstandard.ZstdDecompressor().copy_stream(src, out)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def is_compressed(path: Path) -> bool:

@@ -33,6 +33,7 @@ FORMAT_VERSION = 1
 _MAGIC = b"DVDELTA1"
 _TRAILER = b"DVDEND01"
 _U32 = struct.Struct("<I")
+_PAGE_SIZES = frozenset(512 << n for n in range(8))  # SQLite's: 512 ... 65536
 
 
 def write_delta(
@@ -70,6 +71,31 @@ def _read_exact(stream: BinaryIO, size: int, path: Path) -> bytes:
     return data
 
 
+def _checked_header(header: Any, delta: Path) -> tuple[int, int, int]:
+    """(page_size, page_count, changed_pages) of a well-formed header.
+
+    The header may be unverified (a restore with RESTORE_VERIFY_CHECKSUM=false, or a
+    delta whose checksum is compared only after the rebuild): a damaged one must end in
+    a VerificationError, never in a seek to a negative offset or a terabyte-sized image.
+    """
+    if not isinstance(header, dict):
+        raise VerificationError(f"{delta}: delta header is not a JSON object")
+    version = header.get("format_version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise VerificationError(
+            f"{delta}: delta format {version} is newer than this dagvault understands; "
+            "upgrade dagvault"
+        )
+    values = [header.get(key) for key in ("page_size", "page_count", "changed_pages")]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        page_size, page_count, changed = values
+        if page_size in _PAGE_SIZES and 0 < page_count < 2**32 and 0 <= changed <= page_count:
+            return page_size, page_count, changed
+    raise VerificationError(
+        f"{delta}: delta header is invalid (page_size, page_count, changed_pages: {values})"
+    )
+
+
 def apply_delta(delta: Path, image: Path) -> dict[str, Any]:
     """Apply ``delta`` to ``image`` in place; return the delta's header."""
     with open(delta, "rb") as raw:
@@ -83,22 +109,25 @@ def apply_delta(delta: Path, image: Path) -> dict[str, Any]:
                 raise VerificationError(f"{delta}: not a dagvault delta file (bad magic)")
             (length,) = _U32.unpack(_read_exact(stream, 4, delta))
             header = json.loads(_read_exact(stream, length, delta))
-            if header.get("format_version", 0) > FORMAT_VERSION:
-                raise VerificationError(
-                    f"{delta}: delta format {header['format_version']} is newer than this "
-                    "dagvault understands; upgrade dagvault"
-                )
-            page_size = int(header["page_size"])
+            page_size, page_count, changed = _checked_header(header, delta)
             with open(image, "r+b") as target:
-                for _ in range(int(header["changed_pages"])):
+                previous = 0
+                for _ in range(changed):
                     (number,) = _U32.unpack(_read_exact(stream, 4, delta))
+                    if not previous < number <= page_count:
+                        raise VerificationError(
+                            f"{delta}: delta record for page {number} is out of order or "
+                            f"past the image's {page_count} pages"
+                        )
+                    previous = number
                     target.seek((number - 1) * page_size)
                     target.write(_read_exact(stream, page_size, delta))
-                target.truncate(int(header["page_count"]) * page_size)
-                target.flush()
-                os.fsync(target.fileno())
+                target.truncate(page_count * page_size)
+                # No fsync: the image is always a throw-away temp file (verify, restore and
+                # base selection discard it), read back through the page cache; syncing
+                # it only made every delta of a chain wait for the image's first writeback.
             trailer = _read_exact(stream, 12, delta)
-            if trailer != _TRAILER + _U32.pack(int(header["changed_pages"])):
+            if trailer != _TRAILER + _U32.pack(changed):
                 raise VerificationError(f"{delta}: delta file has a bad trailer")
         except (zstandard.ZstdError, ValueError, KeyError) as exc:
             raise VerificationError(f"{delta}: delta file is unreadable: {exc}") from None

@@ -1,0 +1,1126 @@
+"""Incremental and differential backups on real SQLite files: chains, fallbacks, faults.
+
+Deltas are checked against an independent reading of the documented format (records,
+trailer, image digest = SHA3-256 of the BLAKE2b-256 page digests) rather than through
+dagvault's own reader, and every restore is compared with the content digest the live
+database had when the backup was taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from _helpers import (
+    content_digest,
+    hidden_leftovers,
+    integrity,
+    make_database,
+    query,
+    read_meta_json,
+    run_python,
+    sha3_file,
+    spawn_python,
+)
+
+from dagvault import pages
+from dagvault.backup import create_backup
+from dagvault.base import MAX_CHANGED_SHARE
+from dagvault.catalog import list_backups
+from dagvault.errors import VerificationError
+from dagvault.meta import BackupInfo
+from dagvault.restore import restore_backup
+from dagvault.sample import create_sample_ledger
+from dagvault.verify import verify_backup, verify_file
+
+BIG_TRANSACTIONS = 20_000  # about 100 MB
+MEDIUM_TRANSACTIONS = 5_000  # about 25 MB
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def take(db: Path, directory: Path, kind: str = "incremental", **kwargs: Any) -> BackupInfo:
+    return create_backup(db, directory, kind=kind, **kwargs)
+
+
+def path_of(info: BackupInfo) -> Path:
+    return Path(info.backup_path)
+
+
+def execute(db: Path, *statements: str, params: Iterable[Any] = ()) -> None:
+    """Run ``statements`` in one write transaction (the first one gets ``params``)."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        for n, statement in enumerate(statements):
+            conn.execute(statement, tuple(params) if n == 0 else ())
+        conn.execute("COMMIT")
+
+
+def restored(backup: Path, directory: Path, *, verify: bool = True) -> Path:
+    """Restore ``backup`` into a new file under ``directory`` and return that file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"restored-{len(list(directory.glob('restored-*.db')))}.db"
+    result = restore_backup(backup, target, verify=verify)
+    assert result.success
+    return target
+
+
+def plain_bytes(path: Path) -> bytes:
+    """The stored file's bytes, decompressed (independently of dagvault) if it is .zst."""
+    raw = path.read_bytes()
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return raw
+
+
+def parse_delta(path: Path) -> tuple[dict[str, Any], dict[int, bytes]]:
+    """The documented delta format, read without dagvault.delta."""
+    raw = plain_bytes(path)
+    assert raw[:8] == b"DVDELTA1"
+    (length,) = struct.unpack_from("<I", raw, 8)
+    header = json.loads(raw[12 : 12 + length])
+    page_size = header["page_size"]
+    position = 12 + length
+    records: dict[int, bytes] = {}
+    previous = 0
+    for _ in range(header["changed_pages"]):
+        (number,) = struct.unpack_from("<I", raw, position)
+        assert number > previous, "page numbers must ascend"
+        previous = number
+        records[number] = raw[position + 4 : position + 4 + page_size]
+        assert len(records[number]) == page_size
+        position += 4 + page_size
+    assert raw[position:] == b"DVDEND01" + struct.pack("<I", header["changed_pages"])
+    return header, records
+
+
+def apply_records(image: bytes, header: dict[str, Any], records: dict[int, bytes]) -> bytes:
+    size = header["page_size"]
+    out = bytearray(image)
+    for number, page in records.items():
+        end = number * size
+        if len(out) < end:
+            out.extend(bytes(end - len(out)))
+        out[end - size : end] = page
+    del out[header["page_count"] * size :]
+    return bytes(out)
+
+
+def split_pages(image: bytes, page_size: int) -> list[bytes]:
+    return [image[i : i + page_size] for i in range(0, len(image), page_size)]
+
+
+def independent_image_digest(image: bytes, page_size: int) -> str:
+    digests = b"".join(
+        hashlib.blake2b(page, digest_size=32).digest() for page in split_pages(image, page_size)
+    )
+    return hashlib.sha3_256(digests).hexdigest()
+
+
+def image_of(backup: Path) -> bytes:
+    """The database image a backup stands for, rebuilt from its chain without dagvault."""
+    meta = read_meta_json(backup)
+    if meta["backup_type"] == "Full":
+        return plain_bytes(backup)
+    parent = image_of(backup.with_name(meta["metadata"]["parent"]))
+    return apply_records(parent, *parse_delta(backup))
+
+
+def digest_of_image(image: bytes, scratch: Path) -> dict[str, str]:
+    scratch.write_bytes(image)
+    try:
+        return content_digest(scratch)
+    finally:
+        scratch.unlink()
+
+
+def flip_byte(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+def sidecars(backup: Path) -> list[Path]:
+    return [backup.with_name(backup.name + suffix) for suffix in (".meta", ".pages")]
+
+
+def tree_state(directory: Path) -> dict[str, str]:
+    """Name -> SHA3-256 of every file in ``directory`` (a database and its companions,
+    pre-restore backups) but dagvault's lock files."""
+    return {
+        p.name: sha3_file(p)
+        for p in sorted(directory.iterdir())
+        if p.is_file() and not p.name.endswith(".dagvault.lock")
+    }
+
+
+@pytest.fixture(scope="module")
+def big_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "blockchain.db"
+    create_sample_ledger(path, BIG_TRANSACTIONS, seed=11, nodes=32)
+    return path
+
+
+@pytest.fixture(scope="module")
+def medium_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("medium") / "blockchain.db"
+    create_sample_ledger(path, MEDIUM_TRANSACTIONS, seed=5, nodes=32)
+    return path
+
+
+def copy_of(ledger: Path, directory: Path) -> Path:
+    """A private copy of a (checkpointed, closed) fixture ledger."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "blockchain.db"
+    shutil.copyfile(ledger, target)
+    return target
+
+
+# --------------------------------------------------------------------------- types and links
+
+
+def test_incremental_and_differential_parents_and_metadata(ledger: Path, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    taken: list[tuple[BackupInfo, dict[str, str]]] = []
+
+    def backup(kind: str) -> BackupInfo:
+        info = take(ledger, backups, kind)
+        taken.append((info, content_digest(ledger)))
+        return info
+
+    full = backup("full")
+    execute(ledger, "UPDATE transactions SET amount = amount + 7 WHERE id % 25 = 0")
+    incr1 = backup("incremental")
+    create_sample_ledger(ledger, 20, seed=7, append=True)
+    diff1 = backup("differential")
+    execute(ledger, "DELETE FROM transaction_parents WHERE child_id % 9 = 0")
+    incr2 = backup("incremental")
+    execute(ledger, "UPDATE nodes SET stake = stake * 2")
+    diff2 = backup("differential")
+    incr3 = backup("incremental")  # nothing changed since diff2
+
+    name = {id(info): path_of(info).name for info, _ in taken}
+    expected = [
+        (incr1, "Incremental", ".incr", full),  # newest backup of any type: the full
+        (diff1, "Differential", ".diff", full),  # newest full
+        (incr2, "Incremental", ".incr", diff1),  # newest of any type: the differential
+        (diff2, "Differential", ".diff", full),  # never an incremental
+        (incr3, "Incremental", ".incr", diff2),
+    ]
+    assert full.backup_type == "Full" and "parent" not in full.metadata
+    for info, backup_type, suffix, parent in expected:
+        path = path_of(info)
+        assert info.backup_type == backup_type
+        assert path.name.endswith(suffix)
+        assert info.metadata["parent"] == name[id(parent)]
+        assert info.metadata["parent_checksum"] == parent.checksum
+        assert info.metadata["base_full"] == name[id(full)]
+        assert "full_backup_reason" not in info.metadata
+        # The checksum and size are those of the stored delta bytes.
+        assert info.checksum == sha3_file(path) == read_meta_json(path)["checksum"]
+        assert info.file_size == path.stat().st_size
+
+    for info, live_digest in taken:
+        path = path_of(info)
+        image = image_of(path)
+        assert digest_of_image(image, tmp_path / "image.db") == live_digest
+        if info.backup_type == "Full":
+            continue
+        header, records = parse_delta(path)
+        page_size = info.metadata["page_size"]
+        parent_image = image_of(path.with_name(info.metadata["parent"]))
+        new, old = split_pages(image, page_size), split_pages(parent_image, page_size)
+        differing = {
+            n + 1 for n, page in enumerate(new) if n >= len(old) or old[n] != page
+        }  # 1-based, like the format
+        assert set(records) == differing, "the delta holds exactly the pages that changed"
+        assert info.metadata["changed_pages"] == len(differing) == header["changed_pages"]
+        assert header["page_count"] == info.metadata["page_count"] == len(new)
+        assert header["parent_checksum"] == info.metadata["parent_checksum"]
+        assert info.metadata["image_digest"] == header["image_digest"]
+        assert info.metadata["image_digest"] == independent_image_digest(image, page_size)
+    assert incr3.metadata["changed_pages"] <= 1  # at most the header page
+
+    listed = {Path(e["backup_path"]).name: e for e in (x.to_json() for x in list_backups(backups))}
+    assert len(listed) == len(taken)
+    for info, _ in taken:
+        entry = listed[path_of(info).name]
+        assert entry["backup_type"] == info.backup_type
+        assert entry["parent"] == info.metadata.get("parent")
+        assert entry["base_full"] == info.metadata.get("base_full")
+    assert [x.to_json()["backup_type"] for x in list_backups(backups)] == [
+        "Incremental",
+        "Differential",
+        "Incremental",
+        "Differential",
+        "Incremental",
+        "Full",
+    ]
+
+
+def test_updates_deletes_and_schema_changes_restore_exactly(ledger: Path, tmp_path: Path) -> None:
+    backups, out = tmp_path / "backups", tmp_path / "out"
+    steps: list[tuple[str, tuple[str, ...]]] = [
+        ("full", ()),
+        (
+            "incremental",
+            ("UPDATE transactions SET fee = fee + 1, payload = NULL WHERE id % 10 = 0",),
+        ),
+        ("incremental", ("DELETE FROM transaction_parents WHERE child_id > 150",)),
+        (
+            "differential",
+            (
+                "DELETE FROM transactions WHERE id > 250 AND id NOT IN "
+                "(SELECT parent_id FROM transaction_parents)",
+            ),
+        ),
+        (
+            "incremental",
+            (
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+                "INSERT INTO notes (body) SELECT hex(signature) FROM transactions WHERE id < 40",
+                "UPDATE nodes SET last_seen = last_seen + 60",
+            ),
+        ),
+        (
+            "incremental",
+            (
+                "DROP TABLE notes",
+                "DELETE FROM nodes WHERE node_id NOT IN "
+                "(SELECT validator FROM transactions WHERE validator IS NOT NULL)",
+            ),
+        ),
+    ]
+    taken = []
+    for kind, statements in steps:
+        if statements:
+            execute(ledger, *statements)
+        taken.append((take(ledger, backups, kind), content_digest(ledger)))
+    assert [info.backup_type for info, _ in taken] == [
+        "Full",
+        "Incremental",
+        "Incremental",
+        "Differential",
+        "Incremental",
+        "Incremental",
+    ]
+    digests = [digest for _, digest in taken]
+    assert len({json.dumps(d, sort_keys=True) for d in digests}) == len(digests)
+    for info, digest in taken:
+        target = restored(path_of(info), out)
+        assert content_digest(target) == digest
+        assert integrity(target) == ["ok"]
+    # The rows the deltas deleted are gone from the restore, not resurrected from the full.
+    last = restored(path_of(taken[2][0]), out)
+    assert query(last, "SELECT count(*) FROM transaction_parents WHERE child_id > 150") == [(0,)]
+
+
+# --------------------------------------------------------------------------- full instead of delta
+
+
+@pytest.mark.parametrize("kind", ["incremental", "differential"])
+def test_without_a_base_a_full_backup_is_taken_and_says_why(
+    ledger: Path, tmp_path: Path, kind: str
+) -> None:
+    backups = tmp_path / "backups"
+    # A backup of another database in the same directory is never a base.
+    other = make_database(tmp_path / "other.db", ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"])
+    take(other, backups, "full")
+    info = take(ledger, backups, kind)
+    assert info.backup_type == "Full"
+    assert path_of(info).name.endswith(".db")
+    assert "no earlier" in info.metadata["full_backup_reason"]
+    assert "parent" not in info.metadata
+    assert verify_file(path_of(info)).ok
+    # And the next one is a delta against it.
+    execute(ledger, "UPDATE nodes SET stake = stake + 1")
+    delta = take(ledger, backups, kind)
+    assert delta.backup_type == kind.capitalize()
+    assert delta.metadata["parent"] == path_of(info).name
+
+
+def test_differential_with_only_deltas_since_the_last_full_still_uses_that_full(
+    ledger: Path, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    full = take(ledger, backups, "full")
+    for n in range(3):
+        execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 10 = ?", params=[n])
+        take(ledger, backups, "incremental")
+    diff = take(ledger, backups, "differential")
+    assert diff.metadata["parent"] == diff.metadata["base_full"] == path_of(full).name
+    assert content_digest(restored(path_of(diff), tmp_path / "out")) == content_digest(ledger)
+
+
+def test_vacuum_rewriting_most_pages_gives_a_full_backup(ledger: Path, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    take(ledger, backups, "full")
+    with closing(sqlite3.connect(ledger, isolation_level=None)) as conn:
+        conn.execute("VACUUM")
+    info = take(ledger, backups, "incremental")
+    assert info.backup_type == "Full"
+    reason = info.metadata["full_backup_reason"]
+    changed, _, total = reason.split(" pages changed")[0].partition(" of ")
+    assert int(changed) > MAX_CHANGED_SHARE * int(total), reason
+    assert "VACUUM" in reason
+    assert "changed_pages" not in info.metadata and "parent" not in info.metadata
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(ledger)
+    # The next incremental is a delta against the fallback full, and its digests were cached.
+    execute(ledger, "UPDATE nodes SET stake = stake + 1")
+    delta = take(ledger, backups, "incremental")
+    assert delta.backup_type == "Incremental"
+    assert delta.metadata["parent"] == path_of(info).name
+
+
+@pytest.mark.parametrize(("share", "kind"), [(0.3, "Incremental"), (0.7, "Full")])
+def test_changed_share_threshold(tmp_path: Path, share: float, kind: str) -> None:
+    # About one row per page: rewriting a share of the rows rewrites that share of the pages.
+    db = make_database(
+        tmp_path / "wide.db",
+        ["CREATE TABLE wide (id INTEGER PRIMARY KEY, body BLOB)"]
+        + ["INSERT INTO wide (body) VALUES (randomblob(3000))"] * 200,
+    )
+    backups = tmp_path / "backups"
+    take(db, backups, "full")
+    execute(db, "UPDATE wide SET body = randomblob(3000) WHERE id <= ?", params=[int(200 * share)])
+    info = take(db, backups, "incremental")
+    assert info.backup_type == kind
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
+
+
+def test_a_shrinking_database_gives_a_delta_that_truncates(tmp_path: Path) -> None:
+    db = tmp_path / "shrinks.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA auto_vacuum=FULL")  # frees pages by truncating the file
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+        conn.executemany("INSERT INTO t (body) VALUES (?)", [(os.urandom(3000),)] * 300)
+    backups = tmp_path / "backups"
+    full = take(db, backups, "full")
+    execute(db, "DELETE FROM t WHERE id > 240")
+    info = take(db, backups, "incremental")
+    assert info.backup_type == "Incremental"
+    assert info.metadata["page_count"] < full.metadata["page_count"] - 50
+    image = image_of(path_of(info))
+    assert len(image) == info.metadata["page_count"] * info.metadata["page_size"]
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
+    # Growing again past the old size.
+    execute(db, "INSERT INTO t (body) SELECT randomblob(3000) FROM t WHERE id <= 100")
+    grown = take(db, backups, "incremental")
+    assert grown.backup_type == "Incremental"
+    assert grown.metadata["page_count"] > full.metadata["page_count"]
+    assert content_digest(restored(path_of(grown), tmp_path / "out")) == content_digest(db)
+
+
+def test_page_size_change_gives_a_full_backup(tmp_path: Path) -> None:
+    db = make_database(
+        tmp_path / "plain.db",
+        ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]
+        + [f"INSERT INTO t (v) VALUES ('{'x' * 500}{n}')" for n in range(300)],
+        page_size=4096,
+        journal_mode="delete",
+    )
+    kinds = ("incremental", "differential")
+    for kind in kinds:
+        take(db, tmp_path / kind, "full")
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA page_size=8192")
+        conn.execute("VACUUM")
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 8192
+    for kind in kinds:
+        info = take(db, tmp_path / kind, kind)
+        assert info.backup_type == "Full"
+        assert "page size changed from 4096 to 8192" in info.metadata["full_backup_reason"]
+        assert info.metadata["page_size"] == 8192
+        assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
+
+
+def test_a_replaced_database_file_gives_a_full_backup(ledger: Path, tmp_path: Path) -> None:
+    kinds = ("incremental", "differential")
+    for kind in kinds:
+        take(ledger, tmp_path / kind, "full")
+    old_inode = ledger.stat().st_ino
+    # Same path, same bytes, another file: what a restore-by-copy or VACUUM INTO + rename
+    # leaves. Page for page a delta would be empty; only the inode tells.
+    replacement = ledger.with_name("replacement.db")
+    shutil.copyfile(ledger, replacement)
+    ledger.unlink()
+    replacement.rename(ledger)
+    assert ledger.stat().st_ino != old_inode
+    for kind in kinds:
+        info = take(ledger, tmp_path / kind, kind)
+        assert info.backup_type == "Full"
+        assert "replaced" in info.metadata["full_backup_reason"]
+        assert "another inode" in info.metadata["full_backup_reason"]
+    # A delta against the backups of the new file is fine again.
+    execute(ledger, "UPDATE nodes SET stake = stake + 1")
+    for kind in kinds:
+        info = take(ledger, tmp_path / kind, kind)
+        assert info.backup_type == kind.capitalize()
+        assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(ledger)
+
+
+def test_a_base_that_failed_verification_is_skipped(ledger: Path, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    full = take(ledger, backups, "full")
+    execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 4 = 0")
+    bad = take(ledger, backups, "incremental")
+    flip_byte(path_of(bad))
+    assert not verify_backup(path_of(bad)).ok  # records "failed" in its sidecar
+    assert read_meta_json(path_of(bad))["verification"]["status"] == "failed"
+
+    execute(ledger, "UPDATE nodes SET stake = stake + 3")
+    info = take(ledger, backups, "incremental")
+    assert info.backup_type == "Incremental"
+    assert info.metadata["parent"] == path_of(full).name  # not the failed one
+    assert verify_file(path_of(info)).ok
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(ledger)
+
+
+def test_a_base_whose_chain_contains_a_failed_backup_is_not_used(
+    ledger: Path, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    full = take(ledger, backups, "full")
+    execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 4 = 0")
+    take(ledger, backups, "incremental")  # newest, itself unverified, its parent ...
+    flip_byte(path_of(full))
+    assert not verify_backup(path_of(full)).ok  # ... failed verification
+    execute(ledger, "UPDATE nodes SET stake = stake + 3")
+    info = take(ledger, backups, "incremental")
+    # A delta on top of a chain known to be broken could never be restored.
+    assert info.backup_type == "Full"
+    assert "failed verification" in info.metadata["full_backup_reason"]
+    assert path_of(full).name in info.metadata["full_backup_reason"]
+    assert verify_file(path_of(info)).ok
+
+
+# --------------------------------------------------------------------------- size
+
+
+@pytest.mark.parametrize("change", ["update", "append"])
+def test_a_small_change_gives_a_small_delta(
+    medium_ledger: Path, tmp_path: Path, change: str
+) -> None:
+    db = copy_of(medium_ledger, tmp_path / "live")
+    backups = tmp_path / "backups"
+    full = take(db, backups, "full")
+    rows = MEDIUM_TRANSACTIONS // 100  # 1% of the transactions
+    if change == "update":
+        execute(
+            db,
+            "UPDATE transactions SET amount = amount + 1, fee = fee + 1 WHERE id IN "
+            "(SELECT id FROM transactions ORDER BY random() LIMIT ?)",
+            params=[rows],
+        )
+    else:
+        create_sample_ledger(db, rows, seed=5, append=True)
+    info = take(db, backups, "incremental")
+    assert info.backup_type == "Incremental"
+    db_size = db.stat().st_size
+    assert info.file_size < 0.10 * db_size, (info.file_size, db_size)
+    assert info.file_size < 0.10 * full.file_size
+    # Size follows the changed pages: a record is a page plus its 4-byte number.
+    overhead = info.file_size - info.metadata["changed_pages"] * (info.metadata["page_size"] + 4)
+    assert 0 < overhead < 1024
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def zstd_decompress(stored: Path, dest: Path) -> None:
+    """``zstd -d`` where the binary exists, else the zstandard module (a streaming frame)."""
+    binary = shutil.which("zstd")
+    if binary:
+        subprocess.run([binary, "-q", "-d", str(stored), "-o", str(dest)], check=True)
+    else:
+        with open(stored, "rb") as src, open(dest, "wb") as out:
+            zstandard.ZstdDecompressor().copy_stream(src, out)
+
+
+def test_compressed_full_and_deltas(ledger: Path, tmp_path: Path) -> None:
+    backups, out = tmp_path / "backups", tmp_path / "out"
+    plain_full = take(ledger, tmp_path / "plain", "full")
+    full = take(ledger, backups, "full", compression=True)
+    assert path_of(full).name.endswith(".db.zst")
+    assert full.compression_enabled and read_meta_json(path_of(full))["compression_enabled"]
+    assert full.file_size < plain_full.file_size
+    assert full.checksum == sha3_file(path_of(full))  # of the stored, compressed bytes
+    unpacked = tmp_path / "unpacked.db"
+    zstd_decompress(path_of(full), unpacked)
+    assert integrity(unpacked) == ["ok"]
+    assert content_digest(unpacked) == content_digest(ledger)
+    # The image of the compressed full is page for page the plain full's.
+    assert unpacked.read_bytes() == path_of(plain_full).read_bytes()
+
+    taken = [(full, content_digest(ledger))]
+    changes = [
+        ("incremental", True, "UPDATE transactions SET amount = amount + 2 WHERE id % 5 = 0"),
+        ("incremental", False, "DELETE FROM transaction_parents WHERE child_id % 11 = 0"),
+        ("differential", True, "UPDATE nodes SET stake = stake + 9"),
+        ("incremental", True, "DELETE FROM transactions WHERE id = 300"),
+    ]
+    for kind, compression, statement in changes:
+        execute(ledger, statement)
+        info = take(ledger, backups, kind, compression=compression)
+        assert info.backup_type == kind.capitalize()
+        suffix = {"incremental": ".incr", "differential": ".diff"}[kind]
+        assert path_of(info).name.endswith(suffix + (".zst" if compression else ""))
+        assert info.compression_enabled is compression
+        assert info.checksum == sha3_file(path_of(info))
+        if compression:
+            plain_delta = tmp_path / f"{path_of(info).name}.plain"
+            zstd_decompress(path_of(info), plain_delta)
+            assert plain_delta.read_bytes()[:8] == b"DVDELTA1"
+            assert plain_delta.read_bytes() == plain_bytes(path_of(info))
+        taken.append((info, content_digest(ledger)))
+    for info, digest in taken:
+        report = verify_backup(path_of(info))
+        assert report.ok, report.problems
+        assert report.checks["integrity_check"] == "ok"
+        assert content_digest(restored(path_of(info), out)) == digest
+
+
+# --------------------------------------------------------------------------- broken chains
+
+
+@pytest.fixture
+def chain(ledger: Path, tmp_path: Path) -> dict[str, Path]:
+    """full -> incr1 -> incr2 -> incr3, then a differential (the newest) against the full."""
+    backups = tmp_path / "backups"
+    paths = {"full": path_of(take(ledger, backups, "full"))}
+    for n in (1, 2, 3):
+        execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 7 = ?", params=[n])
+        paths[f"incr{n}"] = path_of(take(ledger, backups, "incremental"))
+    execute(ledger, "UPDATE nodes SET stake = stake + 1")
+    paths["diff"] = path_of(take(ledger, backups, "differential"))
+    for n in (1, 2, 3):
+        assert (
+            read_meta_json(paths[f"incr{n}"])["metadata"]["parent"]
+            == paths["full" if n == 1 else f"incr{n - 1}"].name
+        )
+    return paths
+
+
+def break_missing_parent(paths: dict[str, Path]) -> None:
+    for path in (paths["incr1"], *sidecars(paths["incr1"])):
+        path.unlink()
+
+
+def break_parent_checksum(paths: dict[str, Path]) -> None:
+    # In a page no delta of the chain rewrites, so that even a rebuilt image shows it.
+    rewritten = set().union(*(parse_delta(paths[f"incr{n}"])[1] for n in (1, 2, 3)))
+    page = next(n for n in range(2, 10_000) if n not in rewritten)
+    flip_byte(paths["full"], (page - 1) * 4096 + 1000)
+
+
+def break_parent_replaced(paths: dict[str, Path]) -> None:
+    # Another (valid, complete) backup's data and metadata under incr1's name.
+    shutil.copyfile(paths["diff"], paths["incr1"])
+    shutil.copyfile(*(p.with_name(p.name + ".meta") for p in (paths["diff"], paths["incr1"])))
+
+
+def break_deltas_swapped(paths: dict[str, Path]) -> None:
+    a, b = paths["incr1"], paths["incr2"]
+    swap = a.with_name("swap")
+    a.rename(swap)
+    b.rename(a)
+    swap.rename(b)
+
+
+def break_truncated_delta(paths: dict[str, Path]) -> None:
+    path = paths["incr2"]
+    os.truncate(path, path.stat().st_size // 2)
+
+
+BREAKS = {
+    # name: (how, the link named in the problem, phrases one of which the problem holds)
+    "missing-parent": (break_missing_parent, "incr1", ("is missing",)),
+    "parent-bad-checksum": (break_parent_checksum, "full", ("SHA3-256 does not match",)),
+    "parent-replaced": (break_parent_replaced, "incr1", ("wrong parent checksum",)),
+    "deltas-swapped": (break_deltas_swapped, "incr1", ("bytes, found", "SHA3-256 does not")),
+    "truncated-delta": (break_truncated_delta, "incr2", ("bytes, found",)),
+}
+# Caught without any checksum too: by the chain's links, or the rebuilt image's digest.
+# (Two swapped deltas can rebuild the right image after all; only checksums catch those.)
+CAUGHT_WITHOUT_CHECKSUMS = (
+    "missing-parent",
+    "parent-bad-checksum",
+    "parent-replaced",
+    "truncated-delta",
+)
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_verify_names_the_broken_link_and_restore_refuses(
+    chain: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    how, culprit, phrases = BREAKS[name]
+    healthy = {key: verify_file(path) for key, path in chain.items()}
+    assert all(report.ok for report in healthy.values())
+    how(chain)
+
+    report = verify_file(chain["incr3"])
+    assert not report.ok
+    text = "; ".join(report.problems)
+    assert chain[culprit].name in text, text
+    assert any(phrase in text for phrase in phrases), text
+    assert "integrity_check" not in report.checks  # no SQLite check on a broken image
+
+    # restore refuses every broken chain and leaves the live database as it was.
+    (tmp_path / "live").mkdir()
+    live = make_database(
+        tmp_path / "live" / "node.db", ["CREATE TABLE t (x)", "INSERT INTO t VALUES (42)"]
+    )
+    before = tree_state(live.parent)
+    for target in (chain["incr2"], chain["incr3"]):
+        if not target.exists():
+            continue
+        with pytest.raises(VerificationError):
+            restore_backup(target, live)
+        if name in CAUGHT_WITHOUT_CHECKSUMS:
+            with pytest.raises(VerificationError):
+                restore_backup(target, live, verify=False)  # still proves chain and image
+    assert tree_state(live.parent) == before
+    assert query(live, "SELECT x FROM t") == [(42,)]
+
+    # Backups off the broken path are still fine.
+    assert verify_file(chain["diff"]).ok is (name not in ("parent-bad-checksum",))
+
+
+@pytest.mark.parametrize("name", CAUGHT_WITHOUT_CHECKSUMS)
+def test_a_broken_chain_is_caught_even_without_checksums(chain: dict[str, Path], name: str) -> None:
+    # RESTORE_VERIFY_CHECKSUM=false skips the SHA3 pass; links and the image digest hold.
+    BREAKS[name][0](chain)
+    report = verify_file(chain["incr3"], checksum=False)
+    assert not report.ok
+    assert report.checks["chain"].startswith("failed: ")
+    expected = {
+        "missing-parent": "is missing",
+        "parent-bad-checksum": "does not match the image digest",
+        "parent-replaced": "wrong parent checksum",
+        "truncated-delta": "truncated",
+    }[name]
+    assert expected in report.checks["chain"], report.checks
+
+
+def first_record_offset(delta: Path) -> int:
+    (length,) = struct.unpack_from("<I", delta.read_bytes(), 8)
+    return 12 + length
+
+
+def zero_page_count(data: bytes, at: int) -> bytes:
+    return re.sub(
+        rb'"page_count": (\d+)', lambda m: b'"page_count": ' + b"0".rjust(len(m[1])), data, count=1
+    )
+
+
+def header_as_array(data: bytes, at: int) -> bytes:
+    return data[:12] + b"[" + b" " * (at - 14) + b"]" + data[at:]
+
+
+DELTA_DAMAGE = {
+    # Damage the SHA3 pass would catch, with that pass switched off: the rebuild must still
+    # fail cleanly (a VerificationError naming the delta), not seek before the start of
+    # the image or grow it into a terabyte-sized sparse file.
+    # name: (damage, phrase of the problem)
+    "page-number-0": (
+        lambda b, at: b[:at] + struct.pack("<I", 0) + b[at + 4 :],
+        "out of order or past",
+    ),
+    "page-number-huge": (
+        lambda b, at: b[:at] + struct.pack("<I", 0xFFFFFFF0) + b[at + 4 :],
+        "out of order or past",
+    ),
+    "page-size-4095": (
+        lambda b, at: b.replace(b'"page_size": 4096', b'"page_size": 4095', 1),
+        "delta header is invalid",
+    ),
+    "page-count-0": (zero_page_count, "delta header is invalid"),
+    "header-not-an-object": (header_as_array, "delta header is not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DELTA_DAMAGE))
+def test_a_damaged_delta_fails_cleanly_even_unverified(
+    chain: dict[str, Path], tmp_path: Path, damage: str
+) -> None:
+    how, phrase = DELTA_DAMAGE[damage]
+    delta = chain["incr2"]
+    data = delta.read_bytes()
+    damaged = how(data, first_record_offset(delta))
+    assert damaged != data and len(damaged) == len(data)
+    delta.write_bytes(damaged)
+    report = verify_file(chain["incr3"], checksum=False)
+    assert not report.ok
+    assert chain["incr2"].name in report.checks["chain"], report.checks
+    assert phrase in report.checks["chain"], report.checks
+    (tmp_path / "live").mkdir()
+    live = make_database(tmp_path / "live" / "node.db", ["CREATE TABLE t (x)"])
+    before = tree_state(live.parent)
+    with pytest.raises(VerificationError):
+        restore_backup(chain["incr3"], live, verify=False)
+    assert tree_state(live.parent) == before
+    assert all(p.stat().st_size < 100 * 1024 * 1024 for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_verify_records_the_failure_of_a_delta_with_a_broken_chain(
+    chain: dict[str, Path],
+) -> None:
+    break_parent_checksum(chain)
+    report = verify_backup(chain["incr2"])
+    assert not report.ok
+    assert read_meta_json(chain["incr2"])["verification"]["status"] == "failed"
+    assert read_meta_json(chain["full"])["verification"]["status"] == "unverified"
+
+
+PAGES_DAMAGE = {
+    "flipped-byte": lambda p: flip_byte(p, p.stat().st_size - 5),
+    "truncated": lambda p: os.truncate(p, p.stat().st_size - 32),
+    "header-only": lambda p: os.truncate(p, 40),
+    "garbage": lambda p: p.write_bytes(os.urandom(4096)),
+    "empty": lambda p: p.write_bytes(b""),
+    "deleted": lambda p: p.unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(PAGES_DAMAGE))
+def test_a_damaged_page_cache_is_recomputed(ledger: Path, tmp_path: Path, damage: str) -> None:
+    backups = tmp_path / "backups"
+    take(ledger, backups, "full")
+    execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 6 = 0")
+    incr = path_of(take(ledger, backups, "incremental"))
+    cache = pages.cache_path(incr)
+    assert cache.is_file()
+    good = cache.read_bytes()
+    PAGES_DAMAGE[damage](cache)
+
+    report = verify_file(incr)  # verification never reads the cache
+    assert report.ok, report.problems
+    # Revert part of the change: pages go back to the full's bytes. A delta planned
+    # against wrong digests would miss exactly those.
+    execute(ledger, "UPDATE transactions SET amount = amount - 1 WHERE id % 12 = 0")
+    nxt = take(ledger, backups, "incremental")
+    assert nxt.backup_type == "Incremental" and nxt.metadata["parent"] == incr.name
+    assert verify_file(path_of(nxt)).ok
+    assert content_digest(restored(path_of(nxt), tmp_path / "out")) == content_digest(ledger)
+    assert cache.read_bytes() == good  # recomputed and cached again
+
+
+def test_a_cache_belonging_to_another_backup_is_not_trusted(ledger: Path, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    full = path_of(take(ledger, backups, "full"))
+    execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 6 = 0")
+    incr = path_of(take(ledger, backups, "incremental"))
+    assert pages.cache_path(full).is_file()  # computed for the incremental above
+    # Well-formed and self-consistent, but the full's digests, not incr's ...
+    shutil.copyfile(pages.cache_path(full), pages.cache_path(incr))
+    # ... and the change is undone: against the full's digests nothing changed at all.
+    execute(ledger, "UPDATE transactions SET amount = amount - 1 WHERE id % 6 = 0")
+    nxt = take(ledger, backups, "incremental")
+    assert nxt.metadata["parent"] == incr.name
+    assert nxt.metadata["changed_pages"] > 1
+    assert verify_file(path_of(nxt)).ok
+    assert content_digest(restored(path_of(nxt), tmp_path / "out")) == content_digest(ledger)
+
+
+def test_a_stale_cache_of_a_replaced_full_is_not_trusted(ledger: Path, tmp_path: Path) -> None:
+    # A full has no image digest in its metadata; its cache is bound to its file instead.
+    backups = tmp_path / "backups"
+    old = path_of(take(ledger, backups, "full"))  # state S0
+    execute(ledger, "UPDATE transactions SET amount = amount + 1 WHERE id % 6 = 0")  # S1
+    take(ledger, backups, "incremental")  # caches the digests of old (S0)
+    newer = path_of(take(ledger, tmp_path / "elsewhere", "full"))  # S1
+    # An operator puts "the" full back from elsewhere: S1's data and metadata under old's
+    # name, the only backup now; old's cache (of S0) is still beside it.
+    for path in backups.iterdir():
+        if path.name != old.name + ".pages" and not path.name.startswith("."):
+            path.unlink()
+    shutil.copyfile(newer, old)
+    document = read_meta_json(newer)
+    document["backup_path"] = str(old)
+    old.with_name(old.name + ".meta").write_text(json.dumps(document))
+    assert pages.cache_path(old).is_file()
+    assert pages.load(old, 4096) is None
+    execute(ledger, "UPDATE transactions SET amount = amount - 1 WHERE id % 6 = 0")  # S0
+    nxt = take(ledger, backups, "incremental")
+    assert nxt.metadata["parent"] == old.name
+    assert nxt.metadata["changed_pages"] > 1  # against S0's digests: nothing changed
+    assert verify_file(path_of(nxt)).ok
+    assert content_digest(restored(path_of(nxt), tmp_path / "out")) == content_digest(ledger)
+
+
+# --------------------------------------------------------------------------- page digests
+
+
+def digests_independently(path: Path, page_size: int) -> bytes:
+    return b"".join(
+        hashlib.blake2b(page, digest_size=32).digest()
+        for page in split_pages(path.read_bytes(), page_size)
+    )
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 7, 5_000_003])
+def test_page_digests_with_and_without_the_helper_process(tmp_path: Path, size: int) -> None:
+    image = tmp_path / "image"
+    image.write_bytes(random.Random(size).randbytes(size))
+    for page_size in (512, 4096, 65536):
+        expected = digests_independently(image, page_size)
+        assert pages.page_digests(image, page_size) == expected  # one process
+        assert pages.page_digests(image, page_size, helper_min_bytes=0) == expected
+
+
+def test_the_helper_process_hashes_half_and_its_failure_is_covered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = tmp_path / "image"
+    image.write_bytes(random.Random(3).randbytes(64 * 4096 + 100))
+    expected = digests_independently(image, 4096)
+    marker = tmp_path / "helper-ran"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(wrapper))
+    assert pages.page_digests(image, 4096, helper_min_bytes=0) == expected
+    assert marker.exists(), "no helper process ran"
+    # A helper that fails, or cannot start at all: this process hashes everything.
+    for broken in (shutil.which("false") or "/bin/false", str(tmp_path / "missing")):
+        monkeypatch.setattr(sys, "executable", broken)
+        assert pages.page_digests(image, 4096, helper_min_bytes=0) == expected
+
+
+# --------------------------------------------------------------------------- concurrency
+
+WRITER = r"""
+import json, os, random, sqlite3, sys, time
+db, stop = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+conn.execute("PRAGMA synchronous=NORMAL")
+rng = random.Random(17)
+version, count, total = conn.execute("SELECT version, n, total FROM counter").fetchone()
+commits, errors = [], []
+print("ready", flush=True)
+while not os.path.exists(stop):
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        rows = [(rng.randint(1, 1000), rng.randbytes(rng.randint(50, 2500)))
+                for _ in range(rng.randint(1, 8))]
+        conn.executemany("INSERT INTO ticks (value, payload) VALUES (?, ?)", rows)
+        added = sum(v for v, _ in rows)
+        top = conn.execute("SELECT max(id) FROM ticks").fetchone()[0]
+        picked = conn.execute(
+            "SELECT id, value FROM ticks WHERE id >= ? ORDER BY id LIMIT 3",
+            (rng.randint(1, top),),
+        ).fetchall()
+        # updates and deletes too: deltas must carry rewritten and freed pages
+        for tick_id, _ in picked[:2]:
+            conn.execute(
+                "UPDATE ticks SET value = value + 1, payload = ? WHERE id = ?",
+                (rng.randbytes(rng.randint(50, 2500)), tick_id),
+            )
+        removed = picked[2:]
+        for tick_id, _ in removed:
+            conn.execute("DELETE FROM ticks WHERE id = ?", (tick_id,))
+        new_count = count + len(rows) - len(removed)
+        new_total = total + added + len(picked[:2]) - sum(v for _, v in removed)
+        conn.execute(
+            "UPDATE counter SET version = ?, n = ?, total = ?",
+            (version + 1, new_count, new_total),
+        )
+        conn.execute("COMMIT")
+        version, count, total = version + 1, new_count, new_total
+        commits.append([time.monotonic(), version])
+        time.sleep(0.001)
+    except Exception as exc:
+        errors.append(repr(exc))
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+conn.close()
+print(json.dumps({"commits": commits, "errors": errors}), flush=True)
+"""
+
+INVARIANT = (
+    "SELECT version, n = (SELECT count(*) FROM ticks), "
+    "total = (SELECT coalesce(sum(value), 0) FROM ticks) FROM counter"
+)
+
+
+def test_incrementals_under_a_concurrent_writer_restore_committed_states(
+    big_ledger: Path, tmp_path: Path
+) -> None:
+    live = copy_of(big_ledger, tmp_path / "live")
+    with closing(sqlite3.connect(live, isolation_level=None)) as conn:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+        conn.execute(
+            "CREATE TABLE ticks (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, payload BLOB)"
+        )
+        conn.execute("CREATE TABLE counter (version INTEGER, n INTEGER, total INTEGER)")
+        conn.execute("INSERT INTO counter VALUES (0, 0, 0)")
+    backups, stop = tmp_path / "backups", tmp_path / "stop"
+    writer = spawn_python(WRITER, str(live), str(stop))
+    windows: list[tuple[float, float]] = []
+    infos: list[BackupInfo] = []
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while query(live, "SELECT version FROM counter")[0][0] < 5:
+            assert time.monotonic() < deadline, "writer never committed"
+            time.sleep(0.01)
+        for kind in ("full", "incremental", "incremental", "differential", "incremental"):
+            started = time.monotonic()
+            infos.append(take(live, backups, kind))
+            windows.append((started, time.monotonic()))
+            time.sleep(0.2)  # let the writer change a few pages between backups
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["errors"] == []
+    committed = {0} | {version for _, version in result["commits"]}
+
+    assert [i.backup_type for i in infos] == [
+        "Full",
+        "Incremental",
+        "Incremental",
+        "Differential",
+        "Incremental",
+    ]
+    versions = []
+    for (started, finished), info in zip(windows, infos, strict=True):
+        assert any(started <= t <= finished for t, _ in result["commits"]), (
+            "the writer was blocked by the backup"
+        )
+        report = verify_file(path_of(info))
+        assert report.ok, report.problems
+        target = restored(path_of(info), tmp_path / "out", verify=False)
+        assert integrity(target) == ["ok"]
+        [(version, count_ok, total_ok)] = query(target, INVARIANT)
+        assert count_ok == 1 and total_ok == 1, "not a state any transaction committed"
+        assert version in committed
+        assert query(target, "SELECT count(*) FROM transactions") == [(BIG_TRANSACTIONS,)]
+        versions.append(version)
+        target.unlink()
+    assert versions == sorted(versions) and versions[0] < versions[-1]
+    assert all(i.metadata["changed_pages"] > 0 for i in infos[1:])
+    assert query(live, INVARIANT)[0][1:] == (1, 1)
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+KILL_CHILD = r"""
+import json, os, signal, sys
+from pathlib import Path
+from dagvault import progress
+from dagvault.backup import create_backup
+
+mode, db, directory = sys.argv[1:4]
+
+def run():
+    info = create_backup(Path(db), Path(directory), kind="incremental")
+    return {"type": info.backup_type, "path": info.backup_path}
+
+if mode == "hook":
+    calls = []
+    def die_mid_copy(stage, done, total):
+        calls.append(done)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    with progress.listening(die_mid_copy):
+        print(json.dumps(run()), flush=True)
+else:
+    print("ready", flush=True)
+    print(json.dumps(run()), flush=True)
+"""
+
+
+def timed_incremental(db: Path, backups: Path) -> tuple[float, dict[str, str]]:
+    child = spawn_python(KILL_CHILD, "timed", str(db), str(backups))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    return time.monotonic() - started, json.loads(out.strip().splitlines()[-1])
+
+
+def entries_by_state(directory: Path) -> Iterator[tuple[Path, BackupInfo | None]]:
+    for entry in list_backups(directory):
+        yield entry.path, entry.info
+
+
+def test_sigkill_mid_incremental_leaves_nothing_valid_looking_that_is_bad(
+    big_ledger: Path, tmp_path: Path
+) -> None:
+    live = copy_of(big_ledger, tmp_path / "live")
+    backups = tmp_path / "backups"
+    full = take(live, backups, "full")
+    create_sample_ledger(live, 200, seed=11, append=True)  # 1% more transactions
+    live_before = sha3_file(live)
+    duration, first = timed_incremental(live, backups)  # also computes the full's digests
+    assert first["type"] == "Incremental"
+    duration = max(duration, 0.2)
+
+    hooked = run_python(KILL_CHILD, "hook", str(live), str(backups))
+    assert hooked.returncode == -signal.SIGKILL, hooked.stderr
+    assert hidden_leftovers(backups), "a crash mid-copy leaves its temp file"
+
+    rng = random.Random(20240611)
+    outcomes = []
+    for n, fraction in enumerate((0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.1)):
+        if n % 2:
+            # Make the child recompute a base's page digests (and write its cache) too.
+            newest = list_backups(backups)[0].path
+            pages.cache_path(newest).unlink(missing_ok=True)
+        child = spawn_python(KILL_CHILD, "timed", str(live), str(backups))
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(duration * fraction * rng.uniform(0.8, 1.2))
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+        outcomes.append(child.returncode)
+    assert set(outcomes) <= {-signal.SIGKILL, 0}
+    assert outcomes.count(-signal.SIGKILL) >= 3, outcomes
+
+    for path, info in entries_by_state(backups):
+        report = verify_file(path)
+        if info is not None:
+            # Valid metadata is only ever written for a complete, correct backup.
+            assert report.ok, (path, report.problems)
+            assert info.total_transactions == BIG_TRANSACTIONS + (
+                0 if info.backup_type == "Full" else 200
+            )
+        else:
+            assert not report.ok
+            assert report.checks["metadata"].startswith("failed: ")
+
+    # The next incremental cleans up after the killed ones and is a correct delta.
+    create_sample_ledger(live, 50, seed=11, append=True)
+    info = take(live, backups, "incremental")
+    assert info.backup_type == "Incremental"
+    assert hidden_leftovers(backups) == []
+    assert verify_file(path_of(info)).ok
+    assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(live)
+    assert read_meta_json(path_of(info))["metadata"]["base_full"] == path_of(full).name
+    assert live_before != sha3_file(live)  # (the appends really changed the file)
+    assert integrity(live) == ["ok"]
