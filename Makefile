@@ -41,6 +41,8 @@ test: lint
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.backup_bench
+	$(VENV)/bin/python -m benchmarks.incremental_bench
+	$(VENV)/bin/python -m benchmarks.export_bench
 
 clean:
 	rm -rf .tools $(VENV) .demo .pytest_cache .ruff_cache
