@@ -178,6 +178,20 @@ def list_(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_freed(result: dict[str, Any], dry_run: bool) -> None:
+    """The closing line of cleanup and prune: what was (or would be) removed and freed."""
+    if dry_run:
+        print(
+            f"Dry run: would remove {result['removed_backups']} backups, "
+            f"{human_bytes(result['bytes_freed'])} would be freed"
+        )
+    else:
+        print(
+            f"🧹 removed {result['removed_backups']} backups "
+            f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
+        )
+
+
 def cleanup(args: argparse.Namespace) -> int:
     _settings(args, backup_dir=args.backup_dir, retention_count=args.keep)
     result = run_flow(
@@ -190,17 +204,10 @@ def cleanup(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return 0
-    verb = "would remove" if args.dry_run else "removed"
     rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result["decisions"]]
     if rows:
         print(table(rows, ["backup", "plan", "reason"]))
-    print(
-        f"🧹 {verb} {result['removed_backups']} backups "
-        f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
-        if not args.dry_run
-        else f"Dry run: {verb} {result['removed_backups']} backups, "
-        f"{human_bytes(result['bytes_freed'])} would be freed"
-    )
+    _print_freed(result, args.dry_run)
     return 0
 
 
@@ -217,7 +224,6 @@ def prune(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return 0
-    verb = "would remove" if args.dry_run else "removed"
     rows = [
         (Path(d["backup_path"]).name, d["backup_type"], d["action"], d["reason"])
         for d in result["decisions"]
@@ -225,13 +231,7 @@ def prune(args: argparse.Namespace) -> int:
     print(f"Policy: {policy.describe()} (UTC calendar buckets)")
     if rows:
         print(table(rows, ["backup", "type", "action", "reasons"]))
-    print(
-        f"🧹 {verb} {result['removed_backups']} backups "
-        f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
-        if not args.dry_run
-        else f"Dry run: {verb} {result['removed_backups']} backups, "
-        f"{human_bytes(result['bytes_freed'])} would be freed"
-    )
+    _print_freed(result, args.dry_run)
     return 0
 
 
