@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from dagvault.config import Settings, load_settings
@@ -11,15 +12,5 @@ def resolve(config_file: str | None, **overrides: Any) -> Settings:
 
 
 def ledger_profile(settings: Settings) -> LedgerProfile:
-    return LedgerProfile(
-        transactions_table=settings.transactions_table,
-        nodes_table=settings.nodes_table,
-        parents_table=settings.parents_table,
-        parent_child_column=settings.parent_child_column,
-        parent_parent_column=settings.parent_parent_column,
-        id_column=settings.id_column,
-        hash_column=settings.hash_column,
-        amount_column=settings.amount_column,
-        fee_column=settings.fee_column,
-        timestamp_column=settings.timestamp_column,
-    )
+    """Every LedgerProfile field is a setting of the same name (the ``ledger`` section)."""
+    return LedgerProfile(**{f.name: getattr(settings, f.name) for f in fields(LedgerProfile)})
