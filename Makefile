@@ -21,8 +21,11 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 setup: $(VENV)/.synced
 
 # The demo keeps its Prefect run history in .demo/prefect unless you point it elsewhere.
+# Prefect does not create a missing parent of PREFECT_HOME; a first start of its temporary
+# server (database migrations) can take longer than its default 20 s on a slow machine.
 demo: setup
-	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/.demo/prefect} \
+	home=$${PREFECT_HOME:-$(CURDIR)/.demo/prefect}; mkdir -p "$$home" && \
+	PREFECT_HOME="$$home" PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
 	PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false \
 	$(VENV)/bin/python -m flows.demo
 
