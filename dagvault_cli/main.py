@@ -9,6 +9,7 @@ temporary local server for the run (adds about 10 s).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -263,6 +264,9 @@ def _report(exc: DagvaultError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Without PREFECT_API_URL, Prefect starts a temporary server per run; its first start on
+    # a new machine (database migrations) can exceed Prefect's default 20 s wait.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
