@@ -24,6 +24,7 @@ def sha3_file(path: Path) -> str:
 
 def content_digest(path: Path) -> dict[str, str]:
     """Schema and row digests of a database (a plain connection: leaves no -wal behind)."""
+    assert path.is_file(), path  # sqlite3.connect would create an empty database instead
     with closing(sqlite3.connect(path)) as conn:
         return database_digest(conn)
 
@@ -31,6 +32,12 @@ def content_digest(path: Path) -> dict[str, str]:
 def query(path: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(path)) as conn:
         return conn.execute(sql, tuple(params)).fetchall()
+
+
+def scalar(path: Path, sql: str) -> Any:
+    """The first column of the first row of ``sql`` on an existing database."""
+    assert path.is_file(), path
+    return query(path, sql)[0][0]
 
 
 def integrity(path: Path) -> list[str]:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import content_digest as digest_of
+from _helpers import scalar
 
 from dagvault.backup import create_backup
-from dagvault.digest import database_digest
 from dagvault.errors import ConfigError, RestoreError
 from dagvault.meta import BackupInfo, read_meta
 from dagvault.restore import RestoreResult, restore_backup
@@ -109,18 +110,6 @@ def child() -> Iterator[Callable[..., SqlChild]]:
     yield start
     for proc in started:
         proc.close()
-
-
-def digest_of(path: Path) -> Digest:
-    assert path.is_file(), path
-    with closing(sqlite3.connect(path)) as conn:
-        return database_digest(conn)
-
-
-def scalar(path: Path, sql: str) -> Any:
-    assert path.is_file(), path
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchone()[0]
 
 
 def modify_ledger(path: Path) -> None:

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import content_digest as digest_of
+from _helpers import scalar
 
 from dagvault import lock
 from dagvault.backup import create_backup
-from dagvault.digest import database_digest
 from dagvault.errors import (
     BackupNotFound,
     DatabaseLocked,
@@ -50,18 +51,6 @@ KILLS_PER_MODE = 5
 
 
 # helpers ------------------------------------------------------------------------------
-
-
-def digest_of(path: Path) -> Digest:
-    assert path.is_file(), path
-    with closing(sqlite3.connect(path)) as conn:
-        return database_digest(conn)
-
-
-def scalar(path: Path, sql: str) -> Any:
-    assert path.is_file(), path
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchone()[0]
 
 
 def file_image(db: Path) -> dict[str, bytes]:
