@@ -8,6 +8,7 @@ a valid sidecar is never reported valid.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import zstandard
 
-from dagvault import db, events, lock, pages
+from dagvault import db, events, lock, pages, progress
 from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
 from dagvault.compress import SUFFIX, compress_file
@@ -28,10 +29,12 @@ from dagvault.errors import ConfigError, DagvaultError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, write_meta
-from dagvault.snapshot import snapshot_to_file
+from dagvault.pinned import PinnedRead
+from dagvault.snapshot import Snapshot, snapshot_to_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+log = logging.getLogger(__name__)
 DELTA_SUFFIXES = {"Incremental": ".incr", "Differential": ".diff"}
 BACKUP_KINDS = ("full", "incremental", "differential")
 
@@ -88,6 +91,26 @@ def _store_delta(
     return stored, sha3_256_file(stored)
 
 
+def _pinned_delta(
+    source_path: Path, base: Base, image: Path, busy_timeout: float
+) -> tuple[Snapshot | None, DeltaPlan | None]:
+    """Plan a delta from the live file itself (see pinned.py) and write its changed pages
+    into the sparse ``image``; (None, None) when no state could be pinned or the delta
+    becomes a full backup, which then needs a copy anyway."""
+    with PinnedRead(source_path, busy_timeout) as pin:
+        if pin.snapshot is None:
+            log.info("Reading the database through a copy: %s", pin.reason)
+            print("REASON", pin.reason)
+            return None, None
+        progress.report("backup", 0, pin.snapshot.page_count)
+        plan = plan_delta(base, pin.digests(), pin.snapshot.page_size)
+        if plan.fallback:
+            return None, None
+        pin.write_pages(image, plan.changed)
+        progress.report("backup", pin.snapshot.page_count, pin.snapshot.page_count)
+        return pin.snapshot, plan
+
+
 def write_backup(
     source: sqlite3.Connection,
     source_path: Path,
@@ -101,6 +124,7 @@ def write_backup(
     delta_type: str = "Incremental",
     reason: str | None = None,
     full_suffix: str = ".db",
+    busy_timeout: float = 30.0,
 ) -> tuple[Path, BackupInfo]:
     """Snapshot ``source`` and store it as the first free path of
     ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
@@ -112,10 +136,14 @@ def write_backup(
     final = first
     published = False
     try:
-        snap = snapshot_to_file(source, image, stage=stage)
+        snap, plan = _pinned_delta(source_path, base, image, busy_timeout) if base else (None, None)
+        read_in_place = snap is not None
+        if snap is None:
+            snap = snapshot_to_file(source, image, stage=stage)
+            if base is not None:
+                plan = plan_delta(base, pages.page_digests(image, snap.page_size), snap.page_size)
         backup_type, digests, extra = "Full", None, {}
-        if base is not None:
-            plan = plan_delta(base, image, snap.page_size)
+        if base is not None and plan is not None:
             digests = plan.digests
             if plan.fallback:
                 reason = plan.fallback
@@ -165,6 +193,7 @@ def write_backup(
                 "page_size": snap.page_size,
                 "page_count": snap.page_count,
                 "source_journal_mode": snap.source_journal_mode,
+                "read_in_place": read_in_place,
                 "source_file_id": file_id(source_path),
                 "duration_seconds": round(time.monotonic() - started, 3),
                 "hostname": socket.gethostname(),
@@ -226,6 +255,7 @@ def create_backup(
                 base=base,
                 delta_type="Differential" if kind == "differential" else "Incremental",
                 reason=reason,
+                busy_timeout=busy_timeout,
             )
     events.backup_created(final)
     return info

@@ -115,9 +115,8 @@ def find_base(backup_dir: Path, source_path: Path, kind: str) -> tuple[Base | No
     return None, f"no earlier {wanted} of this database in {backup_dir}"
 
 
-def plan_delta(base: Base, image: Path, page_size: int) -> DeltaPlan:
-    """Compare the new snapshot ``image`` with ``base`` page by page."""
-    digests = pages.page_digests(image, page_size)
+def plan_delta(base: Base, digests: bytes, page_size: int) -> DeltaPlan:
+    """Compare the page ``digests`` of a new snapshot with ``base``'s, page by page."""
     page_count = len(digests) // pages.DIGEST_BYTES
     image_digest = pages.image_digest(digests)
     base_page_size = int(base.info.metadata.get("page_size", 0))

@@ -72,18 +72,27 @@ def page_digests(image: Path, page_size: int, *, helper_min_bytes: int = HELPER_
     """BLAKE2b-256 of every page of ``image`` (an uncompressed SQLite file), concatenated."""
     with open(image, "rb", buffering=0) as fh:
         fd = fh.fileno()
-        size = os.fstat(fd).st_size
-        count = -(-size // page_size)
-        split = (count // 2) * page_size
-        if size < helper_min_bytes or count < 2 or (os.cpu_count() or 1) < 2:
-            return _hash_range(fd, page_size, 0, size)
-        halves = _with_helper(image, fd, page_size, split, size)
-        if halves is None:
-            return _hash_range(fd, page_size, 0, size)
-        first, second = halves
-        if len(second) != (count - split // page_size) * DIGEST_BYTES:
-            second = _hash_range(fd, page_size, split, size)  # the helper failed: hash here
-        return first + second
+        return digests_of_open_file(
+            image, fd, page_size, os.fstat(fd).st_size, helper_min_bytes=helper_min_bytes
+        )
+
+
+def digests_of_open_file(
+    path: Path, fd: int, page_size: int, size: int, *, helper_min_bytes: int = HELPER_MIN_BYTES
+) -> bytes:
+    """Digests of bytes ``[0, size)`` of ``fd`` (open on ``path``, which a helper process
+    may open too); ``fd`` is left open."""
+    count = -(-size // page_size)
+    split = (count // 2) * page_size
+    if size < helper_min_bytes or count < 2 or (os.cpu_count() or 1) < 2:
+        return _hash_range(fd, page_size, 0, size)
+    halves = _with_helper(path, fd, page_size, split, size)
+    if halves is None:
+        return _hash_range(fd, page_size, 0, size)
+    first, second = halves
+    if len(second) != (count - split // page_size) * DIGEST_BYTES:
+        second = _hash_range(fd, page_size, split, size)  # the helper failed: hash here
+    return first + second
 
 
 def _with_helper(

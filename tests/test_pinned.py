@@ -1,0 +1,150 @@
+"""Deltas read from the live file in place (dagvault.pinned): the pinned state holds while
+the node commits and checkpoints, and where no state can be pinned the copy is taken."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from _helpers import content_digest, integrity, make_database, query
+
+from dagvault import pages
+from dagvault.backup import create_backup
+from dagvault.pinned import PinnedRead, holds_read_lock_0
+from dagvault.restore import restore_backup
+from dagvault.sample import create_sample_ledger
+
+
+def wal_database(path: Path, rows: int = 300) -> Path:
+    make_database(
+        path,
+        [
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)",
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+            "INSERT INTO t SELECT i, randomblob(900) FROM n",
+        ],
+        journal_mode="wal",
+    )
+    return path
+
+
+def restored_digest(backup: str, tmp_path: Path) -> dict[str, str]:
+    target = tmp_path / f"restored-{Path(backup).name}.db"
+    assert restore_backup(Path(backup), target).success
+    assert integrity(target) == ["ok"]
+    return content_digest(target)
+
+
+def test_read_lock_0_is_seen_only_when_the_wal_is_backfilled(tmp_path: Path) -> None:
+    db = wal_database(tmp_path / "live.db")
+    shm = Path(f"{db}-shm")
+    with (
+        closing(sqlite3.connect(db, isolation_level=None)) as writer,
+        closing(sqlite3.connect(db, isolation_level=None)) as reader,
+    ):
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("INSERT INTO t (v) VALUES (x'00')")
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()
+        assert not holds_read_lock_0(shm, os.getpid())  # the reader needs the WAL
+        reader.execute("COMMIT")
+
+        busy, log, done = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and log == done
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()
+        assert holds_read_lock_0(shm, os.getpid())
+        assert not holds_read_lock_0(shm, os.getppid())  # another process: not ours
+        reader.execute("COMMIT")
+        assert not holds_read_lock_0(shm, os.getpid())
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_the_pinned_state_holds_while_the_node_commits_and_checkpoints(
+    tmp_path: Path, journal_mode: str
+) -> None:
+    db = wal_database(tmp_path / "live.db")
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        assert conn.execute(f"PRAGMA journal_mode={journal_mode}").fetchone()[0] == journal_mode
+    before = content_digest(db)
+    with PinnedRead(db, busy_timeout=5) as pin:
+        assert pin.snapshot is not None, pin.reason
+        assert pin.snapshot.row_counts == {"t": 300}
+        if journal_mode == "wal":
+            # The node rewrites every row and checkpoints; the checkpoint may not write into
+            # the file while the helper holds WAL_READ_LOCK(0).
+            with closing(sqlite3.connect(db, isolation_level=None)) as node:
+                node.execute("UPDATE t SET v = randomblob(900)")
+                node.execute("INSERT INTO t (v) SELECT randomblob(900) FROM t")
+                busy, log, done = node.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                assert busy == 0 and log > 0 and done < log
+        digests = pin.digests()
+        count = pin.snapshot.page_count
+        image = tmp_path / "image.db"
+        pin.write_pages(image, list(range(1, count + 1)))
+    assert len(digests) == count * pages.DIGEST_BYTES
+    assert pages.page_digests(image, pin.snapshot.page_size) == digests
+    assert integrity(image) == ["ok"]
+    assert content_digest(image) == before
+    # The image opens without WAL companions, like a copy through the backup API.
+    assert query(image, "PRAGMA journal_mode") == [("delete",)]
+    if journal_mode == "wal":
+        assert query(db, "SELECT count(*) FROM t") == [(600,)]
+
+
+def test_a_reader_holding_an_old_state_makes_the_delta_use_a_copy(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    create_sample_ledger(db, 300, seed=3)
+    backups = tmp_path / "backups"
+    create_backup(db, backups, kind="full")
+    old_reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN'); c.execute('SELECT count(*) FROM transactions').fetchone(); "
+            "print('pinned', flush=True); sys.stdin.read()",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert old_reader.stdout is not None
+        assert old_reader.stdout.readline().strip() == "pinned"
+        with closing(sqlite3.connect(db, isolation_level=None)) as node:
+            node.execute("PRAGMA wal_autocheckpoint=0")
+        create_sample_ledger(db, 20, seed=4, append=True)  # frames the old reader keeps
+        with PinnedRead(db, busy_timeout=5) as pin:
+            assert pin.snapshot is None
+            assert "kept committing" in pin.reason
+        info = create_backup(db, backups, kind="incremental")
+    finally:
+        old_reader.communicate("", timeout=30)
+    assert info.backup_type == "Incremental"
+    assert info.metadata["read_in_place"] is False
+    assert restored_digest(info.backup_path, tmp_path) == content_digest(db)
+
+
+def test_a_delta_of_a_rollback_journal_database_is_read_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    create_sample_ledger(db, 300, seed=5)
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        assert conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+    backups = tmp_path / "backups"
+    full = create_backup(db, backups, kind="full")
+    assert full.metadata["read_in_place"] is False  # a full backup is always the copy
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 10 = 0")
+    delta = create_backup(db, backups, kind="incremental")
+    assert delta.backup_type == "Incremental"
+    assert delta.metadata["read_in_place"] is True
+    assert delta.metadata["source_journal_mode"] == "delete"
+    assert 0 < delta.metadata["changed_pages"] < full.metadata["page_count"]
+    assert restored_digest(delta.backup_path, tmp_path) == content_digest(db)
