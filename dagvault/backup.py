@@ -95,20 +95,24 @@ def _pinned_delta(
     source_path: Path, base: Base, image: Path, busy_timeout: float
 ) -> tuple[Snapshot | None, DeltaPlan | None]:
     """Plan a delta from the live file itself (see pinned.py) and write its changed pages
-    into the sparse ``image``; (None, None) when no state could be pinned or the delta
-    becomes a full backup, which then needs a copy anyway."""
-    with PinnedRead(source_path, busy_timeout) as pin:
-        if pin.snapshot is None:
-            log.info("Reading the database through a copy: %s", pin.reason)
-            print("REASON", pin.reason)
-            return None, None
-        progress.report("backup", 0, pin.snapshot.page_count)
-        plan = plan_delta(base, pin.digests(), pin.snapshot.page_size)
-        if plan.fallback:
-            return None, None
-        pin.write_pages(image, plan.changed)
-        progress.report("backup", pin.snapshot.page_count, pin.snapshot.page_count)
-        return pin.snapshot, plan
+    into the sparse ``image``; (None, None) when no state could be pinned, the helper
+    failed, or the delta becomes a full backup, which then needs a copy anyway."""
+    try:
+        with PinnedRead(source_path, busy_timeout) as pin:
+            if pin.snapshot is None:
+                log.info("Reading the database through a copy: %s", pin.reason)
+                return None, None
+            progress.report("backup", 0, pin.snapshot.page_count)
+            plan = plan_delta(base, pin.digests(), pin.snapshot.page_size)
+            if plan.fallback:
+                return None, None
+            pin.write_pages(image, plan.changed)
+            progress.report("backup", pin.snapshot.page_count, pin.snapshot.page_count)
+            return pin.snapshot, plan
+    except OSError as exc:  # the helper died (killed, out of memory, disk full): copy instead
+        discard(image)  # the copy must start from a new file
+        log.warning("Reading the database through a copy: the page reader failed: %s", exc)
+        return None, None
 
 
 def write_backup(

@@ -4,6 +4,7 @@ the node commits and checkpoints, and where no state can be pinned the copy is t
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -147,4 +148,23 @@ def test_a_delta_of_a_rollback_journal_database_is_read_in_place(tmp_path: Path)
     assert delta.metadata["read_in_place"] is True
     assert delta.metadata["source_journal_mode"] == "delete"
     assert 0 < delta.metadata["changed_pages"] < full.metadata["page_count"]
+    assert restored_digest(delta.backup_path, tmp_path) == content_digest(db)
+
+
+@pytest.mark.parametrize("helper", ["exits at once", "cannot start"])
+def test_a_failing_page_reader_gives_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
+) -> None:
+    db = tmp_path / "live.db"
+    create_sample_ledger(db, 300, seed=7)
+    backups = tmp_path / "backups"
+    create_backup(db, backups, kind="full")
+    create_sample_ledger(db, 10, seed=8, append=True)
+    broken = shutil.which("false") if helper == "exits at once" else str(tmp_path / "missing")
+    monkeypatch.setattr(sys, "executable", broken)
+    delta = create_backup(db, backups, kind="incremental")
+    assert delta.backup_type == "Incremental"
+    assert delta.metadata["read_in_place"] is False
+    assert sorted(p.name for p in backups.iterdir() if p.name.endswith(".tmp")) == []
+    monkeypatch.undo()
     assert restored_digest(delta.backup_path, tmp_path) == content_digest(db)
