@@ -359,6 +359,12 @@ def import_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def api(args: argparse.Namespace) -> int:
+    from dagvault_api.server import serve
+
+    return serve(args.host, args.port, config_file=args.config, audit_log=args.audit_log)
+
+
 def sample_ledger(args: argparse.Namespace) -> int:
     from dagvault.sample import create_sample_ledger
 

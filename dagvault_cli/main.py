@@ -41,6 +41,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     """A retention rule's count: 0 switches the rule off."""
     try:
@@ -240,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=db_help + "; may be a new file")
     p.add_argument(
         "--no-pre-import-backup", action="store_true", help="do not keep the current database"
+    )
+
+    p = command(
+        "api",
+        commands.api,
+        "Serve the HTTP API (backup, restore, list, export, verify, cleanup, schedule, health, "
+        "metrics). Mutating endpoints need DAGVAULT_API_TOKEN when it is set; without it only "
+        "loopback addresses are allowed.",
+        "DAGVAULT_API_TOKEN=$(openssl rand -hex 32) dagvault api --host 0.0.0.0 --port 8080",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="TCP port (8080)")
+    p.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="JSON-lines audit log (DAGVAULT_AUDIT_LOG, default ./dagvault-audit.jsonl)",
     )
 
     p = command(

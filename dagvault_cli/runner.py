@@ -19,7 +19,7 @@ class _NoTracebackForKnownErrors(logging.Filter):
         return True
 
 
-def _require_reachable_api() -> None:
+def require_reachable_api() -> None:
     """An unreachable PREFECT_API_URL would end in Prefect's RuntimeError and traceback;
     say which setting is wrong instead. (Unset, Prefect starts a temporary server.)"""
     from prefect.client.orchestration import get_client
@@ -58,6 +58,13 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "export": flows.export.export_flow,
         "import-sql": flows.export.import_sql_flow,
     }
+    quiet_known_errors()
+    require_reachable_api()
+    return known[flow_name](**parameters)
+
+
+def quiet_known_errors() -> None:
+    """Drop the tracebacks of expected failures from the handlers Prefect has set up."""
     quiet = _NoTracebackForKnownErrors()
     loggers = [logging.getLogger()] + [
         logger
@@ -66,5 +73,3 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     ]
     for handler in {h for logger in loggers for h in logger.handlers}:
         handler.addFilter(quiet)
-    _require_reachable_api()
-    return known[flow_name](**parameters)

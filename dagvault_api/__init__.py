@@ -1,0 +1,8 @@
+"""dagvault's HTTP API: the system description's endpoints, served by FastAPI and uvicorn.
+
+Thin over ``flows/`` (every operation is a Prefect flow run) and the core (reads). The
+modules: ``paths`` (confinement to BACKUP_DIR / EXPORT_DIR), ``auth`` (bearer token, bind
+policy), ``audit`` (JSON-lines audit log), ``metrics`` (Prometheus text), ``models``
+(request and response bodies), ``operations`` (flow runs and error mapping), ``app``
+(routes) and ``server`` (``dagvault api``).
+"""

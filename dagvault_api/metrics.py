@@ -1,0 +1,109 @@
+"""Prometheus metrics at /metrics.
+
+Counters (this server process, reset on restart as Prometheus expects) count the
+operations the API ran, their errors and the failed quality gates, by operation. The
+gauges are read at scrape time from the database file and the backup catalog, so they
+include backups taken by the CLI or a scheduled run and survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from dagvault.catalog import list_backups
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _StorageCollector(Collector):
+    def __init__(self, database: Path, backup_dir: Path) -> None:
+        self.database = database
+        self.backup_dir = backup_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        size = GaugeMetricFamily(
+            "dag_storage_size_bytes", "Current database size (the file and its WAL)"
+        )
+        size.add_metric([], sum(_size(Path(f"{self.database}{s}")) for s in ("", "-wal")))
+        yield size
+        entries = list_backups(self.backup_dir)
+        stored = GaugeMetricFamily(
+            "dag_backup_storage_bytes", "Bytes of backup data files in BACKUP_DIR"
+        )
+        stored.add_metric([], sum(e.file_size for e in entries))
+        yield stored
+        last = GaugeMetricFamily(
+            "dag_backup_last_success_timestamp_seconds",
+            "Unix time of the newest verified backup, by type",
+            labels=["type"],
+        )
+        duration = GaugeMetricFamily(
+            "dag_backup_last_duration_seconds",
+            "How long the newest verified backup took, by type",
+            labels=["type"],
+        )
+        volume = GaugeMetricFamily(
+            "dag_backup_last_size_bytes",
+            "Size of the newest verified backup, by type",
+            labels=["type"],
+        )
+        seen: set[str] = set()
+        for entry in entries:  # newest first
+            info = entry.info
+            if info is None or not info.verified or info.backup_type in seen:
+                continue
+            seen.add(info.backup_type)
+            kind = info.backup_type.lower()
+            last.add_metric([kind], info.timestamp)
+            duration.add_metric([kind], float(info.metadata.get("duration_seconds", 0.0)))
+            volume.add_metric([kind], entry.file_size)
+        yield from (last, duration, volume)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class Metrics:
+    def __init__(self, database: Path, backup_dir: Path, operations: Iterable[str]) -> None:
+        # A registry of our own: Prefect registers collectors of its own in the global one.
+        self.registry = CollectorRegistry()
+        self.operations = Counter(
+            "dag_storage_operations",
+            "Storage operations the API ran, by operation",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "dag_storage_errors",
+            "Storage operations that failed, by operation",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.quality_failures = Counter(
+            "dag_quality_gate_failures",
+            "Data-quality gates that failed, by operation",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "dag_operations_in_progress",
+            "Operations running now, by operation",
+            ["operation"],
+            registry=self.registry,
+        )
+        for operation in operations:  # every series exists from the start, at 0
+            for metric in (self.operations, self.errors, self.quality_failures, self.in_progress):
+                metric.labels(operation)
+        self.registry.register(_StorageCollector(database, backup_dir))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,161 @@
+"""Request and response bodies (the description's, plus the options of later issues).
+
+Unknown fields are refused (a typo such as ``backup_pth`` must not silently back up into
+the default place); every string is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dagvault.config import EXPORT_FORMATS
+from dagvault_api.paths import MAX_PATH_CHARS
+
+BackupKind = Literal["full", "incremental", "differential"]
+ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupRequest(_Request):
+    backup_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="Directory and name prefix inside BACKUP_DIR ('./backups/blockchain' "
+        "writes ./backups/blockchain_<unix-seconds>.db); a directory or nothing: "
+        "BACKUP_DIR with the database's name.",
+        examples=["./backups/blockchain"],
+    )
+    description: str = Field(default="", max_length=1000)
+    backup_type: BackupKind = "full"
+    compress: bool | None = Field(default=None, description="BACKUP_COMPRESSION_ENABLED if unset")
+    verify: bool = Field(default=True, description="integrity check right after the backup")
+    quality: bool = Field(default=True, description="run the data-quality gate (GX)")
+    allow_decrease: bool = False
+
+
+class RestoreRequest(_Request):
+    backup_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS)
+    create_pre_restore_backup: bool | None = Field(
+        default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
+    )
+
+
+class ExportRequest(_Request):
+    export_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="Target inside EXPORT_DIR ('./exports/blockchain' with format sql writes "
+        "./exports/blockchain.sql); a directory or nothing: a new numbered name there.",
+    )
+    format: ExportFormat | None = Field(default=None, description="DEFAULT_EXPORT_FORMAT if unset")
+    backup_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="export this backup (inside BACKUP_DIR) instead of the live database",
+    )
+    tables: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    quality: bool = True
+
+
+class ImportRequest(_Request):
+    sql_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, description="inside EXPORT_DIR")
+    create_pre_import_backup: bool | None = Field(
+        default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
+    )
+
+
+class VerifyRequest(_Request):
+    backup_path: str | None = Field(default=None, min_length=1, max_length=MAX_PATH_CHARS)
+    all: bool = Field(default=False, description="every backup of BACKUP_DIR")
+    quick: bool = False
+    quality: bool = False
+    allow_decrease: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VerifyRequest:
+        if self.all == (self.backup_path is not None):
+            raise ValueError("give either backup_path or all=true")
+        return self
+
+
+class CleanupRequest(_Request):
+    keep: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="BACKUP_RETENTION_COUNT if unset"
+    )
+    dry_run: bool = False
+
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """The description's response envelope."""
+
+    success: bool
+    data: T | None
+    error: str | None
+    timestamp: str
+
+
+class ErrorEnvelope(Envelope[Any]):
+    hint: str | None = Field(default=None, description="what to do about the error")
+
+
+class OperationData(BaseModel):
+    success: bool
+    message: str
+    timestamp: str
+    flow_run_id: str | None
+
+
+class BackupData(OperationData):
+    backup_path: str
+    backup: dict[str, Any] = Field(description="the backup's BackupInfo (.meta)")
+
+
+class RestoreData(OperationData):
+    backup_path: str
+    create_pre_restore_backup: bool
+    restore: dict[str, Any] = Field(description="the description's RestoreResult")
+
+
+class ExportData(OperationData):
+    export_path: str
+    format: str
+    export: dict[str, Any] = Field(description="manifest summary: row counts, bytes, files")
+
+
+class ResultData(OperationData):
+    result: Any = Field(description="the flow's result")
+
+
+class BackupEntry(BaseModel):
+    timestamp: int
+    backup_path: str
+    file_size: int
+    total_transactions: int
+    backup_type: str
+    model_config = ConfigDict(extra="allow")
+
+
+class Schedule(BaseModel):
+    last_backup: int
+    next_backup: int
+    interval_hours: int
+    backup_dir: str
+    is_due: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database_present: bool
+    operations_in_progress: int
+    uptime_seconds: float

@@ -1,0 +1,75 @@
+"""Every path in a request must stay inside one configured directory (BACKUP_DIR or EXPORT_DIR).
+
+A request names a path the way the description's scripts do: relative to the server's
+working directory (``./backups/blockchain_1704067200.db`` with BACKUP_DIR=./backups) or
+absolute. A relative path that lands outside the directory but is a bare name
+(``./test_backup``, as in the description's curl example) names an entry of the directory.
+Rejected with a 400: a ``..`` component, a NUL byte, and any path whose real location
+(symlinks followed) is outside the directory. Accepted paths are handed on in the
+directory's configured spelling (``backups/x.db``), so results and errors show no other
+part of the filesystem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from dagvault.errors import ConfigError
+
+MAX_PATH_CHARS = 4096
+
+
+class PathRejected(ConfigError):
+    """A request path that is malformed or leaves its directory (HTTP 400)."""
+
+    def __init__(self, field: str, message: str, hint: str) -> None:
+        super().__init__(f"{field}: {message}", hint)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Area:
+    """One directory requests may touch; ``setting`` names it in errors."""
+
+    configured: Path
+    setting: str
+    base: Path  # the server's working directory at start (relative paths resolve here)
+
+    @property
+    def root(self) -> Path:
+        return (self.base / self.configured).resolve()
+
+    def shown(self, real: Path) -> Path:
+        """``real`` (inside the root) in the directory's configured spelling."""
+        inside = real.relative_to(self.root)
+        return self.configured if inside == Path(".") else self.configured / inside
+
+    def confine(self, field: str, raw: str) -> Path:
+        """The path ``raw`` names, resolved and proven inside the directory, as shown()."""
+        if not raw.strip():
+            raise PathRejected(field, "must not be empty", f"Name a path inside {self.setting}.")
+        if "\0" in raw or len(raw) > MAX_PATH_CHARS:
+            raise PathRejected(field, "is not a valid path", f"Name a path inside {self.setting}.")
+        given = PurePosixPath(raw)
+        if ".." in given.parts:
+            raise PathRejected(
+                field,
+                "'..' is not allowed in a path",
+                f"Name the file inside {self.setting} without '..'.",
+            )
+        root = self.root
+        real = (self.base / given).resolve()
+        if not real.is_relative_to(root) and not given.is_absolute() and len(given.parts) == 1:
+            real = (root / given).resolve()
+        if not real.is_relative_to(root):
+            raise PathRejected(
+                field,
+                f"{raw!r} is outside {self.setting} ({self.configured})",
+                f"Name a path inside {self.configured}; absolute paths elsewhere and symlinks "
+                "that leave it are refused.",
+            )
+        return self.shown(real)
+
+    def is_directory(self, shown: Path) -> bool:
+        return (self.base / shown).is_dir()

@@ -1,0 +1,47 @@
+"""``dagvault api``: check the bind policy, then serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from dagvault.config import load_settings
+from dagvault_api import auth
+
+AUDIT_ENV = "DAGVAULT_AUDIT_LOG"
+DEFAULT_AUDIT_LOG = "./dagvault-audit.jsonl"
+
+
+def serve(host: str, port: int, *, config_file: str | None, audit_log: str | None) -> int:
+    settings = load_settings(config_file=config_file)
+    # Read once, then dropped from the environment: child processes (Prefect's temporary
+    # server) have no use for it. An empty value counts as unset.
+    token = os.environ.pop(auth.TOKEN_ENV, "") or None
+    auth.check_bind(host, token)
+
+    import uvicorn
+
+    from dagvault_api.app import ApiConfig, create_app  # imports Prefect
+    from dagvault_cli.runner import quiet_known_errors, require_reachable_api
+
+    quiet_known_errors()
+    require_reachable_api()
+    app = create_app(
+        ApiConfig(
+            settings=settings,
+            config_file=config_file,
+            base=Path.cwd(),
+            token=token,
+            protect_reads=not auth.is_loopback(host),
+            audit_log=Path(audit_log or os.environ.get(AUDIT_ENV) or DEFAULT_AUDIT_LOG),
+        )
+    )
+    if token is None:
+        print(
+            f"Warning: no {auth.TOKEN_ENV}: every local process may back up, restore and "
+            "delete backups through this API (it listens on loopback only).",
+            file=sys.stderr,
+        )
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    return 0
