@@ -5,6 +5,7 @@ answer when they finished, with their real result. Reads (list, schedule, health
 metrics) go to the core directly: they change nothing and must stay fast.
 """
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,10 +26,11 @@ import flows.cleanup
 import flows.export
 import flows.restore
 import flows.verify
+from dagvault import db
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings
-from dagvault.errors import ConfigError, DagvaultError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.schedule import backup_schedule
 from dagvault_api import auth
 from dagvault_api.audit import AuditLog
@@ -85,6 +87,13 @@ class ApiConfig:
     audit_log: Path
 
 
+class SafeJSONResponse(JSONResponse):
+    """ASCII-escaped JSON: a message that quotes a request's lone surrogate still renders."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 class ApiError(Exception):
     def __init__(
         self, status: int, message: str, hint: str | None = None, data: Any = None
@@ -127,6 +136,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         summary="Backup, restore and export of the DAG ledger's SQLite database",
         version="1",
         responses=ERROR_RESPONSES,
+        default_response_class=SafeJSONResponse,
     )
     if config.token is None:
         # Token-less means loopback-only; refusing other Host headers stops a web page
@@ -190,7 +200,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         request.state.error = exc.message
-        return JSONResponse(
+        return SafeJSONResponse(
             _error_body(exc.message, exc.hint, exc.data), status_code=exc.status, headers=headers
         )
 
@@ -198,7 +208,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def on_refused(request: Request, exc: DagvaultError) -> JSONResponse:
         """Bad input found by a route before any flow ran (a path outside BACKUP_DIR…)."""
         request.state.error = scrub(exc.message)
-        return JSONResponse(
+        return SafeJSONResponse(
             _error_body(scrub(exc.message), scrub(exc.hint) or None),
             status_code=http_status(exc),
         )
@@ -211,20 +221,20 @@ def create_app(config: ApiConfig) -> FastAPI:
             problems.append(f"{'.'.join(where) or 'body'}: {error['msg']}")
         message = "Invalid request: " + "; ".join(problems)
         request.state.error = message
-        return JSONResponse(
+        return SafeJSONResponse(
             _error_body(message, "See the request schema at /docs."), status_code=400
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
+        return SafeJSONResponse(
             _error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(
+        return SafeJSONResponse(
             _error_body("Internal error; the server log has the details", None), status_code=500
         )
 
@@ -265,6 +275,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         directory, name = target, None
         if target != settings.backup_dir and not backups.is_directory(target):
             directory, name = target.parent, _backup_name(target.name)
+        db.require_file(config.base / settings.database_path)
         params = {**body.model_dump(), "backup_path": str(target)}
         run = operate(
             request,
@@ -299,7 +310,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     @app.post("/backup/restore", dependencies=writes, response_model=Envelope[RestoreData])
     def restore_backup(body: RestoreRequest, request: Request) -> dict[str, Any]:
         """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR."""
-        source = backups.confine("backup_path", body.backup_path)
+        source = _existing(backups.confine("backup_path", body.backup_path), config.base)
         pre = (
             settings.create_pre_restore_backup
             if body.create_pre_restore_backup is None
@@ -339,7 +350,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         directory = backups.confine("backup_dir", backup_dir or str(settings.backup_dir))
         entries = list_backups(config.base / directory, limit=limit)
         return envelope(
-            [{**e.to_json(), "backup_path": str(backups.shown(e.path.resolve()))} for e in entries]
+            [{**e.to_json(), "backup_path": str(directory / e.path.name)} for e in entries]
         )
 
     @app.post("/backup/export", dependencies=writes, response_model=Envelope[ExportData])
@@ -349,7 +360,9 @@ def create_app(config: ApiConfig) -> FastAPI:
         export_dir, out_path = out, None
         if out != settings.export_dir and not exports.is_directory(out):
             export_dir, out_path = out.parent, out
-        source = backups.confine("backup_path", body.backup_path) if body.backup_path else None
+        source = None
+        if body.backup_path:
+            source = _existing(backups.confine("backup_path", body.backup_path), config.base)
         fmt = body.format or settings.default_export_format
         params = {**body.model_dump(), "export_path": str(out), "format": fmt}
         run = operate(
@@ -384,7 +397,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     @app.post("/backup/import", dependencies=writes, response_model=Envelope[ResultData])
     def import_sql(body: ImportRequest, request: Request) -> dict[str, Any]:
         """Replace the database with one built from an SQL dump in EXPORT_DIR (like a restore)."""
-        dump = exports.confine("sql_path", body.sql_path)
+        dump = _existing(exports.confine("sql_path", body.sql_path), config.base, "SQL dump")
         params = {**body.model_dump(), "sql_path": str(dump)}
         run = operate(
             request,
@@ -403,7 +416,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     @app.post("/backup/verify", dependencies=writes, response_model=Envelope[ResultData])
     def verify(body: VerifyRequest, request: Request) -> dict[str, Any]:
         """Verify one backup or all of BACKUP_DIR (records the outcome in each .meta)."""
-        target = backups.confine("backup_path", body.backup_path) if body.backup_path else None
+        target = None
+        if body.backup_path:
+            target = _existing(backups.confine("backup_path", body.backup_path), config.base)
         params = {**body.model_dump(), "backup_path": str(target) if target else None}
         run = operate(
             request,
@@ -477,6 +492,15 @@ def create_app(config: ApiConfig) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _existing(path: Path, base: Path, what: str = "Backup") -> Path:
+    """Fail before a flow run starts when the file named does not exist (a cheap 404)."""
+    if not (base / path).is_file():
+        raise BackupNotFound(
+            f"{what} {path} does not exist", "GET /backup/list shows the backups there are."
+        )
+    return path
 
 
 def _backup_name(name: str) -> str:

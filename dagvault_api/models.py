@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dagvault.config import EXPORT_FORMATS
-from dagvault_api.paths import MAX_PATH_CHARS
+from dagvault_api.paths import MAX_PATH_CHARS, encodable
 
 BackupKind = Literal["full", "incremental", "differential"]
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
@@ -19,6 +19,15 @@ ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        """JSON can carry lone surrogates; no file name, table name or log line can."""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not encodable(text):
+                raise ValueError("must be valid Unicode text (no lone surrogates)")
+        return value
 
 
 class BackupRequest(_Request):

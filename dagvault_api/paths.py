@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from dagvault.errors import ConfigError
 
 MAX_PATH_CHARS = 4096
+NAME_MAX = 255  # bytes per file name on Linux filesystems (ENAMETOOLONG beyond)
 
 
 class PathRejected(ConfigError):
@@ -40,18 +41,22 @@ class Area:
     def root(self) -> Path:
         return (self.base / self.configured).resolve()
 
-    def shown(self, real: Path) -> Path:
+    def _shown(self, real: Path) -> Path:
         """``real`` (inside the root) in the directory's configured spelling."""
         inside = real.relative_to(self.root)
         return self.configured if inside == Path(".") else self.configured / inside
 
     def confine(self, field: str, raw: str) -> Path:
-        """The path ``raw`` names, resolved and proven inside the directory, as shown()."""
+        """The path ``raw`` names, proven inside the directory, in its configured spelling."""
         if not raw.strip():
             raise PathRejected(field, "must not be empty", f"Name a path inside {self.setting}.")
-        if "\0" in raw or len(raw) > MAX_PATH_CHARS:
-            raise PathRejected(field, "is not a valid path", f"Name a path inside {self.setting}.")
         given = PurePosixPath(raw)
+        if "\0" in raw or len(raw) > MAX_PATH_CHARS or not encodable(raw):
+            raise PathRejected(field, "is not a valid path", f"Name a path inside {self.setting}.")
+        if any(len(part.encode()) > NAME_MAX for part in given.parts):
+            raise PathRejected(
+                field, f"a name in the path is longer than {NAME_MAX} bytes", "Use a shorter name."
+            )
         if ".." in given.parts:
             raise PathRejected(
                 field,
@@ -69,7 +74,16 @@ class Area:
                 f"Name a path inside {self.configured}; absolute paths elsewhere and symlinks "
                 "that leave it are refused.",
             )
-        return self.shown(real)
+        return self._shown(real)
 
     def is_directory(self, shown: Path) -> bool:
         return (self.base / shown).is_dir()
+
+
+def encodable(text: str) -> bool:
+    """JSON can carry lone surrogates, which no file name can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
