@@ -122,28 +122,22 @@ class OperationData(BaseModel):
     success: bool
     message: str
     timestamp: str
-    flow_run_id: str | None
+    flow_run_id: str | None = Field(description="the Prefect flow run that did the work")
+    result: Any = Field(description="the flow's result (BackupInfo, RestoreResult, …)")
 
 
 class BackupData(OperationData):
     backup_path: str
-    backup: dict[str, Any] = Field(description="the backup's BackupInfo (.meta)")
 
 
 class RestoreData(OperationData):
     backup_path: str
     create_pre_restore_backup: bool
-    restore: dict[str, Any] = Field(description="the description's RestoreResult")
 
 
 class ExportData(OperationData):
     export_path: str
     format: str
-    export: dict[str, Any] = Field(description="manifest summary: row counts, bytes, files")
-
-
-class ResultData(OperationData):
-    result: Any = Field(description="the flow's result")
 
 
 class BackupEntry(BaseModel):

@@ -16,7 +16,6 @@ from dagvault.errors import (
     ConfigError,
     DagvaultError,
     DiskFull,
-    QualityGateFailed,
     RestoreError,
     SourceError,
     StorageError,
@@ -38,10 +37,6 @@ ERROR_STATUSES = sorted({status for _, status in _STATUS} | {401, 500})
 
 def http_status(exc: DagvaultError) -> int:
     return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
-
-
-def is_quality_failure(exc: BaseException) -> bool:
-    return isinstance(exc, QualityGateFailed)
 
 
 class FlowRun:

@@ -22,7 +22,8 @@ def serve(host: str, port: int, *, config_file: str | None, audit_log: str | Non
 
     import uvicorn
 
-    from dagvault_api.app import ApiConfig, create_app  # imports Prefect
+    from dagvault_api.app import create_app  # imports Prefect
+    from dagvault_api.service import ApiConfig
     from dagvault_cli.runner import quiet_known_errors, require_reachable_api
 
     quiet_known_errors()

@@ -96,7 +96,7 @@ def test_backup_with_the_description_body_is_a_real_verified_backup(
     assert data["success"] is True
     path = server.workdir / data["backup_path"]
     assert re.fullmatch(r"backups/blockchain_\d{10}\.db", data["backup_path"])
-    assert sha3_file(path) == data["backup"]["checksum"]
+    assert sha3_file(path) == data["result"]["checksum"]
     meta = json.loads(Path(f"{path}.meta").read_text())
     assert meta["metadata"]["description"] == "Weekly backup"
     assert meta["verification"]["status"] == "verified" and meta["quality"]["passed"]
@@ -118,8 +118,8 @@ def test_incremental_backup_and_list_newest_first(client: httpx.Client) -> None:
             json={"backup_path": "./backups/chain", "backup_type": "incremental", "quality": False},
         )
     )
-    assert delta["backup"]["backup_type"] == "Incremental"
-    assert delta["backup"]["metadata"]["parent"] == Path(first["backup_path"]).name
+    assert delta["result"]["backup_type"] == "Incremental"
+    assert delta["result"]["metadata"]["parent"] == Path(first["backup_path"]).name
     listed = ok(client.get("/backup/list", params={"backup_dir": "./backups", "limit": 2}))
     assert [e["backup_path"] for e in listed] == [delta["backup_path"], first["backup_path"]]
     assert listed[0]["total_transactions"] == 2000
@@ -141,7 +141,7 @@ def test_restore_brings_back_the_backup_with_a_pre_restore_backup(
         )
     )
     assert content_digest(live) == content_digest(server.workdir / backup["backup_path"])
-    pre = server.workdir / data["restore"]["pre_restore_backup"]
+    pre = server.workdir / data["result"]["pre_restore_backup"]
     assert pre.is_file() and content_digest(pre) == changed
     assert data["create_pre_restore_backup"] is True
 
@@ -170,7 +170,7 @@ def test_export_parquet_of_a_backup(server: Server, client: httpx.Client) -> Non
         )
     )
     manifest = json.loads((server.workdir / data["export_path"] / "manifest.json").read_text())
-    assert manifest["tables"]["nodes"]["rows"] == 16 and data["export"]["quality"]["passed"]
+    assert manifest["tables"]["nodes"]["rows"] == 16 and data["result"]["quality"]["passed"]
 
 
 def test_verify_reports_a_damaged_backup(server: Server, client: httpx.Client) -> None:
@@ -288,7 +288,7 @@ def test_disaster_recovery_script(server: Server, tmp_path: Path) -> None:
         done.stdout.split("Restoring from backup: " + name + "\n", 1)[1].rsplit("Starting", 1)[0]
     )
     assert response["success"] is True
-    assert response["data"]["restore"]["pre_restore_backup"]
+    assert response["data"]["result"]["pre_restore_backup"]
     assert calls.read_text().splitlines() == [
         "stop quantum-dag-blockchain",
         "start quantum-dag-blockchain",

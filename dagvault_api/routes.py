@@ -1,0 +1,161 @@
+"""The operations: each a Prefect flow run that answers when it finished, with its result.
+
+Paths are confined first (400), named files must exist (404): both before a flow run
+starts, so refused requests cost nothing and leave no run behind.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at run time.
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.params import Depends
+
+import flows.backup
+import flows.cleanup
+import flows.export
+import flows.restore
+import flows.verify
+from dagvault import db
+from dagvault_api.models import (
+    BackupData,
+    BackupRequest,
+    CleanupRequest,
+    Envelope,
+    ExportData,
+    ExportRequest,
+    ImportRequest,
+    OperationData,
+    RestoreData,
+    RestoreRequest,
+    VerifyRequest,
+)
+from dagvault_api.service import Service, backup_name, envelope
+
+
+def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
+    router = APIRouter(dependencies=writes)
+    settings = service.settings
+    backups, exports = service.backups, service.exports
+
+    @router.post("/backup", response_model=Envelope[BackupData])
+    def create_backup(body: BackupRequest, request: Request) -> dict[str, Any]:
+        """Take a backup (full, incremental or differential), verify it, run the quality gate.
+        The description's body: {"backup_path": "./backups/blockchain", "description": "…"}."""
+        target = backups.confine("backup_path", body.backup_path or str(settings.backup_dir))
+        directory, name = target, None
+        if target != settings.backup_dir and not backups.is_directory(target):
+            directory, name = target.parent, backup_name(target.name)
+        db.require_file(service.local(settings.database_path))
+        data = service.run(
+            request,
+            {**body.model_dump(), "backup_path": str(target)},
+            flows.backup.backup_flow,
+            lambda info: f"{info['backup_type']} backup created.",
+            database_path=str(settings.database_path),
+            backup_dir=str(directory),
+            name=name,
+            description=body.description,
+            verify_after=body.verify,
+            backup_type=body.backup_type,
+            compress=body.compress,
+            quality=body.quality,
+            allow_decrease=body.allow_decrease,
+        )
+        return envelope({**data, "backup_path": data["result"]["backup_path"]})
+
+    @router.post("/backup/restore", response_model=Envelope[RestoreData])
+    def restore_backup(body: RestoreRequest, request: Request) -> dict[str, Any]:
+        """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR:
+        verified first, with a pre-restore backup unless create_pre_restore_backup=false."""
+        source = service.existing(backups.confine("backup_path", body.backup_path))
+        pre = body.create_pre_restore_backup
+        pre = settings.create_pre_restore_backup if pre is None else pre
+        params = {"backup_path": str(source), "create_pre_restore_backup": pre}
+        data = service.run(
+            request,
+            params,
+            flows.restore.restore_flow,
+            "Database restored.",
+            backup_path=str(source),
+            database_path=str(settings.database_path),
+            pre_restore_backup=pre,
+        )
+        return envelope({**data, **params})
+
+    @router.post("/backup/export", response_model=Envelope[ExportData])
+    def export(body: ExportRequest, request: Request) -> dict[str, Any]:
+        """Export the live database (or a backup) to sql, json, csv or parquet in EXPORT_DIR."""
+        out = exports.confine("export_path", body.export_path or str(settings.export_dir))
+        export_dir, out_path = out, None
+        if out != settings.export_dir and not exports.is_directory(out):
+            export_dir, out_path = out.parent, out
+        source = None
+        if body.backup_path:
+            source = service.existing(backups.confine("backup_path", body.backup_path))
+        fmt = body.format or settings.default_export_format
+        data = service.run(
+            request,
+            {**body.model_dump(), "export_path": str(out), "format": fmt},
+            flows.export.export_flow,
+            "Database exported.",
+            fmt=fmt,
+            database_path=str(settings.database_path),
+            backup_path=str(source) if source else None,
+            out=str(out_path) if out_path else None,
+            export_dir=str(export_dir),
+            tables=body.tables,
+            quality=body.quality,
+        )
+        return envelope({**data, "export_path": data["result"]["export_path"], "format": fmt})
+
+    @router.post("/backup/import", response_model=Envelope[OperationData])
+    def import_sql(body: ImportRequest, request: Request) -> dict[str, Any]:
+        """Replace the database with one built from an SQL dump in EXPORT_DIR (like a restore)."""
+        dump = service.existing(exports.confine("sql_path", body.sql_path), "SQL dump")
+        data = service.run(
+            request,
+            {**body.model_dump(), "sql_path": str(dump)},
+            flows.export.import_sql_flow,
+            "Database imported.",
+            sql_path=str(dump),
+            database_path=str(settings.database_path),
+            pre_import_backup=body.create_pre_import_backup,
+        )
+        return envelope(data)
+
+    @router.post("/backup/verify", response_model=Envelope[OperationData])
+    def verify(body: VerifyRequest, request: Request) -> dict[str, Any]:
+        """Verify one backup or all of BACKUP_DIR (the outcome is recorded in each .meta)."""
+        target = None
+        if body.backup_path:
+            target = service.existing(backups.confine("backup_path", body.backup_path))
+        data = service.run(
+            request,
+            {**body.model_dump(), "backup_path": str(target) if target else None},
+            flows.verify.verify_flow,
+            "Every backup checked is valid.",
+            backup_path=str(target) if target else None,
+            all_backups=body.all,
+            backup_dir=str(settings.backup_dir),
+            quick=body.quick,
+            quality=body.quality,
+            allow_decrease=body.allow_decrease,
+        )
+        return envelope(data)
+
+    @router.post("/backup/cleanup", response_model=Envelope[OperationData])
+    def cleanup(body: CleanupRequest, request: Request) -> dict[str, Any]:
+        """Keep the newest N backups of BACKUP_DIR (never the newest verified one)."""
+        data = service.run(
+            request,
+            body.model_dump(),
+            flows.cleanup.cleanup_flow,
+            "Dry run: nothing was removed." if body.dry_run else "Old backups removed.",
+            keep=body.keep,
+            dry_run=body.dry_run,
+            backup_dir=str(settings.backup_dir),
+        )
+        return envelope(data)
+
+    return router
