@@ -11,13 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dagvault.catalog import list_backups
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The *_created series of every counter only add noise to a scrape.
+disable_created_metrics()
 
 
 class _StorageCollector(Collector):
@@ -76,29 +84,18 @@ class Metrics:
     def __init__(self, database: Path, backup_dir: Path, operations: Iterable[str]) -> None:
         # A registry of our own: Prefect registers collectors of its own in the global one.
         self.registry = CollectorRegistry()
+        by_operation = {"labelnames": ["operation"], "registry": self.registry}
         self.operations = Counter(
-            "dag_storage_operations",
-            "Storage operations the API ran, by operation",
-            ["operation"],
-            registry=self.registry,
+            "dag_storage_operations", "Storage operations the API ran", **by_operation
         )
         self.errors = Counter(
-            "dag_storage_errors",
-            "Storage operations that failed, by operation",
-            ["operation"],
-            registry=self.registry,
+            "dag_storage_errors", "Storage operations that failed", **by_operation
         )
         self.quality_failures = Counter(
-            "dag_quality_gate_failures",
-            "Data-quality gates that failed, by operation",
-            ["operation"],
-            registry=self.registry,
+            "dag_quality_gate_failures", "Data-quality gates that failed", **by_operation
         )
         self.in_progress = Gauge(
-            "dag_operations_in_progress",
-            "Operations running now, by operation",
-            ["operation"],
-            registry=self.registry,
+            "dag_operations_in_progress", "Operations running now", **by_operation
         )
         for operation in operations:  # every series exists from the start, at 0
             for metric in (self.operations, self.errors, self.quality_failures, self.in_progress):

@@ -192,6 +192,12 @@ def test_verify_reports_a_damaged_backup(server: Server, client: httpx.Client) -
     Path(f"{path}.meta").unlink()
 
 
+def test_without_a_token_only_loopback_host_names_are_served(server: Server) -> None:
+    rebound = httpx.get(f"{server.url}/backup/list", headers={"Host": "attacker.example"})
+    assert rebound.status_code == 400
+    assert httpx.get(f"http://localhost:{server.port}/backup/list").status_code == 200
+
+
 def test_schedule_reports_the_description_fields(client: httpx.Client) -> None:
     data = ok(client.get("/backup/schedule", params={"interval_hours": 6}))
     assert set(data) == {"last_backup", "next_backup", "interval_hours", "backup_dir", "is_due"}

@@ -9,6 +9,7 @@ their responses checked against the same response models, are test_api.py's part
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -121,6 +122,11 @@ def test_the_token_is_never_logged_and_refusals_are_audited(server: Server) -> N
     denied = [e for e in lines if e["result"] == "denied"]
     assert denied and denied[-1]["action"] == "cleanup" and denied[-1]["who"] == "client:127.0.0.1"
     assert denied[-1]["status"] == 401
+    with server.client(TOKEN) as http:
+        assert http.post("/backup/cleanup", json={"dry_run": True}).status_code == 200
+    lines = [json.loads(line) for line in server.audit_log.read_text().splitlines()]
+    fingerprint = "token:" + hashlib.sha256(TOKEN.encode()).hexdigest()[:12]
+    assert lines[-1]["who"] == fingerprint and lines[-1]["result"] == "success"
     for log in (server.audit_log, server.log):
         assert TOKEN not in log.read_text()
 
@@ -134,6 +140,7 @@ def _cases(outside: Path) -> list[tuple[str, dict, str]]:
         "./backups/../../x",
         "backups/escape/x",
         "a\0b",
+        "backups/" + "n" * 256,
     ):
         cases += [
             ("/backup", {"backup_path": bad}, "backup_path"),
