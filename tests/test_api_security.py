@@ -240,7 +240,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server: Server) 
             "--max-examples",
             "25",
             "--max-time",
-            "20",
+            "15",
             "--phases",
             "examples,coverage,fuzzing",
             "--seed",
