@@ -26,6 +26,13 @@ class CatalogEntry:
     timestamp: int
     info: BackupInfo | None
     problem: str | None = None
+    # Where the backup is when it is not the local ``path`` (a URL at a storage target;
+    # ``path`` then holds only its name, which parent links refer to).
+    location: str | None = None
+
+    @property
+    def where(self) -> str:
+        return self.location or str(self.path)
 
     @property
     def verified(self) -> bool:
@@ -40,7 +47,7 @@ class CatalogEntry:
         info = self.info
         return {
             "timestamp": self.timestamp,
-            "backup_path": str(self.path),
+            "backup_path": self.where,
             "file_size": self.file_size,
             "total_transactions": info.total_transactions if info else 0,
             "total_nodes": info.total_nodes if info else 0,
