@@ -87,6 +87,14 @@ def require_key(key: bytes | None, what: str) -> bytes:
     return key
 
 
+def writing_key(encrypt: bool, key_file: Path | None) -> bytes | None:
+    """The key to encrypt with (EncryptionKeyError if encryption is on and none is
+    given), or None when encryption is off."""
+    if not encrypt:
+        return None
+    return require_key(load_key(key_file), "Encryption (--encrypt, BACKUP_ENCRYPTION_ENABLED)")
+
+
 def key_id(key: bytes) -> bytes:
     return hashlib.sha3_256(b"dagvault key id\0" + key).digest()[:16]
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dagvault import crypto
-from dagvault.catalog import _NAME_TIMESTAMP, DATA_SUFFIXES, CatalogEntry
+from dagvault.catalog import _NAME_TIMESTAMP, DATA_SUFFIXES, CatalogEntry, list_backups
 from dagvault.checksum import CHUNK_BYTES, sha3_256_file
 from dagvault.errors import BackupNotFound, StorageError, VerificationError
 from dagvault.fsio import discard, temp_path, write_atomic
 from dagvault.meta import META_SUFFIX, BackupInfo, meta_json, meta_path, parse_meta
-from dagvault.storage import Store
+from dagvault.storage import Store, is_url, open_store
 
 
 @dataclass
@@ -81,6 +81,14 @@ def list_target(store: Store) -> TargetCatalog:
         )
     catalog.entries.sort(key=lambda e: e.sort_key, reverse=True)
     return catalog
+
+
+def backups_at(target: Path | str) -> list[CatalogEntry]:
+    """The backups of a local directory (``list_backups``) or the complete backups at a
+    storage target, newest first."""
+    if is_url(target):
+        return list_target(open_store(str(target))).entries
+    return list_backups(Path(target))
 
 
 def find_entry(store: Store, name: str) -> tuple[CatalogEntry, dict[str, CatalogEntry]]:

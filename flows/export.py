@@ -5,7 +5,7 @@ from typing import Any
 from prefect import flow
 
 from dagvault.quality import gate_failure
-from flows._settings import ledger_profile, resolve
+from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks.export import export, import_dump
 from tasks.quality import export_quality_gate
 
@@ -21,6 +21,7 @@ def export_flow(
     config_file: str | None = None,
     quality: bool = True,
     reports_dir: str | None = None,
+    encryption_key_file: str | None = None,
 ) -> dict[str, Any]:
     """Export the live ledger (default) or one backup to sql/json/csv/parquet
     (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest; then the export gate:
@@ -32,6 +33,7 @@ def export_flow(
         export_dir=export_dir,
         default_export_format=fmt,
         reports_dir=reports_dir,
+        encryption_key_file=encryption_key_file,
     )
     result = export(
         settings.default_export_format,
@@ -44,6 +46,8 @@ def export_flow(
         settings.include_data,
         settings.timestamp_column,
         settings.busy_timeout_seconds,
+        key_file(settings),
+        staging_dir(settings),
     )
     if quality:
         gate = export_quality_gate(

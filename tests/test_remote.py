@@ -1,19 +1,17 @@
-"""Backups at storage targets: a real S3-compatible server (moto's server mode, one per
-module) on loopback, credentials in the standard AWS environment variables, and
-file:// directories. No GCS server: gs:// goes through the same fsspec store."""
+"""Backups at storage targets, core API: a real S3-compatible server (moto's server mode,
+the session's ``s3_endpoint``) on loopback, credentials in the standard AWS environment
+variables, and file:// directories. No GCS server: gs:// goes through the same fsspec
+store, and no GCS emulator ships on PyPI."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pytest
 from _helpers import content_digest
-from _s3 import CuttingProxy, moto_server
+from _s3 import CuttingProxy
 
 from dagvault import crypto
 from dagvault.backup import create_backup
@@ -35,24 +33,6 @@ from dagvault.verify import verify_file
 KEY = bytes(range(32))
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "dagvault-test")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "dagvault-test-secret")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_ENDPOINT_URL", endpoint)
-        yield endpoint
-
-
-@pytest.fixture
-def target(s3_endpoint: str) -> str:
-    """A new bucket per test; the target is a prefix inside it."""
-    bucket = f"dagvault-{uuid.uuid4().hex[:12]}"
-    fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
-    return f"s3://{bucket}/node-1/backups"
-
-
 @pytest.fixture
 def backups(ledger: Path, tmp_path: Path) -> Path:
     """A local backup directory with a full backup and an incremental on top of it."""
@@ -63,38 +43,38 @@ def backups(ledger: Path, tmp_path: Path) -> Path:
     return directory
 
 
-def _objects(target: str) -> dict[str, bytes]:
-    store = open_store(target)
+def _objects(s3_target: str) -> dict[str, bytes]:
+    store = open_store(s3_target)
     return {name: store.read(name) for name in store.list()}
 
 
 def test_replicate_uploads_data_then_meta_and_restores_the_chain(
-    backups: Path, ledger: Path, target: str, tmp_path: Path
+    backups: Path, ledger: Path, s3_target: str, tmp_path: Path
 ) -> None:
-    report = replicate(backups, open_store(target), None)
+    report = replicate(backups, open_store(s3_target), None)
     assert len(report.copied) == 2 and report.skipped == {}
     assert (report.missing, report.lag_seconds) == (0, 0)
-    objects = _objects(target)
+    objects = _objects(s3_target)
     for local in (p for p in backups.iterdir() if p.suffix in (".db", ".incr")):
         assert objects[local.name] == local.read_bytes()
         meta = json.loads(objects[local.name + ".meta"])
         assert meta["checksum"] == hashlib.sha3_256(objects[local.name]).hexdigest()
-        assert meta["backup_path"] == f"{target}/{local.name}"
-    entries = list_target(open_store(target)).entries
+        assert meta["backup_path"] == f"{s3_target}/{local.name}"
+    entries = list_target(open_store(s3_target)).entries
     assert [e.info.backup_type for e in entries] == ["Incremental", "Full"]
 
     scratch = tmp_path / "scratch.db"
-    result = restore_from_target(open_store(target), entries[0].path.name, scratch, None)
+    result = restore_from_target(open_store(s3_target), entries[0].path.name, scratch, None)
     assert result.success
     assert content_digest(scratch) == content_digest(ledger)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".dagvault-fetch-")]
 
     # Nothing more to copy the second time.
-    assert replicate(backups, open_store(target), None).copied == []
+    assert replicate(backups, open_store(s3_target), None).copied == []
 
 
-def test_objects_without_a_matching_meta_are_never_listed(backups: Path, target: str) -> None:
-    store = open_store(target)
+def test_objects_without_a_matching_meta_are_never_listed(backups: Path, s3_target: str) -> None:
+    store = open_store(s3_target)
     full = next(backups.glob("*.db"))
     store.upload(full, full.name)  # data only: an upload cut off before its .meta
     incr = next(backups.glob("*.incr"))
@@ -110,43 +90,43 @@ def test_objects_without_a_matching_meta_are_never_listed(backups: Path, target:
 
 
 def test_a_connection_dropped_mid_upload_is_retried(
-    backups: Path, target: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    backups: Path, s3_target: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = CuttingProxy(int(s3_endpoint.rpartition(":")[2]), cut_after=64 * 1024, cuts=1)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     try:
-        report = replicate(backups, open_store(target), None)
+        report = replicate(backups, open_store(s3_target), None)
     finally:
         proxy.close()
     assert proxy.cuts_done == 1
     assert len(report.copied) == 2
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     full = next(backups.glob("*.db"))
-    assert _objects(target)[full.name] == full.read_bytes()
+    assert _objects(s3_target)[full.name] == full.read_bytes()
 
 
 def test_a_connection_that_keeps_dropping_fails_cleanly_and_nothing_is_listed(
-    backups: Path, target: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    backups: Path, s3_target: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = CuttingProxy(int(s3_endpoint.rpartition(":")[2]), cut_after=64 * 1024, cuts=1000)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries: only ours count
     try:
         with pytest.raises(StorageError) as caught:
-            replicate(backups, open_store(target), None)
+            replicate(backups, open_store(s3_target), None)
     finally:
         proxy.close()
     assert caught.value.retryable and proxy.cuts_done >= 3
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    assert list_target(open_store(target)).entries == []
+    assert list_target(open_store(s3_target)).entries == []
 
 
 def test_encrypted_copies_checksum_the_stored_bytes_and_need_the_key(
-    backups: Path, ledger: Path, target: str, tmp_path: Path
+    backups: Path, ledger: Path, s3_target: str, tmp_path: Path
 ) -> None:
-    store = open_store(target)
+    store = open_store(s3_target)
     replicate(backups, store, KEY)
-    objects = _objects(target)
+    objects = _objects(s3_target)
     full = next(backups.glob("*.db"))
     stored = objects[full.name + ".enc"]
     assert stored.startswith(crypto.MAGIC) and full.read_bytes()[:16] not in stored
@@ -168,9 +148,9 @@ def test_encrypted_copies_checksum_the_stored_bytes_and_need_the_key(
 
 
 def test_tampered_ciphertext_is_detected_even_with_a_matching_meta(
-    backups: Path, target: str, tmp_path: Path
+    backups: Path, s3_target: str, tmp_path: Path
 ) -> None:
-    store = open_store(target)
+    store = open_store(s3_target)
     replicate(backups, store, KEY)
     full = next(backups.glob("*.db"))
     data = bytearray(store.read(full.name + ".enc"))
@@ -188,9 +168,9 @@ def test_tampered_ciphertext_is_detected_even_with_a_matching_meta(
 
 
 def test_verify_at_target_records_the_outcome_in_the_remote_meta(
-    backups: Path, target: str, tmp_path: Path
+    backups: Path, s3_target: str, tmp_path: Path
 ) -> None:
-    store = open_store(target)
+    store = open_store(s3_target)
     replicate(backups, store, None)
     for entry in list_target(store).entries:
         report = verify_at_target(store, entry.path.name, None, staging=tmp_path)
@@ -199,10 +179,10 @@ def test_verify_at_target_records_the_outcome_in_the_remote_meta(
     assert {e.info.verification.status for e in list_target(store).entries} == {"verified"}
 
 
-def test_prune_at_target_never_breaks_a_chain(backups: Path, ledger: Path, target: str) -> None:
+def test_prune_at_target_never_breaks_a_chain(backups: Path, ledger: Path, s3_target: str) -> None:
     create_sample_ledger(ledger, 10, seed=9, nodes=16, append=True)
     create_backup(ledger, backups, kind="incremental")
-    store = open_store(target)
+    store = open_store(s3_target)
     replicate(backups, store, None)
     plan = prune_target(store, RetentionPolicy(keep_last=1), dry_run=True)
     assert plan.plan.remove == []  # the newest delta needs its whole chain
@@ -217,18 +197,18 @@ def test_prune_at_target_never_breaks_a_chain(backups: Path, ledger: Path, targe
 
 
 def test_lag_reports_what_the_target_lacks_and_replicate_records_it(
-    backups: Path, ledger: Path, target: str
+    backups: Path, ledger: Path, s3_target: str
 ) -> None:
-    store = open_store(target)
+    store = open_store(s3_target)
     before = lag(backups, store)
     assert (before.missing, before.lag_seconds, before.target_newest) == (2, None, None)
     replicate(backups, store, None)
     create_backup(ledger, backups, name="later")
     after = lag(backups, store)
     assert after.missing == 1 and after.lag_seconds is not None
-    assert read_status(backups)[target]["missing"] == 0
+    assert read_status(backups)[s3_target]["missing"] == 0
     replicate(backups, store, None)
-    assert read_status(backups)[target]["lag_seconds"] == 0
+    assert read_status(backups)[s3_target]["lag_seconds"] == 0
 
 
 def test_a_second_disk_as_file_url_is_an_ordinary_backup_directory(

@@ -68,6 +68,11 @@ def is_url(target: str | Path) -> bool:
     return isinstance(target, str) and "://" in target
 
 
+def as_target(text: str) -> Path | str:
+    """A target given as text (a flow parameter): a URL stays text, a path becomes Path."""
+    return text if is_url(text) else Path(text)
+
+
 def split_location(location: str) -> tuple[str, str]:
     """``s3://bucket/prefix/name.db`` → (``s3://bucket/prefix``, ``name.db``)."""
     target, _, name = location.rstrip("/").rpartition("/")
