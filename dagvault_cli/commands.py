@@ -11,8 +11,9 @@ from dagvault import db
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
-from dagvault.crypto import generate_key_file
+from dagvault.crypto import generate_key_file, load_key
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.export.seal import decrypt_to
 from dagvault.remote import list_target
 from dagvault.retention import RetentionPolicy, resolve_policy
 from dagvault.storage import is_url, open_store
@@ -344,6 +345,7 @@ def export(args: argparse.Namespace) -> int:
         quality=not args.no_quality,
         reports_dir=args.reports_dir,
         encryption_key_file=args.key_file,
+        encrypt=args.encrypt,
     )
     if args.json:
         emit_json(result)
@@ -354,6 +356,8 @@ def export(args: argparse.Namespace) -> int:
     )
     print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
     _print_gate(result.get("quality"))
+    if result.get("encrypted"):
+        print("   encrypted: the data files end in .enc; `dagvault decrypt FILE` reads them")
     return 0
 
 
@@ -422,6 +426,18 @@ def keygen(args: argparse.Namespace) -> int:
     else:
         print(f"🔑 New key written to {args.path} (mode 0600)")
         print("   Keep a copy off this node: without the key, encrypted backups are lost.")
+    return 0
+
+
+def decrypt(args: argparse.Namespace) -> int:
+    settings = _settings(args, encryption_key_file=args.key_file)
+    if Path(args.out).exists():
+        raise ConfigError(f"{args.out} already exists", "Choose a new --out path.")
+    decrypt_to(Path(args.file), Path(args.out), load_key(settings.encryption_key_file))
+    if args.json:
+        emit_json({"decrypted": args.file, "out": args.out})
+    else:
+        print(f"🔓 {args.file} decrypted to {args.out}")
     return 0
 
 

@@ -237,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="the key file to create (never overwritten)")
 
     p = command(
+        "decrypt",
+        commands.decrypt,
+        "Decrypt a file written with --encrypt (an export file, or a backup object copied "
+        "from a target) into a new plain file.",
+        "dagvault decrypt ./exports/blockchain.sql.enc --out ./blockchain.sql --key-file k",
+    )
+    p.add_argument("file", help="the encrypted file")
+    p.add_argument("--out", required=True, help="the plain file to create (never overwritten)")
+    p.add_argument("--key-file", help=KEY_HELP)
+
+    p = command(
         "schedule",
         commands.schedule,
         "Show when the next backup is due; with --run-if-due, take it when due.",
@@ -276,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--from", dest="from_backup", metavar="BACKUP", help="export a backup (or TARGET_URL/NAME)"
     )
     p.add_argument("--key-file", help=KEY_HELP)
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypt the exported files (FILE.enc, AES-256-GCM; `dagvault decrypt` reads them)",
+    )
     p.add_argument("--out", help="target: PATH.sql for sql, a new directory otherwise")
     p.add_argument("--export-dir", help="where unnamed exports go (EXPORT_DIR, ./exports)")
     p.add_argument("--tables", help="comma-separated tables (default: all)")

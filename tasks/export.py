@@ -6,8 +6,9 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.crypto import load_key
+from dagvault.crypto import load_key, require_key
 from dagvault.export import export_database
+from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
 from dagvault.remote import fetched
@@ -64,6 +65,21 @@ def export(
         f"manifest {result.manifest_path}",
     )
     return result.to_json()
+
+
+@task(**task_options())
+def encrypt_export(result: dict[str, Any], key_file: str | None) -> dict[str, Any]:
+    """Encrypt the data files of a finished, gated export (``export --encrypt``)."""
+    key = require_key(load_key(Path(key_file) if key_file else None), "export --encrypt")
+    files = [Path(f) for f in result["files"]]
+    manifest = Path(result["manifest_path"])
+    sealed = seal_export([f for f in files if f != manifest], manifest, key)
+    return {
+        **result,
+        "files": [str(f) for f in sealed],
+        "total_bytes": sum(f.stat().st_size for f in sealed),
+        "encrypted": True,
+    }
 
 
 @task(**task_options())

@@ -16,7 +16,14 @@ from _s3 import CuttingProxy
 from dagvault import crypto
 from dagvault.backup import create_backup
 from dagvault.catalog import list_backups
-from dagvault.errors import BackupNotFound, EncryptionKeyError, StorageError, VerificationError
+from dagvault.config import load_settings
+from dagvault.errors import (
+    BackupNotFound,
+    ConfigError,
+    EncryptionKeyError,
+    StorageError,
+    VerificationError,
+)
 from dagvault.remote import fetch_chain, list_target
 from dagvault.replicate import lag, read_status, replicate
 from dagvault.retention import RetentionPolicy
@@ -220,3 +227,22 @@ def test_a_second_disk_as_file_url_is_an_ordinary_backup_directory(
     assert len(entries) == 2
     assert all(verify_file(e.path).ok for e in entries)
     assert not [p for p in disk.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_targets_in_the_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "dagvault.json"
+    config.write_text(
+        json.dumps(
+            {"backup": {"directory": "S3://bucket/node/", "replicas": ["/mnt/d2", "gs://b/p"]}}
+        )
+    )
+    settings = load_settings(config_file=config, environ={})
+    assert settings.backup_dir == "s3://bucket/node"
+    assert settings.replicas == ("file:///mnt/d2", "gs://b/p")
+    from_env = load_settings(environ={"BACKUP_REPLICAS": "s3://a/b, file:///x"})
+    assert from_env.replicas == ("s3://a/b", "file:///x")
+    assert load_settings(environ={}).backup_dir == Path("./backups")
+    with pytest.raises(ConfigError, match="BACKUP_DIR"):
+        load_settings(environ={"BACKUP_DIR": "s3://"})
+    with pytest.raises(ConfigError, match="not available"):
+        open_store("nosuchprotocol://bucket/x")

@@ -4,18 +4,22 @@ moto's S3 server (the session's ``s3_endpoint``), credentials in AWS_* variables
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
-from _helpers import content_digest
+from _helpers import content_digest, sha3_file
 from conftest import CliRunner
 
-from dagvault.crypto import generate_key_file
-from dagvault.errors import ConfigError
+from dagvault.crypto import generate_key_file, load_key
+from dagvault.errors import ConfigError, EncryptionKeyError
+from dagvault.export.seal import decrypt_to
 from dagvault.remote import list_target
 from dagvault.replicate import read_status
 from dagvault.storage import open_store
 from flows.backup import backup_flow
+from flows.export import export_flow
 from flows.prune import prune_flow
 from flows.replicate import replicate_flow
 from flows.verify import verify_flow
@@ -85,3 +89,42 @@ def test_replicate_flow_copies_to_two_targets_and_records_the_lag(
         (disk, 1, 0),
     ]
     assert set(read_status(backups)) == {s3_target, disk}
+
+
+def test_encrypted_export_from_a_backup_at_s3(
+    prefect_api_url: str, ledger: Path, s3_target: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "k"
+    generate_key_file(key_file)
+    backups = tmp_path / "backups"
+    backup_flow(database_path=str(ledger), backup_dir=str(backups), quality=False)
+    replicate_flow(
+        targets=[s3_target],
+        backup_dir=str(backups),
+        encrypt=True,
+        encryption_key_file=str(key_file),
+    )
+    [entry] = list_target(open_store(s3_target)).entries
+    result = export_flow(
+        fmt="sql",
+        backup_path=entry.where,
+        out=str(tmp_path / "dump.sql"),
+        quality=False,
+        encrypt=True,
+        encryption_key_file=str(key_file),
+    )
+    assert result["encrypted"] and not (tmp_path / "dump.sql").exists()
+    manifest = json.loads(Path(result["manifest_path"]).read_text())
+    assert manifest["source"]["path"] == entry.where
+    sealed = tmp_path / "dump.sql.enc"
+    assert manifest["encryption"]["files"]["dump.sql"]["sha3_256"] == sha3_file(sealed)
+
+    with pytest.raises(EncryptionKeyError):
+        decrypt_to(sealed, tmp_path / "plain.sql", os.urandom(32))
+    assert not (tmp_path / "plain.sql").exists()
+    decrypt_to(sealed, tmp_path / "plain.sql", load_key(key_file))
+    assert sha3_file(tmp_path / "plain.sql") == manifest["file"]["sha3_256"]
+    restored = tmp_path / "from-dump.db"
+    with sqlite3.connect(restored) as conn:
+        conn.executescript((tmp_path / "plain.sql").read_text())
+    assert content_digest(restored) == content_digest(ledger)
