@@ -23,7 +23,7 @@ from typing import Any
 
 from dagvault import lock
 from dagvault.catalog import CatalogEntry, list_backups
-from dagvault.errors import DagvaultError
+from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 from dagvault.remote import list_target, upload_backup
 from dagvault.storage import Store
@@ -104,9 +104,9 @@ def replicate(backup_dir: Path, store: Store, key: bytes | None) -> ReplicationR
                 continue
             try:
                 upload_backup(entry.path, entry.info, store, key)  # type: ignore[arg-type]
-            except DagvaultError as exc:
-                if exc.retryable:
-                    raise  # the network, not this backup: let the task retry the run
+            except VerificationError as exc:
+                # This backup is damaged; the others may still be copied. A storage error
+                # (network, permission, missing bucket) concerns the target: it ends the run.
                 skipped[name] = exc.message
                 continue
             present.add(name)

@@ -246,3 +246,23 @@ def test_targets_in_the_configuration(tmp_path: Path) -> None:
         load_settings(environ={"BACKUP_DIR": "s3://"})
     with pytest.raises(ConfigError, match="not available"):
         open_store("nosuchprotocol://bucket/x")
+
+
+def test_a_missing_bucket_is_a_clear_storage_error(backups: Path, s3_endpoint: str) -> None:
+    store = open_store("s3://dagvault-no-such-bucket/prefix")
+    with pytest.raises(StorageError, match="bucket does not exist") as caught:
+        replicate(backups, store, None)
+    assert not caught.value.retryable
+
+
+def test_a_damaged_local_backup_is_not_copied(backups: Path, s3_target: str) -> None:
+    full = next(backups.glob("*.db"))
+    data = bytearray(full.read_bytes())
+    data[5000] ^= 0xFF
+    full.write_bytes(bytes(data))
+    report = replicate(backups, open_store(s3_target), None)
+    assert report.copied == []
+    incr = next(backups.glob("*.incr")).name
+    assert "does not match its .meta" in report.skipped[full.name]
+    assert "is not at the target" in report.skipped[incr]
+    assert open_store(s3_target).list() == {}

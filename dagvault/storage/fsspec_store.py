@@ -85,6 +85,11 @@ class FsspecStore:
             try:
                 return operation()
             except FileNotFoundError:
+                if action in ("uploading to", "writing"):  # the bucket itself is missing
+                    raise StorageError(
+                        f"Cannot write {where}: the bucket does not exist",
+                        "Create the bucket (dagvault never creates buckets), or fix the URL.",
+                    ) from None
                 raise BackupNotFound(
                     f"{where} does not exist",
                     f"List what the target holds with `dagvault list --backup-dir {self.url}`.",
