@@ -79,13 +79,19 @@ def _candidates(directory: Path) -> list[Path]:
     return list(found)
 
 
+def timestamp_in_name(name: str) -> int | None:
+    """The unix seconds in a backup's name (``<NAME>_<ts>[_n].<suffix>``), if any."""
+    match = _NAME_TIMESTAMP.search(name)
+    return int(match[1]) if match else None
+
+
 def entry_for(path: Path) -> CatalogEntry:
     size = path.stat().st_size
     try:
         info = read_meta(path)
     except VerificationError as exc:
-        match = _NAME_TIMESTAMP.search(path.name)
-        timestamp = int(match[1]) if match else int(path.stat().st_mtime)
+        named = timestamp_in_name(path.name)
+        timestamp = named if named is not None else int(path.stat().st_mtime)
         return CatalogEntry(path, size, timestamp, None, exc.message)
     return CatalogEntry(path, size, info.timestamp, info)
 

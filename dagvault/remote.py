@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dagvault import crypto
-from dagvault.catalog import _NAME_TIMESTAMP, DATA_SUFFIXES, CatalogEntry, list_backups
+from dagvault.catalog import DATA_SUFFIXES, CatalogEntry, list_backups, timestamp_in_name
 from dagvault.checksum import CHUNK_BYTES, sha3_256_file
 from dagvault.errors import BackupNotFound, StorageError, VerificationError
 from dagvault.fsio import discard, temp_path, write_atomic
@@ -254,5 +254,4 @@ def fetched(
 
 
 def name_timestamp(name: str) -> int | None:
-    match = _NAME_TIMESTAMP.search(_backup_name(name))
-    return int(match[1]) if match else None
+    return timestamp_in_name(_backup_name(name))

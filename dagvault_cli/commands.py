@@ -11,7 +11,13 @@ from dagvault import db
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
-from dagvault.crypto import generate_key_file, load_key
+from dagvault.crypto import (
+    ENCRYPTED_SUFFIX,
+    generate_key_file,
+    load_key,
+    require_key,
+    writing_key,
+)
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.export.seal import decrypt_to
 from dagvault.remote import list_target
@@ -25,11 +31,15 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(overrides, config_file=args.config)
 
 
-def _require_backup(backup: str, what: str = "Backup") -> None:
-    """Fail fast on a local backup that does not exist (a URL is checked at its target)."""
-    if not is_url(backup) and not Path(backup).is_file():
+def _require_backup(backup: str, settings: Settings) -> None:
+    """Fail fast, before a flow run starts: a local backup that does not exist, or an
+    encrypted object at a target (``….enc``) and no key (other URLs are checked there)."""
+    if is_url(backup):
+        if backup.endswith(ENCRYPTED_SUFFIX):
+            require_key(load_key(settings.encryption_key_file), backup)
+    elif not Path(backup).is_file():
         raise BackupNotFound(
-            f"{what} {backup} does not exist", "List the backups with `dagvault list`."
+            f"Backup {backup} does not exist", "List the backups with `dagvault list`."
         )
 
 
@@ -43,8 +53,10 @@ def backup(args: argparse.Namespace) -> int:
         database_path=args.db,
         backup_dir=args.backup_dir,
         reports_dir=args.reports_dir,
+        encryption_enabled=args.encrypt,
         encryption_key_file=args.key_file,
     )
+    writing_key(settings.encryption_enabled, settings.encryption_key_file)  # fail fast
     if args.name is not None:
         validate_name(args.name)
     db.require_file(settings.database_path)  # fail fast, before a flow run starts
@@ -109,9 +121,14 @@ def verify(args: argparse.Namespace) -> int:
         raise ConfigError(
             "Name one backup to verify, or pass --all", "dagvault verify BACKUP | --all"
         )
+    settings = _settings(
+        args,
+        backup_dir=args.backup_dir,
+        reports_dir=args.reports_dir,
+        encryption_key_file=args.key_file,
+    )
     if args.backup is not None:
-        _require_backup(args.backup)
-    _settings(args, backup_dir=args.backup_dir, reports_dir=args.reports_dir)
+        _require_backup(args.backup, settings)
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
@@ -293,8 +310,8 @@ def restore(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"database_path": args.db}
     if args.no_pre_restore_backup:
         overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides)
-    _require_backup(args.backup)
+    settings = _settings(args, **overrides, encryption_key_file=args.key_file)
+    _require_backup(args.backup, settings)
     with progress_bar(not args.json):
         result = run_flow(
             "restore",
@@ -327,9 +344,11 @@ def export(args: argparse.Namespace) -> int:
         export_dir=args.export_dir,
         default_export_format=args.format,
         reports_dir=args.reports_dir,
+        encryption_key_file=args.key_file,
     )
     if args.from_backup is not None:
-        _require_backup(args.from_backup)
+        _require_backup(args.from_backup, settings)
+    writing_key(args.encrypt, settings.encryption_key_file)  # fail fast
     if args.from_backup is None:
         db.require_file(settings.database_path)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
