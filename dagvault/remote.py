@@ -91,9 +91,13 @@ def backups_at(target: Path | str) -> list[CatalogEntry]:
     return list_backups(Path(target))
 
 
-def find_entry(store: Store, name: str) -> tuple[CatalogEntry, dict[str, CatalogEntry]]:
-    """The complete backup ``name`` (with or without ``.enc``) and every backup by name."""
-    by_name = {e.path.name: e for e in list_target(store).entries}
+def find_entry(
+    store: Store, name: str, by_name: dict[str, CatalogEntry] | None = None
+) -> tuple[CatalogEntry, dict[str, CatalogEntry]]:
+    """The complete backup ``name`` (with or without ``.enc``) and every backup by name
+    (``by_name``: a listing the caller already has)."""
+    if by_name is None:
+        by_name = {e.path.name: e for e in list_target(store).entries}
     entry = by_name.get(_backup_name(name))
     if entry is None:
         raise BackupNotFound(
@@ -218,13 +222,19 @@ def _fetch_one(store: Store, entry: CatalogEntry, dest_dir: Path, key: bytes | N
         discard(fetched)
 
 
-def fetch_chain(store: Store, name: str, dest_dir: Path, key: bytes | None) -> Path:
+def fetch_chain(
+    store: Store,
+    name: str,
+    dest_dir: Path,
+    key: bytes | None,
+    by_name: dict[str, CatalogEntry] | None = None,
+) -> Path:
     """Download backup ``name`` and every backup its chain needs into ``dest_dir``
     (decrypted, each with a plaintext .meta); return the local path of ``name``.
 
     Each object is checked against its sidecar while it downloads; the caller then
     verifies and uses the local copy like any local backup."""
-    entry, by_name = find_entry(store, name)
+    entry, by_name = find_entry(store, name, by_name)
     chain = [entry]
     while chain[-1].info is not None and chain[-1].info.backup_type != "Full":
         parent = chain[-1].info.metadata.get("parent")
@@ -241,14 +251,18 @@ def fetch_chain(store: Store, name: str, dest_dir: Path, key: bytes | None) -> P
 
 @contextlib.contextmanager
 def fetched(
-    store: Store, name: str, key: bytes | None, staging_root: Path | None
+    store: Store,
+    name: str,
+    key: bytes | None,
+    staging_root: Path | None,
+    by_name: dict[str, CatalogEntry] | None = None,
 ) -> Iterator[Path]:
     """``fetch_chain`` into a private staging directory removed afterwards."""
     if staging_root is not None:
         staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".dagvault-fetch-", dir=staging_root))
     try:
-        yield fetch_chain(store, name, staging, key)
+        yield fetch_chain(store, name, staging, key, by_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -49,9 +49,9 @@ def verify_at_target(
     """Fetch ``name`` (and its chain), run every local check on it, and record the
     outcome in its sidecar at the target."""
     started = time.monotonic()
-    entry, _ = find_entry(store, name)
+    entry, by_name = find_entry(store, name)
     try:
-        with fetched(store, name, key, staging) as local:
+        with fetched(store, name, key, staging, by_name) as local:
             report = verify_file(local, quick=quick)
     except VerificationError as exc:  # damaged, tampered, broken chain
         report = VerifyReport(Path(entry.path.name), info=entry.info)
