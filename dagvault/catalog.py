@@ -26,6 +26,13 @@ class CatalogEntry:
     timestamp: int
     info: BackupInfo | None
     problem: str | None = None
+    # Where the backup is when it is not the local ``path`` (a URL at a storage target;
+    # ``path`` then holds only its name, which parent links refer to).
+    location: str | None = None
+
+    @property
+    def where(self) -> str:
+        return self.location or str(self.path)
 
     @property
     def verified(self) -> bool:
@@ -40,7 +47,7 @@ class CatalogEntry:
         info = self.info
         return {
             "timestamp": self.timestamp,
-            "backup_path": str(self.path),
+            "backup_path": self.where,
             "file_size": self.file_size,
             "total_transactions": info.total_transactions if info else 0,
             "total_nodes": info.total_nodes if info else 0,
@@ -72,13 +79,19 @@ def _candidates(directory: Path) -> list[Path]:
     return list(found)
 
 
+def timestamp_in_name(name: str) -> int | None:
+    """The unix seconds in a backup's name (``<NAME>_<ts>[_n].<suffix>``), if any."""
+    match = _NAME_TIMESTAMP.search(name)
+    return int(match[1]) if match else None
+
+
 def entry_for(path: Path) -> CatalogEntry:
     size = path.stat().st_size
     try:
         info = read_meta(path)
     except VerificationError as exc:
-        match = _NAME_TIMESTAMP.search(path.name)
-        timestamp = int(match[1]) if match else int(path.stat().st_mtime)
+        named = timestamp_in_name(path.name)
+        timestamp = named if named is not None else int(path.stat().st_mtime)
         return CatalogEntry(path, size, timestamp, None, exc.message)
     return CatalogEntry(path, size, info.timestamp, info)
 

@@ -24,7 +24,19 @@ CONFIG_ENV = "DAGVAULT_CONFIG"
 @dataclass(frozen=True)
 class Settings:
     database_path: Path = Path("./blockchain.db")
-    backup_dir: Path = Path("./backups")
+    # A local directory, or a storage target URL (s3://bucket/prefix, gs://…, file:///dir).
+    backup_dir: Path | str = Path("./backups")
+    # Extra copies (storage target URLs; plain paths become file:// URLs) kept in step
+    # by `dagvault replicate` and after each backup. Default: none.
+    replicas: tuple[str, ...] = ()
+    # Encrypt what is written to storage targets (and exports) with AES-256-GCM.
+    encryption_enabled: bool = False
+    # File holding the key (64 hex digits); else DAGVAULT_ENCRYPTION_KEY holds the key.
+    encryption_key_file: Path | None = None
+    # Where backups fetched from a storage target are staged for verify/export (and
+    # remote backups before upload). Default: the system's temp directory; a restore
+    # stages beside the database.
+    staging_dir: Path | None = None
     # Hours between scheduled backups. Default: 24 (daily, the "production" preset).
     interval_hours: int = 24
     # Backups kept by cleanup when no --keep is given. Default: 30.
@@ -119,6 +131,30 @@ def _path(raw: Any) -> Path:
     return Path(raw).expanduser()
 
 
+def _target(raw: Any) -> Path | str:
+    """A local directory, or a URL (``scheme://…``) of a storage target."""
+    if isinstance(raw, str) and "://" in raw:
+        scheme, _, rest = raw.strip().partition("://")
+        if not scheme.isidentifier() or not rest.strip("/"):
+            raise ValueError("expected a directory or a URL such as s3://bucket/prefix")
+        return f"{scheme.lower()}://{rest.rstrip('/')}"
+    return _path(raw)
+
+
+def replica_targets(raw: Any) -> tuple[str, ...]:
+    """A list of targets (or one comma-separated string, for the environment)."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ValueError("expected a list of directories or URLs")
+    targets = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        target = _target(item.strip() if isinstance(item, str) else item)
+        targets.append(target if isinstance(target, str) else target.absolute().as_uri())
+    return tuple(targets)
+
+
 def _export_format(raw: Any) -> str:
     text = str(raw).strip().lower()
     if text not in EXPORT_FORMATS:
@@ -141,7 +177,15 @@ class _Spec:
 
 _SPECS: dict[str, _Spec] = {
     "database_path": _Spec("DATABASE_PATH", ("database", "path"), _path),
-    "backup_dir": _Spec("BACKUP_DIR", ("backup", "directory"), _path),
+    "backup_dir": _Spec("BACKUP_DIR", ("backup", "directory"), _target),
+    "replicas": _Spec("BACKUP_REPLICAS", ("backup", "replicas"), replica_targets),
+    "encryption_enabled": _Spec(
+        "BACKUP_ENCRYPTION_ENABLED", ("backup", "encryption_enabled"), _boolean
+    ),
+    "encryption_key_file": _Spec(
+        "DAGVAULT_ENCRYPTION_KEY_FILE", ("backup", "encryption_key_file"), _path
+    ),
+    "staging_dir": _Spec("DAGVAULT_STAGING_DIR", ("backup", "staging_dir"), _path),
     "interval_hours": _Spec("BACKUP_INTERVAL_HOURS", ("backup", "interval_hours"), _positive_int),
     "retention_count": _Spec(
         "BACKUP_RETENTION_COUNT", ("backup", "retention_count"), _positive_int

@@ -2,6 +2,8 @@
 
     DagvaultError                 1  unexpected failure
     ├── ConfigError               2  a setting or argument is invalid
+    │   └── EncryptionKeyError         no key, an unreadable key, or not the key a file was
+    │                                  encrypted with
     ├── SourceError               3  the database or backup named does not exist or is not SQLite
     │   ├── DatabaseNotFound
     │   ├── NotASQLiteDatabase
@@ -42,6 +44,10 @@ class DagvaultError(Exception):
 
 class ConfigError(DagvaultError):
     exit_code = 2
+
+
+class EncryptionKeyError(ConfigError):
+    pass
 
 
 class SourceError(DagvaultError):

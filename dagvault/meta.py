@@ -77,8 +77,7 @@ def meta_path(backup: Path) -> Path:
 
 
 def write_meta(backup: Path, info: BackupInfo) -> None:
-    text = json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n"
-    write_atomic(meta_path(backup), text.encode())
+    write_atomic(meta_path(backup), meta_json(info))
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -97,23 +96,36 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def meta_json(info: BackupInfo) -> bytes:
+    return (json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+
 def read_meta(backup: Path) -> BackupInfo:
     """Load and validate the sidecar of ``backup``; VerificationError says what is wrong."""
     path = meta_path(backup)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except FileNotFoundError:
         raise VerificationError(
             f"{backup}: metadata file {path.name} is missing",
             "This file is not a complete dagvault backup; do not restore it. "
             "Take a new backup with `dagvault backup`.",
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise VerificationError(
             f"{backup}: metadata file {path.name} is unreadable: {exc}"
         ) from None
+    return parse_meta(text, str(backup), path.name)
+
+
+def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
+    """Validate the sidecar ``name`` of ``backup`` (a path or URL) from its bytes."""
+    try:
+        document = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{backup}: metadata file {name} is unreadable: {exc}") from None
     if not isinstance(document, dict):
-        raise VerificationError(f"{backup}: metadata file {path.name} is not a JSON object")
+        raise VerificationError(f"{backup}: metadata file {name} is not a JSON object")
     problems = []
     for key, kind in _REQUIRED.items():
         value = document.get(key)
@@ -155,7 +167,7 @@ def read_meta(backup: Path) -> BackupInfo:
             problems.append("field 'quality' is not a data-quality record")
     if problems:
         raise VerificationError(
-            f"{backup}: invalid metadata in {path.name}: {'; '.join(problems)}",
+            f"{backup}: invalid metadata in {name}: {'; '.join(problems)}",
             "Do not restore this backup; take a new one with `dagvault backup`.",
             problems=problems,
         )

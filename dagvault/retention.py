@@ -49,7 +49,7 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "backup_path": str(self.entry.path),
+            "backup_path": self.entry.where,
             "timestamp": self.entry.timestamp,
             "file_size": self.entry.file_size,
             "backup_type": self.backup_type,
@@ -195,7 +195,7 @@ def _finish(
     )
 
 
-def _check_keep(keep: int) -> None:
+def check_keep(keep: int) -> None:
     if keep < 1:
         raise ConfigError(
             f"--keep must be at least 1 (got {keep})",
@@ -206,7 +206,7 @@ def _check_keep(keep: int) -> None:
 def plan_cleanup(entries: list[CatalogEntry], keep: int) -> CleanupPlan:
     """Keep the newest ``keep`` entries, the newest verified one, the chains they need and
     the newest verified full backup; remove the rest."""
-    _check_keep(keep)
+    check_keep(keep)
     ordered = _newest_first(entries)
     reasons = {i: [f"among the newest {keep}"] for i in range(min(keep, len(ordered)))}
     verified = next((i for i, e in enumerate(ordered) if e.verified), None)
@@ -373,7 +373,7 @@ def _execute(
 def cleanup_old_backups(directory: Path, keep: int, *, dry_run: bool = False) -> CleanupResult:
     """The description's ``cleanup_old_backups``: remove the backups ``plan_cleanup`` drops
     (data, ``.meta`` and ``.pages``) and orphaned sidecars."""
-    _check_keep(keep)  # before taking the lock: bad input must not look like a busy run
+    check_keep(keep)  # before taking the lock: bad input must not look like a busy run
     return _execute(directory, "cleanup", lambda entries: plan_cleanup(entries, keep), dry_run)
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dagvault.catalog import list_backups
+from dagvault.remote import backups_at
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class BackupSchedule:
 
 
 def backup_schedule(
-    db_path: Path, backup_dir: Path, interval_hours: int, *, now: float | None = None
+    db_path: Path, backup_dir: Path | str, interval_hours: int, *, now: float | None = None
 ) -> BackupSchedule:
     """Due when no usable backup of ``db_path`` is younger than ``interval_hours``.
 
@@ -35,7 +35,7 @@ def backup_schedule(
     last = max(
         (
             e.timestamp
-            for e in list_backups(backup_dir)
+            for e in backups_at(backup_dir)
             if e.info
             and e.info.database_path == database
             and e.info.verification.status != "failed"

@@ -34,6 +34,7 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     info: BackupInfo | None = None
     duration_seconds: float = 0.0
+    location: str | None = None  # the URL of a backup verified from a storage target
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,7 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "backup_path": str(self.path),
+            "backup_path": self.location or str(self.path),
             "valid": self.ok,
             "checks": self.checks,
             "problems": self.problems,
@@ -179,6 +180,26 @@ def verify_file(
     return report
 
 
+def carry_quality_verdict(report: VerifyReport, keep_quality_verdict: bool) -> None:
+    """A backup whose data-quality gate failed stays failed (see ``record``)."""
+    quality = report.info.quality if report.info else None
+    if keep_quality_verdict and quality is not None and quality.get("passed") is False:
+        report.fail(
+            "quality",
+            f"the data-quality gate failed at {quality.get('checked_at')}; "
+            "re-check with `dagvault verify --quality`",
+        )
+
+
+def verdict(report: VerifyReport, method: str) -> Verification:
+    return Verification(
+        status="verified" if report.ok else "failed",
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        method=method,
+        problems=report.problems,
+    )
+
+
 def record(report: VerifyReport, method: str, *, keep_quality_verdict: bool = True) -> None:
     """Store the outcome in the sidecar; a read-only backup directory only gets a warning.
 
@@ -187,19 +208,8 @@ def record(report: VerifyReport, method: str, *, keep_quality_verdict: bool = Tr
     clear it."""
     if report.info is None:
         return
-    quality = report.info.quality
-    if keep_quality_verdict and quality is not None and quality.get("passed") is False:
-        report.fail(
-            "quality",
-            f"the data-quality gate failed at {quality.get('checked_at')}; "
-            "re-check with `dagvault verify --quality`",
-        )
-    verification = Verification(
-        status="verified" if report.ok else "failed",
-        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        method=method,
-        problems=report.problems,
-    )
+    carry_quality_verdict(report, keep_quality_verdict)
+    verification = verdict(report, method)
     try:
         write_meta(report.path, report.info.with_verification(verification))
         report.info = report.info.with_verification(verification)

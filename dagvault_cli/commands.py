@@ -11,8 +11,18 @@ from dagvault import db
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
+from dagvault.crypto import (
+    ENCRYPTED_SUFFIX,
+    generate_key_file,
+    load_key,
+    require_key,
+    writing_key,
+)
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.export.seal import decrypt_to
+from dagvault.remote import list_target
 from dagvault.retention import RetentionPolicy, resolve_policy
+from dagvault.storage import is_url, open_store
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
 
@@ -21,14 +31,32 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(overrides, config_file=args.config)
 
 
+def _require_backup(backup: str, settings: Settings) -> None:
+    """Fail fast, before a flow run starts: a local backup that does not exist, or an
+    encrypted object at a target (``….enc``) and no key (other URLs are checked there)."""
+    if is_url(backup):
+        if backup.endswith(ENCRYPTED_SUFFIX):
+            require_key(load_key(settings.encryption_key_file), backup)
+    elif not Path(backup).is_file():
+        raise BackupNotFound(
+            f"Backup {backup} does not exist", "List the backups with `dagvault list`."
+        )
+
+
 def _when(timestamp: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "never"
 
 
 def backup(args: argparse.Namespace) -> int:
     settings = _settings(
-        args, database_path=args.db, backup_dir=args.backup_dir, reports_dir=args.reports_dir
+        args,
+        database_path=args.db,
+        backup_dir=args.backup_dir,
+        reports_dir=args.reports_dir,
+        encryption_enabled=args.encrypt,
+        encryption_key_file=args.key_file,
     )
+    writing_key(settings.encryption_enabled, settings.encryption_key_file)  # fail fast
     if args.name is not None:
         validate_name(args.name)
     db.require_file(settings.database_path)  # fail fast, before a flow run starts
@@ -46,11 +74,16 @@ def backup(args: argparse.Namespace) -> int:
             quality=not args.no_quality,
             allow_decrease=args.allow_decrease,
             reports_dir=args.reports_dir,
+            replicate_to=args.replicate_to,
+            encrypt=args.encrypt,
+            encryption_key_file=args.key_file,
         )
     if args.json:
         emit_json(info)
     else:
         print(f"📦 {info['backup_type']} backup created: {info['backup_path']}")
+        for target in info["replicas"]:
+            print(f"   replicated to {target}")
         reason = info["metadata"].get("full_backup_reason")
         if reason and args.backup_type != "full":
             print(f"   full instead of {args.backup_type}: {reason}")
@@ -88,11 +121,14 @@ def verify(args: argparse.Namespace) -> int:
         raise ConfigError(
             "Name one backup to verify, or pass --all", "dagvault verify BACKUP | --all"
         )
-    if args.backup is not None and not Path(args.backup).is_file():
-        raise BackupNotFound(
-            f"Backup {args.backup} does not exist", "List the backups with `dagvault list`."
-        )
-    _settings(args, backup_dir=args.backup_dir, reports_dir=args.reports_dir)
+    settings = _settings(
+        args,
+        backup_dir=args.backup_dir,
+        reports_dir=args.reports_dir,
+        encryption_key_file=args.key_file,
+    )
+    if args.backup is not None:
+        _require_backup(args.backup, settings)
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
@@ -100,6 +136,7 @@ def verify(args: argparse.Namespace) -> int:
             "verify",
             backup_path=args.backup,
             all_backups=args.all,
+            encryption_key_file=args.key_file,
             backup_dir=args.backup_dir,
             quick=args.quick,
             config_file=args.config,
@@ -154,10 +191,17 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
 
 def list_(args: argparse.Namespace) -> int:
     settings = _settings(args, backup_dir=args.backup_dir)
-    entries = list_backups(settings.backup_dir, limit=args.limit)
+    incomplete: dict[str, str] = {}
+    if is_url(settings.backup_dir):
+        catalog = list_target(open_store(str(settings.backup_dir)))
+        entries, incomplete = catalog.entries[: args.limit], catalog.incomplete
+    else:
+        entries = list_backups(Path(settings.backup_dir), limit=args.limit)
     if args.json:
         emit_json([e.to_json() for e in entries])
         return 0
+    for name, why in sorted(incomplete.items()):
+        print(f"not a backup (incomplete): {name}: {why}")
     if not entries:
         print(f"No backups in {settings.backup_dir}")
         return 0
@@ -266,11 +310,8 @@ def restore(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"database_path": args.db}
     if args.no_pre_restore_backup:
         overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides)
-    if not Path(args.backup).is_file():
-        raise BackupNotFound(
-            f"Backup {args.backup} does not exist", "List the backups with `dagvault list`."
-        )
+    settings = _settings(args, **overrides, encryption_key_file=args.key_file)
+    _require_backup(args.backup, settings)
     with progress_bar(not args.json):
         result = run_flow(
             "restore",
@@ -279,6 +320,7 @@ def restore(args: argparse.Namespace) -> int:
             pre_restore_backup=settings.create_pre_restore_backup,
             verify_first=not args.no_verify,
             config_file=args.config,
+            encryption_key_file=args.key_file,
         )
     if args.json:
         emit_json(result)
@@ -302,11 +344,11 @@ def export(args: argparse.Namespace) -> int:
         export_dir=args.export_dir,
         default_export_format=args.format,
         reports_dir=args.reports_dir,
+        encryption_key_file=args.key_file,
     )
-    if args.from_backup is not None and not Path(args.from_backup).is_file():
-        raise BackupNotFound(
-            f"Backup {args.from_backup} does not exist", "List the backups with `dagvault list`."
-        )
+    if args.from_backup is not None:
+        _require_backup(args.from_backup, settings)
+    writing_key(args.encrypt, settings.encryption_key_file)  # fail fast
     if args.from_backup is None:
         db.require_file(settings.database_path)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
@@ -321,6 +363,8 @@ def export(args: argparse.Namespace) -> int:
         config_file=args.config,
         quality=not args.no_quality,
         reports_dir=args.reports_dir,
+        encryption_key_file=args.key_file,
+        encrypt=args.encrypt,
     )
     if args.json:
         emit_json(result)
@@ -331,6 +375,8 @@ def export(args: argparse.Namespace) -> int:
     )
     print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
     _print_gate(result.get("quality"))
+    if result.get("encrypted"):
+        print("   encrypted: the data files end in .enc; `dagvault decrypt FILE` reads them")
     return 0
 
 
@@ -363,6 +409,61 @@ def api(args: argparse.Namespace) -> int:
     from dagvault_api.server import serve
 
     return serve(args.host, args.port, config_file=args.config, audit_log=args.audit_log)
+
+
+def replicate(args: argparse.Namespace) -> int:
+    _settings(
+        args,
+        backup_dir=args.backup_dir,
+        replicas=args.to,
+        encryption_enabled=args.encrypt,
+        encryption_key_file=args.key_file,
+    )
+    reports = run_flow(
+        "replicate",
+        targets=args.to,
+        backup_dir=args.backup_dir,
+        encrypt=args.encrypt,
+        config_file=args.config,
+        encryption_key_file=args.key_file,
+    )
+    if args.json:
+        emit_json(reports)
+        return 0
+    rows = [
+        (
+            r["target"],
+            len(r["copied"]),
+            human_bytes(r["bytes_copied"]),
+            r["missing"],
+            "-" if r["lag_seconds"] is None else f"{r['lag_seconds']} s",
+        )
+        for r in reports
+    ]
+    print(table(rows, ["target", "copied", "bytes", "missing", "lag"]))
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    generate_key_file(Path(args.path))
+    if args.json:
+        emit_json({"key_file": args.path})
+    else:
+        print(f"🔑 New key written to {args.path} (mode 0600)")
+        print("   Keep a copy off this node: without the key, encrypted backups are lost.")
+    return 0
+
+
+def decrypt(args: argparse.Namespace) -> int:
+    settings = _settings(args, encryption_key_file=args.key_file)
+    if Path(args.out).exists():
+        raise ConfigError(f"{args.out} already exists", "Choose a new --out path.")
+    decrypt_to(Path(args.file), Path(args.out), load_key(settings.encryption_key_file))
+    if args.json:
+        emit_json({"decrypted": args.file, "out": args.out})
+    else:
+        print(f"🔓 {args.file} decrypted to {args.out}")
+    return 0
 
 
 def sample_ledger(args: argparse.Namespace) -> int:

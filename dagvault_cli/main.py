@@ -63,6 +63,20 @@ def _count(text: str) -> int:
 
 
 REPORTS_HELP = "where GX Data Docs go (DAGVAULT_REPORTS_DIR, default ./reports)"
+KEY_HELP = (
+    "file holding the encryption key (DAGVAULT_ENCRYPTION_KEY_FILE; or the key itself in "
+    "DAGVAULT_ENCRYPTION_KEY)"
+)
+
+
+def _encryption_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        default=None,
+        help="encrypt the copies at storage targets, AES-256-GCM (BACKUP_ENCRYPTION_ENABLED)",
+    )
+    p.add_argument("--key-file", help=KEY_HELP)
 
 
 def _quality_options(p: argparse.ArgumentParser, *, gate_by_default: bool) -> None:
@@ -108,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     db_help = "the ledger database (DATABASE_PATH, default ./blockchain.db)"
-    dir_help = "the backup directory (BACKUP_DIR, default ./backups)"
+    dir_help = (
+        "the backup directory or a storage target URL: s3://bucket/prefix, gs://…, "
+        "file:///dir (BACKUP_DIR, default ./backups)"
+    )
 
     p = command(
         "backup",
@@ -135,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="zstd-compress the stored file (BACKUP_COMPRESSION_ENABLED)",
     )
+    p.add_argument(
+        "--replicate-to",
+        action="append",
+        metavar="URL",
+        help="also bring this target up to date afterwards (repeatable; adds to "
+        "backup.replicas / BACKUP_REPLICAS)",
+    )
+    _encryption_options(p)
     _quality_options(p, gate_by_default=True)
 
     p = command(
@@ -143,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Verify backups: SHA3-256 checksum, metadata, PRAGMA integrity_check, row counts.",
         "dagvault verify --all --backup-dir ./backups",
     )
-    p.add_argument("backup", nargs="?", help="the backup file to verify")
+    p.add_argument("backup", nargs="?", help="the backup file (or TARGET_URL/NAME) to verify")
+    p.add_argument("--key-file", help=KEY_HELP)
     p.add_argument("--all", action="store_true", help="verify every backup of the directory")
     p.add_argument("--backup-dir", help=dir_help)
     p.add_argument("--quick", action="store_true", help="PRAGMA quick_check (faster, O(N))")
@@ -197,6 +223,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backup-dir", help=dir_help)
 
     p = command(
+        "replicate",
+        commands.replicate,
+        "Copy the backups each replica lacks (oldest first) and report how far it lags.",
+        "dagvault replicate --to s3://my-bucket/node-1 --to file:///mnt/disk2/backups",
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        metavar="URL",
+        help="a target (repeatable; default backup.replicas / BACKUP_REPLICAS)",
+    )
+    p.add_argument("--backup-dir", help="the local backup directory (BACKUP_DIR)")
+    _encryption_options(p)
+
+    p = command(
+        "keygen",
+        commands.keygen,
+        "Write a new random encryption key (64 hex digits, mode 0600). Keep a copy off the "
+        "node: without it, encrypted backups cannot be read.",
+        "dagvault keygen /etc/dagvault/backup.key",
+    )
+    p.add_argument("path", help="the key file to create (never overwritten)")
+
+    p = command(
+        "decrypt",
+        commands.decrypt,
+        "Decrypt a file written with --encrypt (an export file, or a backup object copied "
+        "from a target) into a new plain file.",
+        "dagvault decrypt ./exports/blockchain.sql.enc --out ./blockchain.sql --key-file k",
+    )
+    p.add_argument("file", help="the encrypted file")
+    p.add_argument("--out", required=True, help="the plain file to create (never overwritten)")
+    p.add_argument("--key-file", help=KEY_HELP)
+
+    p = command(
         "schedule",
         commands.schedule,
         "Show when the next backup is due; with --run-if-due, take it when due.",
@@ -213,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Restore a backup into the database: verify, pre-restore backup, atomic copy, check.",
         "dagvault restore ./backups/blockchain_1704067200.db --db ./blockchain.db",
     )
-    p.add_argument("backup", help="the backup file to restore")
+    p.add_argument("backup", help="the backup file to restore, or TARGET_URL/NAME")
+    p.add_argument("--key-file", help=KEY_HELP)
     p.add_argument("--db", help=db_help + "; may be a new file")
     p.add_argument(
         "--no-pre-restore-backup",
@@ -231,7 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=EXPORT_FORMATS, help="DEFAULT_EXPORT_FORMAT (sql)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--db", help=db_help)
-    source.add_argument("--from", dest="from_backup", metavar="BACKUP", help="export a backup")
+    source.add_argument(
+        "--from", dest="from_backup", metavar="BACKUP", help="export a backup (or TARGET_URL/NAME)"
+    )
+    p.add_argument("--key-file", help=KEY_HELP)
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypt the exported files (FILE.enc, AES-256-GCM; `dagvault decrypt` reads them)",
+    )
     p.add_argument("--out", help="target: PATH.sql for sql, a new directory otherwise")
     p.add_argument("--export-dir", help="where unnamed exports go (EXPORT_DIR, ./exports)")
     p.add_argument("--tables", help="comma-separated tables (default: all)")

@@ -44,6 +44,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     import flows.cleanup
     import flows.export
     import flows.prune
+    import flows.replicate
     import flows.restore
     import flows.scheduled
     import flows.verify
@@ -54,6 +55,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "restore": flows.restore.restore_flow,
         "cleanup": flows.cleanup.cleanup_flow,
         "prune": flows.prune.prune_flow,
+        "replicate": flows.replicate.replicate_flow,
         "schedule": flows.scheduled.scheduled_backup_flow,
         "export": flows.export.export_flow,
         "import-sql": flows.export.import_sql_flow,

@@ -14,3 +14,12 @@ def resolve(config_file: str | None, **overrides: Any) -> Settings:
 def ledger_profile(settings: Settings) -> LedgerProfile:
     """Every LedgerProfile field is a setting of the same name (the ``ledger`` section)."""
     return LedgerProfile(**{f.name: getattr(settings, f.name) for f in fields(LedgerProfile)})
+
+
+def key_file(settings: Settings) -> str | None:
+    """The key file's path as a task parameter (the key itself never is one)."""
+    return str(settings.encryption_key_file) if settings.encryption_key_file else None
+
+
+def staging_dir(settings: Settings) -> str | None:
+    return str(settings.staging_dir) if settings.staging_dir else None

@@ -1,15 +1,61 @@
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from dagvault.errors import VerificationError
+from dagvault.config import Settings, replica_targets
+from dagvault.crypto import writing_key
+from dagvault.errors import ConfigError, VerificationError
 from dagvault.quality import gate_failure
-from flows._settings import ledger_profile, resolve
+from dagvault.storage import is_url
+from flows._settings import key_file, ledger_profile, resolve
 from tasks.backup import take_backup
 from tasks.quality import backup_quality_gate
+from tasks.replicate import replicate_to as replicate_task
+from tasks.replicate import upload_to
 from tasks.verify import verify
+
+
+@contextlib.contextmanager
+def _local_directory(settings: Settings) -> Iterator[Path]:
+    """Where the backup is written: BACKUP_DIR, or for a storage target a private staging
+    directory that is removed once the backup has been uploaded (or has failed)."""
+    if not is_url(settings.backup_dir):
+        yield Path(settings.backup_dir)
+        return
+    if settings.staging_dir is not None:
+        settings.staging_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".dagvault-stage-", dir=settings.staging_dir))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_targets(settings: Settings, replicas: list[str], backup_type: str) -> None:
+    """Refuse before the backup what could only fail after it."""
+    remote = is_url(settings.backup_dir)
+    if remote and backup_type != "full":
+        raise ConfigError(
+            f"--type {backup_type} needs the parent backup's pages, and BACKUP_DIR is a storage "
+            "target",
+            "Keep BACKUP_DIR local and copy it off-site with --replicate-to / backup.replicas "
+            "(deltas are replicated too), or take full backups.",
+        )
+    if settings.encryption_enabled and not remote and not replicas:
+        raise ConfigError(
+            "--encrypt encrypts the copies at storage targets, and this backup has none: "
+            f"BACKUP_DIR {settings.backup_dir} is local and no replica is set",
+            "Add --replicate-to URL (or backup.replicas), or make BACKUP_DIR a URL; see "
+            "README, 'Off-site copies and encryption'.",
+        )
+    writing_key(settings.encryption_enabled, settings.encryption_key_file)
 
 
 @flow(name="dagvault-backup")
@@ -25,6 +71,9 @@ def backup_flow(
     quality: bool = True,
     allow_decrease: bool = False,
     reports_dir: str | None = None,
+    replicate_to: list[str] | None = None,
+    encrypt: bool | None = None,
+    encryption_key_file: str | None = None,
 ) -> dict[str, Any]:
     """Back up the ledger (full, incremental or differential; compressed with zstd when
     BACKUP_COMPRESSION_ENABLED or ``compress``), verify what was written (for a
@@ -34,6 +83,11 @@ def backup_flow(
     A backup that fails verification or the gate fails the run (it stays on disk, marked
     failed, and is never counted as the newest verified backup). Fewer transactions than
     the previous backup fail the gate unless ``allow_decrease``.
+
+    BACKUP_DIR may be a storage target: the backup is then written, verified and gated in
+    a local staging directory and uploaded (full backups only). Afterwards each replica
+    (``backup.replicas`` and ``replicate_to``) receives what it lacks, encrypted when
+    ``encrypt`` / BACKUP_ENCRYPTION_ENABLED.
     """
     settings = resolve(
         config_file,
@@ -41,10 +95,30 @@ def backup_flow(
         backup_dir=backup_dir,
         compression_enabled=compress,
         reports_dir=reports_dir,
+        encryption_enabled=encrypt,
+        encryption_key_file=encryption_key_file,
     )
+    replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
+    _check_targets(settings, replicas, backup_type)
+    with _local_directory(settings) as directory:
+        info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
+        if quality:
+            _gate(settings, info, allow_decrease)
+        info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
+    return info
+
+
+def _back_up(
+    settings: Settings,
+    directory: str,
+    name: str | None,
+    description: str,
+    backup_type: str,
+    verify_after: bool,
+) -> dict[str, Any]:
     info = take_backup(
         str(settings.database_path),
-        str(settings.backup_dir),
+        directory,
         name,
         description,
         ledger_profile(settings),
@@ -62,17 +136,36 @@ def backup_flow(
                 "Check the disk holding the backup directory, then take a new backup.",
                 problems=report["problems"],
             )
-    if quality:
-        gate = backup_quality_gate(
-            info["backup_path"],
-            ledger_profile(settings),
-            str(settings.reports_dir),
-            allow_decrease,
-            settings.min_timestamp,
-            settings.max_future_seconds,
-        )
-        info["quality"] = gate
-        if not gate["passed"]:
-            info["verification"] = {"status": "failed"}
-            raise gate_failure(gate, "the backup")
     return info
+
+
+def _gate(settings: Settings, info: dict[str, Any], allow_decrease: bool) -> None:
+    gate = backup_quality_gate(
+        info["backup_path"],
+        ledger_profile(settings),
+        str(settings.reports_dir),
+        allow_decrease,
+        settings.min_timestamp,
+        settings.max_future_seconds,
+    )
+    info["quality"] = gate
+    if not gate["passed"]:
+        info["verification"] = {"status": "failed"}
+        raise gate_failure(gate, "the backup")
+
+
+def _copy_off_site(
+    settings: Settings, info: dict[str, Any], directory: str, replicas: list[str]
+) -> list[str]:
+    """Upload the staged backup to a remote BACKUP_DIR, then bring each replica up to date;
+    return the targets that hold it now."""
+    encrypt, key = settings.encryption_enabled, key_file(settings)
+    if is_url(settings.backup_dir):
+        staged = info["backup_path"]
+        info["backup_path"] = upload_to(staged, str(settings.backup_dir), encrypt, key)
+        for target in replicas:
+            upload_to(staged, target, encrypt, key)
+    else:
+        for target in replicas:
+            replicate_task(directory, target, encrypt, key)
+    return replicas

@@ -4,9 +4,10 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.crypto import writing_key
 from dagvault.quality import gate_failure
-from flows._settings import ledger_profile, resolve
-from tasks.export import export, import_dump
+from flows._settings import key_file, ledger_profile, resolve, staging_dir
+from tasks.export import encrypt_export, export, import_dump
 from tasks.quality import export_quality_gate
 
 
@@ -21,18 +22,23 @@ def export_flow(
     config_file: str | None = None,
     quality: bool = True,
     reports_dir: str | None = None,
+    encryption_key_file: str | None = None,
+    encrypt: bool = False,
 ) -> dict[str, Any]:
     """Export the live ledger (default) or one backup to sql/json/csv/parquet
     (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest; then the export gate:
     the rows DuckDB counts in the written files must equal the snapshot's (GX-validated).
-    A failed gate fails the run."""
+    A failed gate fails the run. With ``encrypt`` the data files are then encrypted
+    (``<file>.enc``, AES-256-GCM; the manifest records it) and the plaintext removed."""
     settings = resolve(
         config_file,
         database_path=database_path,
         export_dir=export_dir,
         default_export_format=fmt,
         reports_dir=reports_dir,
+        encryption_key_file=encryption_key_file,
     )
+    writing_key(encrypt, settings.encryption_key_file)  # no key: refuse before exporting
     result = export(
         settings.default_export_format,
         None if backup_path else str(settings.database_path),
@@ -44,6 +50,8 @@ def export_flow(
         settings.include_data,
         settings.timestamp_column,
         settings.busy_timeout_seconds,
+        key_file(settings),
+        staging_dir(settings),
     )
     if quality:
         gate = export_quality_gate(
@@ -52,6 +60,8 @@ def export_flow(
         result["quality"] = gate
         if not gate["passed"]:
             raise gate_failure(gate, "the export")
+    if encrypt:
+        result = encrypt_export(result, key_file(settings))
     return result
 
 

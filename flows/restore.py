@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows._settings import ledger_profile, resolve
+from flows._settings import key_file, ledger_profile, resolve
 from tasks.restore import restore
 
 
@@ -15,13 +15,17 @@ def restore_flow(
     pre_restore_backup: bool | None = None,
     verify_first: bool = True,
     config_file: str | None = None,
+    encryption_key_file: str | None = None,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
-    pre-restore backup, copy atomically, check the result (the description's RestoreResult)."""
+    pre-restore backup, copy atomically, check the result (the description's RestoreResult).
+    A backup at a storage target (``s3://bucket/prefix/NAME``) is downloaded beside the
+    database and checked on the way, then restored the same way."""
     settings = resolve(
         config_file,
         database_path=database_path,
         create_pre_restore_backup=pre_restore_backup,
+        encryption_key_file=encryption_key_file,
     )
     return restore(
         backup_path,
@@ -32,4 +36,5 @@ def restore_flow(
         ledger_profile(settings),
         settings.busy_timeout_seconds,
         settings.max_restore_time,
+        key_file(settings),
     )

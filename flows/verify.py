@@ -4,10 +4,11 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.catalog import list_backups
 from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
 from dagvault.quality import gate_failure
-from flows._settings import ledger_profile, resolve
+from dagvault.remote import backups_at
+from dagvault.storage import is_url
+from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks._runtime import artifact_key
 from tasks.quality import backup_quality_gate
 from tasks.verify import publish_verification_artifact, verify
@@ -43,16 +44,29 @@ def verify_flow(
     quality: bool = False,
     allow_decrease: bool = False,
     reports_dir: str | None = None,
+    encryption_key_file: str | None = None,
 ) -> list[dict[str, Any]]:
     """Verify one backup, or every backup of the backup directory; fails if any is invalid.
 
     With ``quality`` each intact backup also runs the data-quality gate (its new verdict
     replaces the recorded one); a failed gate fails the run too."""
-    settings = resolve(config_file, backup_dir=backup_dir, reports_dir=reports_dir)
+    settings = resolve(
+        config_file,
+        backup_dir=backup_dir,
+        reports_dir=reports_dir,
+        encryption_key_file=encryption_key_file,
+    )
     if all_backups == (backup_path is not None):
         raise ConfigError("Name one backup to verify, or ask for all of them (--all)")
+    remote = is_url(backup_path) if backup_path else is_url(settings.backup_dir)
+    if quality and remote:
+        raise ConfigError(
+            "--quality runs on local backups only",
+            "Verify the copy at the target without --quality; the gate ran when the backup "
+            "was taken, and its verdict travels in the .meta.",
+        )
     if all_backups:
-        paths = [str(e.path) for e in list_backups(settings.backup_dir)]
+        paths = [e.where for e in backups_at(settings.backup_dir)]
         if not paths:
             raise BackupNotFound(
                 f"No backups found in {settings.backup_dir}",
@@ -60,7 +74,16 @@ def verify_flow(
             )
     else:
         paths = [str(backup_path)]
-    reports = [verify(path, quick=quick, recheck_quality=quality) for path in paths]
+    reports = [
+        verify(
+            path,
+            quick=quick,
+            recheck_quality=quality,
+            key_file=key_file(settings),
+            staging_dir=staging_dir(settings),
+        )
+        for path in paths
+    ]
     if quality:
         profile = ledger_profile(settings)
         for report in reports:
@@ -74,7 +97,9 @@ def verify_flow(
                     settings.min_timestamp,
                     settings.max_future_seconds,
                 )
-    publish_verification_artifact(reports, artifact_key("verify", settings.backup_dir.name))
+    publish_verification_artifact(
+        reports, artifact_key("verify", str(settings.backup_dir).rpartition("/")[2])
+    )
     failed = [r for r in reports if not r["valid"]]
     rejected = [r for r in reports if r.get("quality") and not r["quality"]["passed"]]
     if rejected and not failed:

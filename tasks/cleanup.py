@@ -7,13 +7,20 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from dagvault.retention import cleanup_old_backups
+from dagvault.storage import is_url, open_store
+from dagvault.target_ops import cleanup_target
 from tasks._runtime import artifact_key, task_options
 
 
 @task(**task_options())
 def cleanup(backup_dir: str, keep: int, dry_run: bool) -> dict[str, Any]:
-    """Remove all but the newest ``keep`` backups (never the newest verified one)."""
-    result = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run).to_json()
+    """Remove all but the newest ``keep`` backups (never the newest verified one) of a
+    local directory or a storage target."""
+    if is_url(backup_dir):
+        outcome = cleanup_target(open_store(backup_dir), keep, dry_run=dry_run)
+    else:
+        outcome = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run)
+    result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("cleanup", Path(backup_dir).name),
         table=[

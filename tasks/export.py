@@ -6,9 +6,13 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from dagvault.crypto import load_key, require_key
 from dagvault.export import export_database
+from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
+from dagvault.remote import fetched
+from dagvault.storage import is_url, open_store, split_location
 from tasks._runtime import artifact_key, task_options
 
 
@@ -24,20 +28,33 @@ def export(
     include_data: bool,
     timestamp_column: str,
     busy_timeout: float,
+    key_file: str | None = None,
+    staging_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Export one consistent snapshot; row counts are checked against the snapshot."""
-    result = export_database(
-        fmt,
-        database=Path(database_path) if database_path else None,
-        backup=Path(backup_path) if backup_path else None,
-        out=Path(out) if out else None,
-        export_dir=Path(export_dir),
-        tables=tables,
-        include_schema=include_schema,
-        include_data=include_data,
-        timestamp_column=timestamp_column,
-        busy_timeout=busy_timeout,
-    )
+    """Export one consistent snapshot; row counts are checked against the snapshot. A
+    backup at a storage target (a URL) is fetched into ``staging_dir`` first."""
+    options: dict[str, Any] = {
+        "out": Path(out) if out else None,
+        "export_dir": Path(export_dir),
+        "tables": tables,
+        "include_schema": include_schema,
+        "include_data": include_data,
+        "timestamp_column": timestamp_column,
+        "busy_timeout": busy_timeout,
+    }
+    if backup_path and is_url(backup_path):
+        target, name = split_location(backup_path)
+        key = load_key(Path(key_file) if key_file else None)
+        staging = Path(staging_dir) if staging_dir else None
+        with fetched(open_store(target), name, key, staging) as local:
+            result = export_database(fmt, backup=local, backup_location=backup_path, **options)
+    else:
+        result = export_database(
+            fmt,
+            database=Path(database_path) if database_path else None,
+            backup=Path(backup_path) if backup_path else None,
+            **options,
+        )
     create_table_artifact(
         key=artifact_key("export", fmt, Path(database_path or backup_path or "").stem),
         table=[
@@ -48,6 +65,21 @@ def export(
         f"manifest {result.manifest_path}",
     )
     return result.to_json()
+
+
+@task(**task_options())
+def encrypt_export(result: dict[str, Any], key_file: str | None) -> dict[str, Any]:
+    """Encrypt the data files of a finished, gated export (``export --encrypt``)."""
+    key = require_key(load_key(Path(key_file) if key_file else None), "export --encrypt")
+    files = [Path(f) for f in result["files"]]
+    manifest = Path(result["manifest_path"])
+    sealed = seal_export([f for f in files if f != manifest], manifest, key)
+    return {
+        **result,
+        "files": [str(f) for f in sealed],
+        "total_bytes": sum(f.stat().st_size for f in sealed),
+        "encrypted": True,
+    }
 
 
 @task(**task_options())

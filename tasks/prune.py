@@ -7,6 +7,8 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from dagvault.retention import RetentionPolicy, prune_backups
+from dagvault.storage import is_url, open_store
+from dagvault.target_ops import prune_target
 from tasks._runtime import artifact_key, task_options
 
 
@@ -15,7 +17,11 @@ def prune(backup_dir: str, policy: dict[str, int | None], dry_run: bool) -> dict
     """Apply the retention ``policy`` (RetentionPolicy fields) to ``backup_dir``; the plan,
     with every backup's reasons, becomes a table artifact."""
     rules = RetentionPolicy(**policy)
-    result = prune_backups(Path(backup_dir), rules, dry_run=dry_run).to_json()
+    if is_url(backup_dir):
+        outcome = prune_target(open_store(backup_dir), rules, dry_run=dry_run)
+    else:
+        outcome = prune_backups(Path(backup_dir), rules, dry_run=dry_run)
+    result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("prune", Path(backup_dir).name),
         table=[

@@ -6,8 +6,11 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from dagvault.restore import restore_backup
+from dagvault.storage import is_url, open_store, split_location
+from dagvault.target_ops import restore_from_target
 from tasks._runtime import artifact_key, task_options
 
 
@@ -21,18 +24,24 @@ def restore(
     profile: LedgerProfile,
     busy_timeout: float,
     max_seconds: float,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
-    """Verify, take a pre-restore backup, restore atomically, check the result."""
-    result = restore_backup(
-        Path(backup_path),
-        Path(database_path),
-        pre_restore_backup=pre_restore_backup,
-        verify=verify,
-        verify_checksum=verify_checksum,
-        profile=profile,
-        busy_timeout=busy_timeout,
-        max_seconds=max_seconds,
-    )
+    """Verify, take a pre-restore backup, restore atomically, check the result. A backup
+    at a storage target (a URL) is downloaded beside the database first."""
+    options: dict[str, Any] = {
+        "pre_restore_backup": pre_restore_backup,
+        "verify": verify,
+        "verify_checksum": verify_checksum,
+        "profile": profile,
+        "busy_timeout": busy_timeout,
+        "max_seconds": max_seconds,
+    }
+    if is_url(backup_path):
+        target, name = split_location(backup_path)
+        key = load_key(Path(key_file) if key_file else None)
+        result = restore_from_target(open_store(target), name, Path(database_path), key, **options)
+    else:
+        result = restore_backup(Path(backup_path), Path(database_path), **options)
     create_table_artifact(
         key=artifact_key("restore", Path(database_path).stem),
         table=[

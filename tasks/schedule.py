@@ -6,10 +6,11 @@ from typing import Any
 from prefect import task
 
 from dagvault.schedule import backup_schedule
+from dagvault.storage import as_target
 from tasks._runtime import task_options
 
 
 @task(**task_options())
 def check_schedule(database_path: str, backup_dir: str, interval_hours: int) -> dict[str, Any]:
     """The description's BackupSchedule: when the last backup was and whether one is due."""
-    return backup_schedule(Path(database_path), Path(backup_dir), interval_hours).to_json()
+    return backup_schedule(Path(database_path), as_target(backup_dir), interval_hours).to_json()

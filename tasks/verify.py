@@ -6,16 +6,34 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from dagvault.crypto import load_key
+from dagvault.storage import is_url, open_store, split_location
+from dagvault.target_ops import verify_at_target
 from dagvault.verify import verify_backup
 from tasks._runtime import task_options
 
 
 @task(**task_options())
 def verify(
-    backup_path: str, quick: bool = False, checksum: bool = True, recheck_quality: bool = False
+    backup_path: str,
+    quick: bool = False,
+    checksum: bool = True,
+    recheck_quality: bool = False,
+    key_file: str | None = None,
+    staging_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Verify one backup (checksum, metadata, integrity, row counts); report, never raise
-    for a bad backup: the flow decides what a failure means."""
+    """Verify one backup (checksum, metadata, integrity, row counts), local or at a
+    storage target (fetched into ``staging_dir`` first); report, never raise for a bad
+    backup: the flow decides what a failure means."""
+    if is_url(backup_path):
+        target, name = split_location(backup_path)
+        return verify_at_target(
+            open_store(target),
+            name,
+            load_key(Path(key_file) if key_file else None),
+            quick=quick,
+            staging=Path(staging_dir) if staging_dir else None,
+        ).to_json()
     return verify_backup(
         Path(backup_path), quick=quick, checksum=checksum, recheck_quality=recheck_quality
     ).to_json()

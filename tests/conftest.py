@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,6 +39,11 @@ for _name in (
     "CREATE_PRE_RESTORE_BACKUP",
     "RESTORE_VERIFY_CHECKSUM",
     "DAGVAULT_BUSY_TIMEOUT",
+    "BACKUP_REPLICAS",
+    "BACKUP_ENCRYPTION_ENABLED",
+    "DAGVAULT_ENCRYPTION_KEY_FILE",
+    "DAGVAULT_ENCRYPTION_KEY",
+    "DAGVAULT_STAGING_DIR",
 ):
     os.environ.pop(_name, None)
 
@@ -52,6 +58,30 @@ def prefect_api_url() -> Iterator[str]:
         url = PREFECT_API_URL.value()
         assert url
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server on loopback (moto's server mode, a subprocess), with
+    credentials in the standard AWS environment variables (subprocesses inherit them)."""
+    from _s3 import moto_server
+
+    with moto_server() as endpoint, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "dagvault-test")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "dagvault-test-secret")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ENDPOINT_URL", endpoint)
+        yield endpoint
+
+
+@pytest.fixture
+def s3_target(s3_endpoint: str) -> str:
+    """A new bucket per test; the target is a prefix inside it."""
+    import fsspec
+
+    bucket = f"dagvault-{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
+    return f"s3://{bucket}/node-1/backups"
 
 
 @pytest.fixture

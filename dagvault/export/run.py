@@ -224,8 +224,10 @@ def export_database(
     include_data: bool = True,
     timestamp_column: str = "timestamp",
     busy_timeout: float = 30.0,
+    backup_location: str | None = None,
 ) -> ExportResult:
-    """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``."""
+    """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``
+    (``backup_location``: the URL the manifest names for a backup fetched from a target)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(
             f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
@@ -235,7 +237,12 @@ def export_database(
     started = time.monotonic()
     source_path = backup if backup is not None else database
     assert source_path is not None
-    with open_snapshot(database=database, backup=backup, busy_timeout=busy_timeout) as snapshot:
+    with open_snapshot(
+        database=database,
+        backup=backup,
+        busy_timeout=busy_timeout,
+        backup_location=backup_location,
+    ) as snapshot:
         selected = _choose_tables(snapshot, tables)
         final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)
         try:

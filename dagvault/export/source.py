@@ -30,7 +30,11 @@ class Snapshot:
 
 @contextlib.contextmanager
 def open_snapshot(
-    *, database: Path | None = None, backup: Path | None = None, busy_timeout: float = 30.0
+    *,
+    database: Path | None = None,
+    backup: Path | None = None,
+    busy_timeout: float = 30.0,
+    backup_location: str | None = None,
 ) -> Iterator[Snapshot]:
     image: Path | None = None
     if backup is not None:
@@ -48,7 +52,7 @@ def open_snapshot(
         conn = open_database(readable, mode="ro", what="backup", check_same_thread=False)
         source = {
             "kind": "backup",
-            "path": str(backup),
+            "path": backup_location or str(backup),
             "checksum": report.info.checksum,
             "backup_type": report.info.backup_type,
         }

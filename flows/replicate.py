@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from dagvault.errors import ConfigError, StorageError
+from dagvault.storage import is_url
+from flows._settings import key_file, resolve
+from tasks.replicate import replicate_to
+
+
+class ReplicationIncomplete(StorageError):
+    """Some backups could not be copied; the run fails so that it shows, with the reports."""
+
+    def __init__(self, message: str, hint: str, reports: list[dict[str, Any]]) -> None:
+        super().__init__(message, hint)
+        self.reports = reports
+
+
+@flow(name="dagvault-replicate")
+def replicate_flow(
+    targets: list[str] | None = None,
+    backup_dir: str | None = None,
+    encrypt: bool | None = None,
+    config_file: str | None = None,
+    encryption_key_file: str | None = None,
+) -> list[dict[str, Any]]:
+    """Copy the local backups each target (default ``backup.replicas``) lacks, oldest
+    first, and report the lag per target (newest local vs newest backup there). Fails
+    when a backup could not be copied."""
+    settings = resolve(
+        config_file,
+        backup_dir=backup_dir,
+        replicas=targets or None,
+        encryption_enabled=encrypt,
+        encryption_key_file=encryption_key_file,
+    )
+    if is_url(settings.backup_dir):
+        raise ConfigError(
+            f"BACKUP_DIR {settings.backup_dir} is itself a storage target; replication copies "
+            "from a local backup directory",
+            "Point --backup-dir / BACKUP_DIR at the local directory the backups are taken in.",
+        )
+    if not settings.replicas:
+        raise ConfigError(
+            "No replica to copy to", "Pass --to URL, or set backup.replicas / BACKUP_REPLICAS."
+        )
+    reports = [
+        replicate_to(
+            str(settings.backup_dir), target, settings.encryption_enabled, key_file(settings)
+        )
+        for target in settings.replicas
+    ]
+    skipped = [f"{r['target']}: {n}: {why}" for r in reports for n, why in r["skipped"].items()]
+    if skipped:
+        raise ReplicationIncomplete(
+            f"{len(skipped)} backups were not copied: " + " | ".join(skipped),
+            "Verify the named backups (`dagvault verify`); a delta whose parent is missing at "
+            "the target needs that parent copied first, or a new full backup.",
+            reports,
+        )
+    return reports

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from dagvault.crypto import writing_key
+from dagvault.meta import read_meta
+from dagvault.remote import upload_backup
+from dagvault.replicate import replicate
+from dagvault.storage import open_store
+from tasks._runtime import artifact_key, task_options
+
+
+def _key(encrypt: bool, key_file: str | None) -> bytes | None:
+    # Only the key file's path is a task parameter: Prefect stores parameters.
+    return writing_key(encrypt, Path(key_file) if key_file else None)
+
+
+@task(**task_options())
+def replicate_to(
+    backup_dir: str, target: str, encrypt: bool, key_file: str | None
+) -> dict[str, Any]:
+    """Copy the backups ``target`` lacks and report the lag (also kept in the backup
+    directory's .dagvault-replication.json for metrics)."""
+    report = replicate(Path(backup_dir), open_store(target), _key(encrypt, key_file)).to_json()
+    create_table_artifact(
+        key=artifact_key("replication", target.rpartition("/")[2] or "target"),
+        table=[
+            {"field": "target", "value": target},
+            {"field": "copied", "value": ", ".join(report["copied"]) or "-"},
+            {
+                "field": "skipped",
+                "value": "; ".join(f"{k}: {v}" for k, v in report["skipped"].items()) or "-",
+            },
+            {"field": "missing", "value": report["missing"]},
+            {"field": "lag_seconds", "value": report["lag_seconds"]},
+            {"field": "bytes_copied", "value": report["bytes_copied"]},
+        ],
+        description=f"Replication of {backup_dir} to {target}",
+    )
+    return report
+
+
+@task(**task_options())
+def upload_to(backup_path: str, target: str, encrypt: bool, key_file: str | None) -> str:
+    """Upload one local backup to ``target`` (data, read-back check, .meta last); return
+    its URL there."""
+    backup = Path(backup_path)
+    remote = upload_backup(backup, read_meta(backup), open_store(target), _key(encrypt, key_file))
+    return remote.backup_path
