@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dagvault.catalog import list_backups
+from dagvault.replicate import read_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The *_created series of every counter only add noise to a scrape.
@@ -71,6 +72,28 @@ class _StorageCollector(Collector):
             duration.add_metric([kind], float(info.metadata.get("duration_seconds", 0.0)))
             volume.add_metric([kind], entry.file_size)
         yield from (last, duration, volume)
+        yield from _replication(self.backup_dir)
+
+
+def _replication(backup_dir: Path) -> Iterator[GaugeMetricFamily]:
+    """The last replication outcome per target (`dagvault replicate` writes it; no network
+    here). A target that holds nothing yet has no lag series, only its missing count."""
+    lag = GaugeMetricFamily(
+        "dag_replication_lag_seconds",
+        "Newest local backup minus newest backup at the target, at the last replication",
+        labels=["target"],
+    )
+    missing = GaugeMetricFamily(
+        "dag_replication_missing_backups",
+        "Local backups the target lacked after the last replication",
+        labels=["target"],
+    )
+    for target, status in sorted(read_status(backup_dir).items()):
+        if isinstance(status.get("lag_seconds"), int | float):
+            lag.add_metric([target], status["lag_seconds"])
+        if isinstance(status.get("missing"), int):
+            missing.add_metric([target], status["missing"])
+    yield from (lag, missing)
 
 
 def _size(path: Path) -> int:

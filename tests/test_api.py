@@ -350,3 +350,17 @@ def test_audit_log_has_one_line_per_operation(server: Server) -> None:
     restores = [e for e in lines if e["action"] == "restore" and e["result"] == "success"]
     assert restores and all(e["request"]["create_pre_restore_backup"] for e in restores)
     assert oct(server.audit_log.stat().st_mode & 0o777) == "0o600"
+
+
+def test_metrics_show_the_replication_lag_of_each_target(
+    server: Server, client: httpx.Client, tmp_path: Path
+) -> None:
+    from dagvault.replicate import replicate, write_status
+    from dagvault.storage import open_store
+
+    backups = server.workdir / "backups"
+    target = f"file://{tmp_path / 'second-disk'}"
+    write_status(backups, replicate(backups, open_store(target), key=None))
+    text = client.get("/metrics").text
+    assert metric(text, "dag_replication_lag_seconds", target=target) == 0
+    assert metric(text, "dag_replication_missing_backups", target=target) == 0
