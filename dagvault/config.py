@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.errors import ConfigError
+from dagvault.presets import PRESETS
 
 EXPORT_FORMATS = ("sql", "json", "csv", "parquet")
 CONFIG_ENV = "DAGVAULT_CONFIG"
@@ -72,6 +73,12 @@ class Settings:
     # (2009-01-03) to this far past the current time (clock skew between nodes).
     min_timestamp: int = 1_231_006_805
     max_future_seconds: int = 86_400
+    # A named schedule of the description (production, development, critical): defaults
+    # for interval_hours and retention_count below any flag, env var or file value.
+    preset: str | None = None
+    # A Prefect notification block ("<type-slug>/<name>", e.g. slack-webhook/ops) that
+    # failed or crashed runs post to; None sends nothing.
+    notify_block: str | None = None
 
 
 def _positive_int(raw: Any) -> int:
@@ -162,6 +169,21 @@ def _export_format(raw: Any) -> str:
     return text
 
 
+def _preset(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in PRESETS:
+        raise ValueError(f"expected one of {', '.join(PRESETS)}")
+    return text
+
+
+def _block_name(raw: Any) -> str:
+    text = str(raw).strip()
+    slug, _, name = text.partition("/")
+    if not slug or not name:
+        raise ValueError("expected a Prefect block as <block-type-slug>/<block-name>")
+    return text
+
+
 def _identifier(raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError("expected a table or column name")
@@ -223,6 +245,8 @@ _SPECS: dict[str, _Spec] = {
     "reports_dir": _Spec("DAGVAULT_REPORTS_DIR", ("quality", "reports_dir"), _path),
     "min_timestamp": _Spec(None, ("quality", "min_timestamp"), _non_negative_int),
     "max_future_seconds": _Spec(None, ("quality", "max_future_seconds"), _non_negative_int),
+    "preset": _Spec("BACKUP_PRESET", ("backup", "preset"), _preset),
+    "notify_block": _Spec("DAGVAULT_NOTIFY_BLOCK", ("notify", "block"), _block_name),
 }
 
 _FILE_KEYS = {spec.file_key for spec in _SPECS.values()}
@@ -298,4 +322,8 @@ def load_settings(
                 f"Invalid value {raw!r} for {source}: {exc}",
                 f"Set {source} to a valid value.",
             ) from None
+    preset = PRESETS.get(resolved.get("preset", ""))
+    if preset:
+        for name in ("interval_hours", "retention_count"):
+            resolved.setdefault(name, getattr(preset, name))
     return Settings(**resolved)

@@ -14,6 +14,8 @@ from dagvault.crypto import writing_key
 from dagvault.errors import ConfigError, VerificationError
 from dagvault.quality import gate_failure
 from dagvault.storage import is_url
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
 from tasks.backup import take_backup
 from tasks.quality import backup_quality_gate
@@ -58,7 +60,7 @@ def _check_targets(settings: Settings, replicas: list[str], backup_type: str) ->
     writing_key(settings.encryption_enabled, settings.encryption_key_file)
 
 
-@flow(name="dagvault-backup")
+@flow(name="dagvault-backup", **HOOKS)
 def backup_flow(
     database_path: str | None = None,
     backup_dir: str | None = None,
@@ -100,7 +102,10 @@ def backup_flow(
     )
     replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
     _check_targets(settings, replicas, backup_type)
-    with _local_directory(settings) as directory:
+    with (
+        one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
+        _local_directory(settings) as directory,
+    ):
         info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
         if quality:
             _gate(settings, info, allow_decrease)

@@ -4,11 +4,13 @@ from typing import Any
 
 from prefect import flow
 
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import resolve
 from tasks.cleanup import cleanup
 
 
-@flow(name="dagvault-cleanup")
+@flow(name="dagvault-cleanup", **HOOKS)
 def cleanup_flow(
     keep: int | None = None,
     dry_run: bool = False,
@@ -18,4 +20,5 @@ def cleanup_flow(
     """Keep the newest ``keep`` backups (default BACKUP_RETENTION_COUNT) and the newest
     verified one; remove the data and metadata of the rest."""
     settings = resolve(config_file, backup_dir=backup_dir, retention_count=keep)
-    return cleanup(str(settings.backup_dir), settings.retention_count, dry_run)
+    with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
+        return cleanup(str(settings.backup_dir), settings.retention_count, dry_run)

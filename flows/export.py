@@ -6,12 +6,14 @@ from prefect import flow
 
 from dagvault.crypto import writing_key
 from dagvault.quality import gate_failure
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks.export import encrypt_export, export, import_dump
 from tasks.quality import export_quality_gate
 
 
-@flow(name="dagvault-export")
+@flow(name="dagvault-export", **HOOKS)
 def export_flow(
     fmt: str | None = None,
     database_path: str | None = None,
@@ -65,7 +67,7 @@ def export_flow(
     return result
 
 
-@flow(name="dagvault-import-sql")
+@flow(name="dagvault-import-sql", **HOOKS)
 def import_sql_flow(
     sql_path: str,
     database_path: str | None = None,
@@ -76,11 +78,12 @@ def import_sql_flow(
     settings = resolve(
         config_file, database_path=database_path, create_pre_restore_backup=pre_import_backup
     )
-    return import_dump(
-        sql_path,
-        str(settings.database_path),
-        settings.create_pre_restore_backup,
-        ledger_profile(settings),
-        settings.busy_timeout_seconds,
-        settings.max_restore_time,
-    )
+    with one_at_a_time(database=settings.database_path):
+        return import_dump(
+            sql_path,
+            str(settings.database_path),
+            settings.create_pre_restore_backup,
+            ledger_profile(settings),
+            settings.busy_timeout_seconds,
+            settings.max_restore_time,
+        )

@@ -4,12 +4,15 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.presets import retention_by_schedule
 from dagvault.retention import RetentionPolicy, resolve_policy
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import resolve
 from tasks.prune import prune
 
 
-@flow(name="dagvault-prune")
+@flow(name="dagvault-prune", **HOOKS)
 def prune_flow(
     keep_last: int | None = None,
     keep_hourly: int | None = None,
@@ -17,15 +20,19 @@ def prune_flow(
     keep_weekly: int | None = None,
     keep_monthly: int | None = None,
     dry_run: bool = False,
+    by_schedule: bool = False,
     backup_dir: str | None = None,
     config_file: str | None = None,
 ) -> dict[str, Any]:
     """restic-style retention (``dagvault prune``): keep-last and calendar rules combined
     with OR, chain-aware, never the newest verified full backup. With no rule at all,
-    keep-last is BACKUP_RETENTION_COUNT; a policy whose rules are all 0 is refused."""
+    keep-last is BACKUP_RETENTION_COUNT — or, ``by_schedule``, the newest backup of each of
+    the BACKUP_RETENTION_COUNT latest periods of BACKUP_INTERVAL_HOURS (the presets' "keep
+    N"). A policy whose rules are all 0 is refused."""
     settings = resolve(config_file, backup_dir=backup_dir)
-    policy = resolve_policy(
-        RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly),
-        settings.retention_count,
-    )
-    return prune(str(settings.backup_dir), policy.to_json(), dry_run)
+    rules = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly)
+    if by_schedule and rules.is_unset:
+        rules = retention_by_schedule(settings.interval_hours, settings.retention_count)
+    policy = resolve_policy(rules, settings.retention_count)
+    with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
+        return prune(str(settings.backup_dir), policy.to_json(), dry_run)

@@ -4,11 +4,13 @@ from typing import Any
 
 from prefect import flow
 
+from flows._concurrency import directory_of, one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
 from tasks.restore import restore
 
 
-@flow(name="dagvault-restore")
+@flow(name="dagvault-restore", **HOOKS)
 def restore_flow(
     backup_path: str,
     database_path: str | None = None,
@@ -27,14 +29,15 @@ def restore_flow(
         create_pre_restore_backup=pre_restore_backup,
         encryption_key_file=encryption_key_file,
     )
-    return restore(
-        backup_path,
-        str(settings.database_path),
-        settings.create_pre_restore_backup,
-        verify_first,
-        settings.restore_verify_checksum,
-        ledger_profile(settings),
-        settings.busy_timeout_seconds,
-        settings.max_restore_time,
-        key_file(settings),
-    )
+    with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
+        return restore(
+            backup_path,
+            str(settings.database_path),
+            settings.create_pre_restore_backup,
+            verify_first,
+            settings.restore_verify_checksum,
+            ledger_profile(settings),
+            settings.busy_timeout_seconds,
+            settings.max_restore_time,
+            key_file(settings),
+        )

@@ -5,6 +5,8 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import resolve
 from flows.backup import backup_flow
 from tasks._runtime import artifact_key
@@ -12,7 +14,7 @@ from tasks.cleanup import cleanup
 from tasks.schedule import check_schedule
 
 
-@flow(name="dagvault-scheduled-backup")
+@flow(name="dagvault-scheduled-backup", **HOOKS)
 def scheduled_backup_flow(
     database_path: str | None = None,
     backup_dir: str | None = None,
@@ -39,7 +41,10 @@ def scheduled_backup_flow(
             config_file=config_file,
         )
         if settings.auto_cleanup:
-            outcome["cleanup"] = cleanup(str(settings.backup_dir), settings.retention_count, False)
+            with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
+                outcome["cleanup"] = cleanup(
+                    str(settings.backup_dir), settings.retention_count, False
+                )
         outcome["schedule"] = check_schedule(
             str(settings.database_path), str(settings.backup_dir), settings.interval_hours
         )

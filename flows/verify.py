@@ -8,6 +8,8 @@ from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, Veri
 from dagvault.quality import gate_failure
 from dagvault.remote import backups_at
 from dagvault.storage import is_url
+from flows._concurrency import directory_of, one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks._runtime import artifact_key
 from tasks.quality import backup_quality_gate
@@ -34,7 +36,7 @@ class BackupsFailedQualityGate(QualityGateFailed):
         self.reports = reports
 
 
-@flow(name="dagvault-verify")
+@flow(name="dagvault-verify", **HOOKS)
 def verify_flow(
     backup_path: str | None = None,
     all_backups: bool = False,
@@ -74,29 +76,30 @@ def verify_flow(
             )
     else:
         paths = [str(backup_path)]
-    reports = [
-        verify(
-            path,
-            quick=quick,
-            recheck_quality=quality,
-            key_file=key_file(settings),
-            staging_dir=staging_dir(settings),
-        )
-        for path in paths
-    ]
-    if quality:
-        profile = ledger_profile(settings)
-        for report in reports:
-            report["quality"] = None
-            if report["valid"]:
-                report["quality"] = backup_quality_gate(
-                    report["backup_path"],
-                    profile,
-                    str(settings.reports_dir),
-                    allow_decrease,
-                    settings.min_timestamp,
-                    settings.max_future_seconds,
-                )
+    with one_at_a_time(backup_dir=directory_of(paths[0]) if backup_path else settings.backup_dir):
+        reports = [
+            verify(
+                path,
+                quick=quick,
+                recheck_quality=quality,
+                key_file=key_file(settings),
+                staging_dir=staging_dir(settings),
+            )
+            for path in paths
+        ]
+        if quality:
+            profile = ledger_profile(settings)
+            for report in reports:
+                report["quality"] = None
+                if report["valid"]:
+                    report["quality"] = backup_quality_gate(
+                        report["backup_path"],
+                        profile,
+                        str(settings.reports_dir),
+                        allow_decrease,
+                        settings.min_timestamp,
+                        settings.max_future_seconds,
+                    )
     publish_verification_artifact(
         reports, artifact_key("verify", str(settings.backup_dir).rpartition("/")[2])
     )
