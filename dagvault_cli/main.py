@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
-from dagvault_cli import commands
+from dagvault.presets import PRESETS
+from dagvault_cli import commands, production
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 TOP_EXAMPLES = """examples:
@@ -349,6 +350,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--nodes", type=_positive_int, default=64)
     p.add_argument("--append", action="store_true", help="add transactions to an existing one")
+    p = command(
+        "fleet-backup",
+        production.fleet_backup,
+        "Back up many ledgers (one per node) in parallel, each into BACKUP_DIR/<label>; "
+        "one node's failure does not stop the others.",
+        "dagvault fleet-backup --glob '/srv/nodes/*/blockchain.db' --task-runner dask "
+        "--dask-address tcp://10.0.0.5:8786",
+    )
+    p.add_argument("ledgers", nargs="*", help="ledger files (with or instead of --glob)")
+    p.add_argument("--glob", help="a pattern matching the ledgers ('**' recurses)")
+    p.add_argument("--backup-dir", help="the root of the nodes' backup directories (BACKUP_DIR)")
+    p.add_argument("--type", dest="backup_type", choices=BACKUP_KINDS, default="full")
+    p.add_argument("--no-quality", action="store_true", help="skip the data-quality gates")
+    p.add_argument(
+        "--task-runner",
+        choices=("default", "dask"),
+        default="default",
+        help="default: threads in this process; dask: a Dask cluster",
+    )
+    p.add_argument(
+        "--dask-address",
+        help="the Dask scheduler (tcp://HOST:8786); without it, a local Dask cluster",
+    )
+
+    p = command(
+        "serve-deployments",
+        production.serve_deployments,
+        "Serve the deployments of deployments/prefect.yaml from this process (no work pool) "
+        "until stopped; needs PREFECT_API_URL.",
+        "PREFECT_API_URL=http://127.0.0.1:4200/api dagvault serve-deployments --preset critical",
+    )
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="schedule and retention of the description (BACKUP_PRESET)",
+    )
     return parser
 
 

@@ -43,6 +43,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     import flows.backup
     import flows.cleanup
     import flows.export
+    import flows.fleet
     import flows.prune
     import flows.replicate
     import flows.restore
@@ -59,6 +60,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "schedule": flows.scheduled.scheduled_backup_flow,
         "export": flows.export.export_flow,
         "import-sql": flows.export.import_sql_flow,
+        "fleet-backup": flows.fleet.fleet_backup_flow,
     }
     quiet_known_errors()
     require_reachable_api()

@@ -4,15 +4,14 @@ Dask cluster (scheduler and worker processes on loopback)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _helpers import content_digest
+from _helpers import content_digest, free_port, wait_for_port
 
 from dagvault.errors import ConfigError
 from dagvault.fleet import fleet_members
@@ -76,28 +75,11 @@ def test_one_failing_node_does_not_stop_the_others(tmp_path: Path) -> None:
         assert_restorable(backup, ledger, tmp_path / f"{label}.restored.db")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the Dask scheduler exited"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
 @pytest.fixture
 def dask_cluster(prefect_api_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A scheduler and one worker process (two threads) on loopback; the worker reports
     its task runs to the test's Prefect server and logs them at INFO to a file."""
-    port, bin_dir = _free_port(), Path(sys.executable).parent
+    port, bin_dir = free_port(), Path(sys.executable).parent
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url, "PREFECT_LOGGING_LEVEL": "INFO"}
     worker_log = tmp_path / "dask-worker.log"
     scheduler = subprocess.Popen(
@@ -118,7 +100,7 @@ def dask_cluster(prefect_api_url: str, tmp_path: Path) -> Iterator[tuple[str, Pa
     )
     processes = [scheduler]
     try:
-        _wait_for_port(port, scheduler)
+        wait_for_port(port, scheduler)
         address = f"tcp://127.0.0.1:{port}"
         with worker_log.open("wb") as log:
             processes.append(
@@ -166,3 +148,23 @@ def test_fleet_runs_on_a_dask_cluster(tmp_path: Path, dask_cluster: tuple[str, P
         assert_restorable(Path(report["backup_path"]), ledger, tmp_path / f"{report['ledger']}.db")
     # The tasks ran in the worker process, not in this one.
     assert worker_log.read_text().count("back-up-ledger") >= 3
+
+
+def test_cli_reports_every_node_and_exits_with_the_failure(tmp_path: Path, cli: Any) -> None:
+    make_fleet(tmp_path, ["a", "b"])
+    missing = tmp_path / "nodes" / "gone" / "blockchain.db"
+    done = cli(
+        "fleet-backup",
+        str(missing),
+        "--glob",
+        str(tmp_path / "nodes" / "*" / "blockchain.db"),
+        "--backup-dir",
+        str(tmp_path / "backups"),
+        "--no-quality",
+    )
+    assert done.returncode == 3, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
+    assert "ok" in lines["a-blockchain"] and "ok" in lines["b-blockchain"]
+    assert "failed" in lines["gone-blockchain"] and "DatabaseNotFound" in lines["gone-blockchain"]
+    assert "Error: 1 of 3 ledgers were not backed up" in done.stderr
+    assert len(list((tmp_path / "backups" / "a-blockchain").glob("*.db"))) == 1

@@ -1,0 +1,1 @@
+"""dagvault's Prefect deployments: ``prefect.yaml`` (work pool) and ``serve.py`` (no pool)."""

@@ -1,0 +1,28 @@
+"""What the deployments take from the configuration when they are created.
+
+``prefect deploy`` runs ``schedule_values`` as a build step (``{{ plan.* }}`` in
+prefect.yaml) and ``serve.py`` calls it directly, so both read BACKUP_PRESET,
+BACKUP_INTERVAL_HOURS and DAGVAULT_CONFIG the same way. Only the schedules are fixed
+at deploy time; every flow parameter left empty is resolved on the node at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagvault.config import load_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PREFECT_FILE = Path(__file__).resolve().parent / "prefect.yaml"
+
+
+def schedule_values(config_file: str | None = None) -> dict[str, Any]:
+    settings = load_settings(config_file=config_file)
+    return {
+        "project_dir": str(PROJECT_DIR),
+        "full_backup_hours": settings.interval_hours,
+        # Hourly full backups (the critical preset) leave nothing for an incremental to add.
+        "incremental_active": settings.interval_hours > 1,
+        "preset": settings.preset or "custom",
+    }

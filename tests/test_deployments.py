@@ -1,0 +1,315 @@
+"""The deployments for real: `prefect server start` (its own PREFECT_HOME, a free loopback
+port; SQLite, then PostgreSQL), `prefect deploy` from deployments/prefect.yaml, a process
+worker, runs triggered like an operator would; and `deployments/serve.py`.
+
+The worker (or serve process) gets only the node's configuration (DATABASE_PATH,
+BACKUP_DIR, …): the deployments pass no paths, so this also proves that one deployment
+serves any node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from _helpers import free_port
+from conftest import PROJECT
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from dagvault.catalog import list_backups
+from dagvault.sample import create_sample_ledger
+from dagvault.verify import verify_backup
+
+BIN = Path(sys.executable).parent
+HOURLY = "FREQ=HOURLY;INTERVAL={}"
+DEPLOYMENTS = {
+    "full-backup",
+    "incremental-backup",
+    "nightly-verify",
+    "nightly-parquet-export",
+    "retention-prune",
+    "fleet-backup",
+}
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def prefect_server(home: Path, **env: str) -> Iterator[str]:
+    """`prefect server start` on a free loopback port; yields its API URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false", **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _healthy(url):
+            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Prefect server did not start in 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
+class Node:
+    """One node's configuration: a ledger and where its backups, exports, reports go."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ledger = root / "blockchain.db"
+        self.backups = root / "backups"
+        create_sample_ledger(self.ledger, 200, seed=3, nodes=8)
+        self.env = {
+            "DATABASE_PATH": str(self.ledger),
+            "BACKUP_DIR": str(self.backups),
+            "EXPORT_DIR": str(root / "exports"),
+            "DAGVAULT_REPORTS_DIR": str(root / "reports"),
+        }
+
+
+def prefect_cli(api_url: str, home: Path, *args: str, **env: str) -> str:
+    done = subprocess.run(
+        [BIN / "prefect", *args],
+        cwd=PROJECT,
+        env={**os.environ, "PREFECT_API_URL": api_url, "PREFECT_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@contextmanager
+def background(args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=log.parent, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def deploy(api_url: str, home: Path, *which: str, **env: str) -> None:
+    """Create the work pool, then `prefect deploy` the named deployments (default: all)."""
+    prefect_cli(api_url, home, "work-pool", "create", "dagvault", "--type", "process")
+    names = [arg for name in which for arg in ("--name", name)] or ["--all"]
+    prefect_cli(
+        api_url, home, "deploy", *names, "--prefect-file", "deployments/prefect.yaml", **env
+    )
+
+
+@contextmanager
+def worker(api_url: str, node: Node) -> Iterator[None]:
+    env = {
+        **node.env,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(node.root / "worker-home"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    args = [str(BIN / "prefect"), "worker", "start", "--pool", "dagvault", "--type", "process"]
+    with background(args, env, node.root / "worker.log"):
+        yield
+
+
+def trigger(api_url: str, *runs_of: tuple[str, dict[str, Any]]) -> list[FlowRun]:
+    """Start runs of the deployments together (each with its parameter overrides), wait
+    until every one is final."""
+    timeout = 240
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        runs = [run_deployment(name, parameters=params, timeout=0) for name, params in runs_of]
+        deadline = time.monotonic() + timeout
+        with get_client(sync_client=True) as client:
+            while True:
+                runs = [client.read_flow_run(run.id) for run in runs]
+                if all(run.state and run.state.is_final() for run in runs):
+                    return runs
+                assert time.monotonic() < deadline, [str(r.state) for r in runs]
+                time.sleep(1)
+
+
+def server_view(api_url: str, run_ids: list[UUID]) -> dict[str, Any]:
+    """What an operator sees: deployments and their schedules, artifacts, task runs."""
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        ids = FlowRunFilter(id=FlowRunFilterId(any_=run_ids))
+        return {
+            "deployments": {d.name: d for d in client.read_deployments()},
+            "artifacts": client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=run_ids))
+            ),
+            "task_runs": client.read_task_runs(flow_run_filter=ids),
+            "limits": {limit.name: limit for limit in client.read_global_concurrency_limits()},
+        }
+
+
+def schedule_of(deployment: Any, slug: str) -> tuple[str | None, bool]:
+    """The schedule's recurrence rule (full backups) and whether it is active."""
+    schedule = next(s for s in deployment.schedules if s.slug == slug)
+    rule = getattr(schedule.schedule, "rrule", None)
+    return (rule.splitlines()[-1] if rule else None), schedule.active
+
+
+def assert_backup_run(run: FlowRun, view: dict[str, Any], node: Node) -> None:
+    assert run.state is not None and run.state.is_completed(), run.state
+    keys = {a.key for a in view["artifacts"] if a.flow_run_id == run.id}
+    assert {"backup-blockchain", "quality-blockchain"} <= keys
+    backups = [e for e in list_backups(node.backups) if e.info]
+    assert backups, "the run completed but left no backup"
+    assert verify_backup(backups[0].path).ok
+
+
+def assert_served_backup(run: FlowRun, view: dict[str, Any], node: Node) -> None:
+    """A completed run without the quality gate: its backup artifact and a valid backup."""
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert "backup-blockchain" in {a.key for a in view["artifacts"]}
+    assert verify_backup(next(e.path for e in list_backups(node.backups) if e.info)).ok
+
+
+@pytest.fixture(scope="module")
+def sqlite_server() -> Iterator[str]:
+    with prefect_server(Path(tempfile.mkdtemp(prefix="dagvault-server-home-"))) as url:
+        yield url
+
+
+def test_prefect_deploy_then_a_worker_runs_the_backup_deployment(
+    sqlite_server: str, tmp_path: Path
+) -> None:
+    node = Node(tmp_path)
+    deploy(sqlite_server, tmp_path / "client-home", BACKUP_PRESET="critical")
+    with worker(sqlite_server, node):
+        # Two deployments firing at the same moment on one database.
+        full, incremental = trigger(
+            sqlite_server,
+            ("dagvault-backup/full-backup", {}),
+            # Its quality gate would only repeat the full backup's (GX takes seconds).
+            ("dagvault-backup/incremental-backup", {"quality": False}),
+        )
+    view = server_view(sqlite_server, [full.id, incremental.id])
+    assert set(view["deployments"]) == DEPLOYMENTS
+    deployments = view["deployments"]
+    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(1), True)
+    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[1] is False
+    assert deployments["full-backup"].work_pool_name == "dagvault"
+    assert_backup_run(full, view, node)
+    assert incremental.state is not None and incremental.state.is_completed()
+    # The global concurrency limit queued one behind the other: neither backup met the
+    # other's flock (no retry), and their backup tasks never overlapped.
+    backups = sorted(
+        (t for t in view["task_runs"] if t.name.startswith("take_backup")),
+        key=lambda t: t.start_time,
+    )
+    assert [t.run_count for t in backups] == [1, 1]
+    assert backups[0].end_time <= backups[1].start_time
+    assert any(name.startswith("dagvault-db-blockchain-") for name in view["limits"])
+
+
+def test_served_deployments_run_without_a_work_pool(prefect_api_url: str, tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    env = {**node.env, "PREFECT_API_URL": prefect_api_url, "BACKUP_PRESET": "development"}
+    args = [sys.executable, str(PROJECT / "deployments" / "serve.py")]
+    with background(args, env, tmp_path / "serve.log"):
+        with temporary_settings({PREFECT_API_URL: prefect_api_url}):
+            deadline = time.monotonic() + 120
+            while True:
+                with get_client(sync_client=True) as client:
+                    served = {d.name for d in client.read_deployments()}
+                if served >= DEPLOYMENTS:
+                    break
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(1)
+        # The quality gate's GX start-up (seconds) is covered by the two other runs.
+        # The quality gate's GX start-up (seconds) is covered by the first test's run.
+        (run,) = trigger(prefect_api_url, ("dagvault-backup/full-backup", {"quality": False}))
+    view = server_view(prefect_api_url, [run.id])
+    deployments = view["deployments"]
+    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(168), True)
+    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[1] is True
+    assert deployments["full-backup"].work_pool_name is None
+    assert_served_backup(run, view, node)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """DAGVAULT_TEST_POSTGRES_URL (.ci/run starts one), else a cluster of our own from the
+    installed PostgreSQL binaries; skipped only where PostgreSQL is not installed."""
+    if url := os.environ.get("DAGVAULT_TEST_POSTGRES_URL"):
+        yield url
+        return
+    data = Path(tempfile.mkdtemp(prefix="dagvault-pg-"))
+    script = str(PROJECT / ".ci" / "postgres")
+    started = subprocess.run(
+        [script, "start", str(data), str(free_port())], capture_output=True, text=True
+    )
+    if started.returncode == 3:
+        pytest.skip(f"PostgreSQL unavailable: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([script, "stop", str(data)], check=True)
+
+
+def test_the_same_deployment_on_a_postgresql_backed_server(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    node = Node(tmp_path)
+    home = tmp_path / "server-home"
+    with prefect_server(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=postgres_url) as url:
+        deploy(url, tmp_path / "client-home", "full-backup")
+        with worker(url, node):
+            (run,) = trigger(url, ("dagvault-backup/full-backup", {"quality": False}))
+        view = server_view(url, [run.id])
+        deployments = view["deployments"]
+        assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(24), True)
+        assert_served_backup(run, view, node)
+    # The run history lives in PostgreSQL, not in a SQLite file under PREFECT_HOME.
+    assert not list(home.rglob("*.db"))
+    assert asyncio.run(_count_flow_runs(postgres_url, run.id)) == 1
+
+
+async def _count_flow_runs(url: str, run_id: UUID) -> int:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM flow_run WHERE id = $1", run_id))
+    finally:
+        await connection.close()
