@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagvault.retention import RetentionPolicy
+from dagvault.retention import RetentionPolicy, resolve_policy
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,13 @@ def retention_by_schedule(interval_hours: int, retention_count: int) -> Retentio
     if interval_hours <= 24 * 7:
         return RetentionPolicy(keep_weekly=retention_count)
     return RetentionPolicy(keep_monthly=retention_count)
+
+
+def prune_policy(
+    rules: RetentionPolicy, *, by_schedule: bool, interval_hours: int, retention_count: int
+) -> RetentionPolicy:
+    """The rules given; with none and ``by_schedule``, the schedule's; else keep-last
+    ``retention_count`` (``resolve_policy``, which refuses an empty policy)."""
+    if by_schedule and rules.is_unset:
+        rules = retention_by_schedule(interval_hours, retention_count)
+    return resolve_policy(rules, retention_count)

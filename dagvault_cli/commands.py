@@ -20,8 +20,9 @@ from dagvault.crypto import (
 )
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.export.seal import decrypt_to
+from dagvault.presets import prune_policy
 from dagvault.remote import list_target
-from dagvault.retention import RetentionPolicy, resolve_policy
+from dagvault.retention import RetentionPolicy
 from dagvault.storage import is_url, open_store
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
@@ -261,9 +262,19 @@ def prune(args: argparse.Namespace) -> int:
         f"keep_{rule}": getattr(args, f"keep_{rule}")
         for rule in ("last", "hourly", "daily", "weekly", "monthly")
     }
-    policy = resolve_policy(RetentionPolicy(**rules), settings.retention_count)  # fail fast
+    policy = prune_policy(  # fail fast
+        RetentionPolicy(**rules),
+        by_schedule=args.by_schedule,
+        interval_hours=settings.interval_hours,
+        retention_count=settings.retention_count,
+    )
     result = run_flow(
-        "prune", **rules, dry_run=args.dry_run, backup_dir=args.backup_dir, config_file=args.config
+        "prune",
+        **rules,
+        dry_run=args.dry_run,
+        by_schedule=args.by_schedule,
+        backup_dir=args.backup_dir,
+        config_file=args.config,
     )
     if args.json:
         emit_json(result)

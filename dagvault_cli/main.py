@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help=f"newest backup of each of the N latest {bucket}s that have one (UTC)",
         )
+    p.add_argument(
+        "--by-schedule",
+        action="store_true",
+        help="with no rule: keep the newest backup of each of the last BACKUP_RETENTION_COUNT "
+        "periods of BACKUP_INTERVAL_HOURS (the presets' retention; the prune deployment's)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     p.add_argument("--backup-dir", help=dir_help)
 

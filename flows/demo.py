@@ -134,6 +134,11 @@ def main() -> None:
             f"  PREFECT_HOME={home} .venv/bin/prefect server start\n"
             "  then open http://127.0.0.1:4200/runs (flow runs, logs and artifacts)"
         )
+    print(
+        "Scheduled backups, verify, export and prune as Prefect deployments: README.md, "
+        "'Run it in production'\n  (PREFECT_API_URL=http://127.0.0.1:4200/api "
+        ".venv/bin/dagvault serve-deployments)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.presets import retention_by_schedule
-from dagvault.retention import RetentionPolicy, resolve_policy
+from dagvault.presets import prune_policy
+from dagvault.retention import RetentionPolicy
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
@@ -30,9 +30,11 @@ def prune_flow(
     the BACKUP_RETENTION_COUNT latest periods of BACKUP_INTERVAL_HOURS (the presets' "keep
     N"). A policy whose rules are all 0 is refused."""
     settings = resolve(config_file, backup_dir=backup_dir)
-    rules = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly)
-    if by_schedule and rules.is_unset:
-        rules = retention_by_schedule(settings.interval_hours, settings.retention_count)
-    policy = resolve_policy(rules, settings.retention_count)
+    policy = prune_policy(
+        RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly),
+        by_schedule=by_schedule,
+        interval_hours=settings.interval_hours,
+        retention_count=settings.retention_count,
+    )
     with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
         return prune(str(settings.backup_dir), policy.to_json(), dry_run)

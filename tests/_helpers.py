@@ -11,10 +11,13 @@ import sys
 import time
 from collections.abc import Iterable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dagvault.catalog import CatalogEntry
 from dagvault.digest import database_digest
+from dagvault.meta import BackupInfo, Verification
 
 LOCK_NAME = ".dagvault.lock"
 
@@ -146,3 +149,40 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
                 return
         time.sleep(0.2)
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def at(text: str) -> int:
+    """Unix seconds of an ISO time written without zone, read as UTC."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+
+
+def entry(
+    name: str,
+    timestamp: int,
+    backup_type: str = "Full",
+    *,
+    parent: str | None = None,
+    status: str = "unverified",
+    order: int = 0,
+    metadata: bool = True,
+) -> CatalogEntry:
+    """A catalog entry as list_backups would return it, without files behind it."""
+    path = Path("/backups") / name
+    if not metadata:
+        return CatalogEntry(path, 4096, timestamp, None, "metadata file is missing")
+    extra = {"parent": parent, "parent_checksum": "1" * 64} if parent else {}
+    info = BackupInfo(
+        timestamp=timestamp,
+        backup_path=str(path),
+        database_path="/data/ledger.db",
+        file_size=4096,
+        total_transactions=1,
+        total_nodes=1,
+        backup_type=backup_type,
+        compression_enabled=False,
+        checksum="0" * 64,
+        metadata=extra,
+        created_at=f"2025-01-01T00:00:00.{order:06d}+00:00",
+        verification=Verification(status=status),  # type: ignore[arg-type]
+    )
+    return CatalogEntry(path, 4096, timestamp, info)

@@ -14,11 +14,10 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from _helpers import content_digest, hidden_leftovers
+from _helpers import at, content_digest, entry, hidden_leftovers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +25,7 @@ from dagvault import lock
 from dagvault.backup import create_backup
 from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.errors import ConfigError, OperationInProgress
-from dagvault.meta import BackupInfo, Verification, meta_path, read_meta
+from dagvault.meta import meta_path, read_meta
 from dagvault.pages import cache_path
 from dagvault.restore import restore_backup
 from dagvault.retention import (
@@ -43,43 +42,6 @@ from dagvault.verify import verify_backup, verify_file
 SUFFIX = {"Full": ".db", "Incremental": ".incr", "Differential": ".diff"}
 TYPE = {"full": "Full", "incremental": "Incremental", "differential": "Differential"}
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture of conftest
-
-
-def at(text: str) -> int:
-    """Unix seconds of an ISO time written without zone, read as UTC."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
-
-
-def entry(
-    name: str,
-    timestamp: int,
-    backup_type: str = "Full",
-    *,
-    parent: str | None = None,
-    status: str = "unverified",
-    order: int = 0,
-    metadata: bool = True,
-) -> CatalogEntry:
-    """A catalog entry as list_backups would return it, without files behind it."""
-    path = Path("/backups") / name
-    if not metadata:
-        return CatalogEntry(path, 4096, timestamp, None, "metadata file is missing")
-    extra = {"parent": parent, "parent_checksum": "1" * 64} if parent else {}
-    info = BackupInfo(
-        timestamp=timestamp,
-        backup_path=str(path),
-        database_path="/data/ledger.db",
-        file_size=4096,
-        total_transactions=1,
-        total_nodes=1,
-        backup_type=backup_type,
-        compression_enabled=False,
-        checksum="0" * 64,
-        metadata=extra,
-        created_at=f"2025-01-01T00:00:00.{order:06d}+00:00",
-        verification=Verification(status=status),  # type: ignore[arg-type]
-    )
-    return CatalogEntry(path, 4096, timestamp, info)
 
 
 def names(entries: list[CatalogEntry]) -> list[str]:
