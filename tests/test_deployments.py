@@ -17,7 +17,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -63,30 +64,36 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@contextmanager
-def prefect_server(home: Path, **env: str) -> Iterator[str]:
-    """`prefect server start` on a free loopback port; yields its API URL."""
+@dataclass
+class Server:
+    """A `prefect server start` process on a free loopback port, with its own PREFECT_HOME."""
+
+    home: Path
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + 120
+        while not _healthy(self.url):
+            assert self.process.poll() is None, (self.home / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Prefect server did not start in 120 s"
+            time.sleep(0.5)
+
+
+def launch_server(stack: ExitStack, home: Path, **env: str) -> Server:
+    """Start a server (stopped when ``stack`` closes) without waiting for it."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
     home.mkdir(parents=True, exist_ok=True)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
+    log = stack.enter_context((home / "server.log").open("wb"))
+    process = subprocess.Popen(
         [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not _healthy(url):
-            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the Prefect server did not start in 120 s"
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
+    stack.callback(process.wait, timeout=60)
+    stack.callback(process.terminate)
+    return Server(home, f"http://127.0.0.1:{port}/api", process)
 
 
 class Node:
@@ -204,15 +211,57 @@ def assert_backup_run(run: FlowRun, view: dict[str, Any], node: Node) -> None:
     assert verify_backup(backups[0].path).ok
 
 
-@pytest.fixture(scope="module")
-def sqlite_server() -> Iterator[str]:
-    with prefect_server(Path(tempfile.mkdtemp(prefix="dagvault-server-home-"))) as url:
+@contextmanager
+def postgres() -> Iterator[str]:
+    """DAGVAULT_TEST_POSTGRES_URL (.ci/run starts one), else a cluster of our own from the
+    installed PostgreSQL binaries; skipped only where PostgreSQL is not installed."""
+    if url := os.environ.get("DAGVAULT_TEST_POSTGRES_URL"):
         yield url
+        return
+    data = Path(tempfile.mkdtemp(prefix="dagvault-pg-"))
+    script = str(PROJECT / ".ci" / "postgres")
+    started = subprocess.run(
+        [script, "start", str(data), str(free_port())], capture_output=True, text=True
+    )
+    if started.returncode == 3:
+        raise PostgresUnavailable(started.stderr.strip())
+    assert started.returncode == 0, started.stderr
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([script, "stop", str(data)], check=True)
+
+
+class PostgresUnavailable(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Any]]:
+    """The module's servers, started together so that their start-ups overlap: one on
+    SQLite, and one on PostgreSQL (or the reason there is none)."""
+    with ExitStack() as stack:
+        home = Path(tempfile.mkdtemp(prefix="dagvault-server-"))
+        started: dict[str, Any] = {"sqlite": launch_server(stack, home / "sqlite")}
+        try:
+            url = stack.enter_context(postgres())
+        except PostgresUnavailable as exc:
+            started["postgres unavailable"] = str(exc)
+        else:
+            started["postgres url"] = url
+            started["postgres"] = launch_server(
+                stack, home / "postgres", PREFECT_SERVER_DATABASE_CONNECTION_URL=url
+            )
+        for server in started.values():
+            if isinstance(server, Server):
+                server.wait_until_healthy()
+        yield started
 
 
 def test_prefect_deploy_then_a_worker_runs_the_backup_deployment(
-    sqlite_server: str, tmp_path: Path
+    servers: dict[str, Any], tmp_path: Path
 ) -> None:
+    sqlite_server = servers["sqlite"].url
     node = Node(tmp_path)
     with worker(sqlite_server, node):
         deploy(sqlite_server, tmp_path / "client-home", BACKUP_PRESET="critical")
@@ -265,43 +314,23 @@ def test_served_deployments_run_without_a_work_pool(prefect_api_url: str, tmp_pa
     assert_backup_run(run, view, node)
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """DAGVAULT_TEST_POSTGRES_URL (.ci/run starts one), else a cluster of our own from the
-    installed PostgreSQL binaries; skipped only where PostgreSQL is not installed."""
-    if url := os.environ.get("DAGVAULT_TEST_POSTGRES_URL"):
-        yield url
-        return
-    data = Path(tempfile.mkdtemp(prefix="dagvault-pg-"))
-    script = str(PROJECT / ".ci" / "postgres")
-    started = subprocess.run(
-        [script, "start", str(data), str(free_port())], capture_output=True, text=True
-    )
-    if started.returncode == 3:
-        pytest.skip(f"PostgreSQL unavailable: {started.stderr.strip()}")
-    assert started.returncode == 0, started.stderr
-    try:
-        yield started.stdout.strip()
-    finally:
-        subprocess.run([script, "stop", str(data)], check=True)
-
-
 def test_the_same_deployment_on_a_postgresql_backed_server(
-    postgres_url: str, tmp_path: Path
+    servers: dict[str, Any], tmp_path: Path
 ) -> None:
+    if "postgres" not in servers:
+        pytest.skip(f"PostgreSQL unavailable: {servers['postgres unavailable']}")
+    server: Server = servers["postgres"]
     node = Node(tmp_path)
-    home = tmp_path / "server-home"
-    with prefect_server(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=postgres_url) as url:
-        with worker(url, node):
-            deploy(url, tmp_path / "client-home", "full-backup")
-            (run,) = trigger(url, ("dagvault-backup/full-backup", NO_GATE))
-        view = server_view(url, [run.id])
-        deployments = view["deployments"]
-        assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(24), True)
-        assert_backup_run(run, view, node)
+    with worker(server.url, node):
+        deploy(server.url, tmp_path / "client-home", "full-backup")
+        (run,) = trigger(server.url, ("dagvault-backup/full-backup", NO_GATE))
+    view = server_view(server.url, [run.id])
+    deployments = view["deployments"]
+    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(24), True)
+    assert_backup_run(run, view, node)
     # The run history lives in PostgreSQL, not in a SQLite file under PREFECT_HOME.
-    assert not list(home.rglob("*.db"))
-    assert asyncio.run(_count_flow_runs(postgres_url, run.id)) == 1
+    assert not list(server.home.rglob("*.db"))
+    assert asyncio.run(_count_flow_runs(servers["postgres url"], run.id)) == 1
 
 
 async def _count_flow_runs(url: str, run_id: UUID) -> int:
