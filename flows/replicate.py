@@ -6,6 +6,8 @@ from prefect import flow
 
 from dagvault.errors import ConfigError, StorageError
 from dagvault.storage import is_url
+from flows._concurrency import one_at_a_time
+from flows._notify import HOOKS
 from flows._settings import key_file, resolve
 from tasks.replicate import replicate_to
 
@@ -18,7 +20,7 @@ class ReplicationIncomplete(StorageError):
         self.reports = reports
 
 
-@flow(name="dagvault-replicate")
+@flow(name="dagvault-replicate", **HOOKS)
 def replicate_flow(
     targets: list[str] | None = None,
     backup_dir: str | None = None,
@@ -46,12 +48,14 @@ def replicate_flow(
         raise ConfigError(
             "No replica to copy to", "Pass --to URL, or set backup.replicas / BACKUP_REPLICAS."
         )
-    reports = [
-        replicate_to(
-            str(settings.backup_dir), target, settings.encryption_enabled, key_file(settings)
-        )
-        for target in settings.replicas
-    ]
+    # A prune of the local directory waits, so no backup vanishes half-way up.
+    with one_at_a_time(backup_dir=settings.backup_dir):
+        reports = [
+            replicate_to(
+                str(settings.backup_dir), target, settings.encryption_enabled, key_file(settings)
+            )
+            for target in settings.replicas
+        ]
     skipped = [f"{r['target']}: {n}: {why}" for r in reports for n, why in r["skipped"].items()]
     if skipped:
         raise ReplicationIncomplete(
