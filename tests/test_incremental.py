@@ -38,10 +38,12 @@ from _helpers import (
     sha3_file,
     spawn_python,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dagvault import pages
 from dagvault.backup import create_backup
-from dagvault.base import MAX_CHANGED_SHARE
+from dagvault.base import MAX_CHANGED_SHARE, changed_pages
 from dagvault.catalog import list_backups
 from dagvault.errors import VerificationError
 from dagvault.meta import BackupInfo
@@ -1125,3 +1127,13 @@ def test_sigkill_mid_incremental_leaves_nothing_valid_looking_that_is_bad(
     assert read_meta_json(path_of(info))["metadata"]["base_full"] == path_of(full).name
     assert live_before != sha3_file(live)  # (the appends really changed the file)
     assert integrity(live) == ["ok"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    old=st.lists(st.binary(min_size=32, max_size=32), max_size=40),
+    new=st.lists(st.binary(min_size=32, max_size=32), max_size=40),
+)
+def test_changed_pages_is_the_page_by_page_comparison(old: list[bytes], new: list[bytes]) -> None:
+    expected = [n + 1 for n, digest in enumerate(new) if n >= len(old) or old[n] != digest]
+    assert changed_pages(b"".join(old), b"".join(new)) == expected
