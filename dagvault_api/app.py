@@ -5,6 +5,7 @@ nothing and must stay fast while an operation runs (routes.py has the operations
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from dagvault_api.metrics import CONTENT_TYPE
 from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
 from dagvault_api.operations import ERROR_STATUSES
 from dagvault_api.paths import MAX_PATH_CHARS
+from dagvault_api.peer import peer_uid
 from dagvault_api.routes import operations_router
 from dagvault_api.service import (
     ACTIONS,
@@ -53,6 +55,24 @@ def _caller(request: Request) -> str:
     return f"client:{request.client.host}" if request.client else "client:unknown"
 
 
+def _require_own_user(request: Request) -> None:
+    """Without a token, only processes of the server's own user (or root) may change
+    anything: every account on the node can reach a loopback port."""
+    server = request.scope.get("server")
+    uid = None
+    if request.client and server:
+        uid = peer_uid((request.client.host, request.client.port), (server[0], server[1]))
+    if uid not in (os.geteuid(), 0):
+        request.state.denied = True
+        raise ApiError(
+            401,
+            "Without DAGVAULT_API_TOKEN only processes of the user running the server may "
+            "change anything",
+            "Run the client as that user, or set DAGVAULT_API_TOKEN on the server and send "
+            "`Authorization: Bearer <token>`.",
+        )
+
+
 def create_app(config: ApiConfig) -> FastAPI:
     service = Service(config)
     settings = config.settings
@@ -65,6 +85,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     ) -> None:
         request.state.who = _caller(request)
         if config.token is None:
+            _require_own_user(request)
             return
         if credentials is None or not auth.token_matches(credentials.credentials, config.token):
             request.state.denied = True

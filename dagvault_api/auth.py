@@ -3,8 +3,9 @@
 - A token configured: mutating endpoints need ``Authorization: Bearer <token>``; on an
   address other than loopback the read-only ones need it too (only /health stays open,
   for load balancers).
-- No token: the server listens on loopback only and trusts local processes, as the
-  description's scripts do (they send no credentials); any other address is refused.
+- No token: the server listens on loopback only (any other address is refused) and lets
+  only processes of its own user, or root, change anything (peer.py finds the uid owning the
+  client's socket); the description's scripts, which send no credentials, run as that user.
 
 The token is compared in constant time and never logged; the audit log names a caller by
 the token's fingerprint (the first 12 hex digits of its SHA-256).

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -364,3 +365,35 @@ def test_metrics_show_the_replication_lag_of_each_target(
     text = client.get("/metrics").text
     assert metric(text, "dag_replication_lag_seconds", target=target) == 0
     assert metric(text, "dag_replication_missing_backups", target=target) == 0
+
+
+OTHER_USER_CLIENT = r"""
+import json, sys, urllib.error, urllib.request
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(sys.argv[1] + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+print(json.dumps([call("GET", "/backup/list"), call("POST", "/backup", {}),
+                  call("POST", "/backup/restore", {"backup_path": "x.db"})]))
+"""
+
+
+def test_without_a_token_other_users_may_read_but_change_nothing(server: Server) -> None:
+    runuser, python = shutil.which("runuser"), "/usr/bin/python3"
+    if os.geteuid() != 0 or runuser is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, runuser and /usr/bin/python3 to act as another local user")
+    before = sorted(p.name for p in (server.workdir / "backups").iterdir())
+    result = subprocess.run(
+        [runuser, "-u", "nobody", "--", python, "-c", OTHER_USER_CLIENT, server.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [200, 401, 401]
+    assert sorted(p.name for p in (server.workdir / "backups").iterdir()) == before
