@@ -24,5 +24,7 @@ def schedule_values(config_file: str | None = None) -> dict[str, Any]:
         "full_backup_hours": settings.interval_hours,
         # Hourly full backups (the critical preset) leave nothing for an incremental to add.
         "incremental_active": settings.interval_hours > 1,
+        # Without backup.replicas / BACKUP_REPLICAS there is nothing to copy to.
+        "replicate_active": bool(settings.replicas),
         "preset": settings.preset or "custom",
     }

@@ -52,6 +52,7 @@ DEPLOYMENTS = {
     "nightly-verify",
     "nightly-parquet-export",
     "retention-prune",
+    "replicate-off-site",
     "fleet-backup",
 }
 
@@ -276,6 +277,8 @@ def test_prefect_deploy_then_a_worker_runs_the_backup_deployment(
     deployments = view["deployments"]
     assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(1), True)
     assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[1] is False
+    # No backup.replicas on this node: nothing to copy to, so the schedule is off.
+    assert schedule_of(deployments["replicate-off-site"], "hourly-replicate")[1] is False
     assert deployments["full-backup"].work_pool_name == "dagvault"
     assert_backup_run(full, view, node)
     assert incremental.state is not None and incremental.state.is_completed()
