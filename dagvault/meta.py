@@ -7,10 +7,15 @@ absent or null in older sidecars).
 ``metadata`` is a JSON object (description, row_counts, sqlite_version, page_size,
 page_count, duration_seconds, …); the description's map of strings is widened to
 JSON values so that row counts stay numbers.
+
+``meta_checksum`` is the SHA3-256 of the sidecar's other fields in canonical JSON: any
+edit of a field the data cannot vouch for (a timestamp, a parent's name, a row count…)
+makes the sidecar invalid, so a hand-edited or bit-rotted sidecar is never trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -20,7 +25,7 @@ from typing import Any, Literal
 from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added meta_checksum; version 1 sidecars (without it) still read
 META_SUFFIX = ".meta"
 BACKUP_TYPES = ("Full", "Incremental", "Differential")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -76,6 +81,12 @@ def meta_path(backup: Path) -> Path:
     return backup.with_name(backup.name + META_SUFFIX)
 
 
+def sidecar_checksum(document: dict[str, Any]) -> str:
+    fields = {k: v for k, v in document.items() if k != "meta_checksum"}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha3_256(canonical.encode()).hexdigest()
+
+
 def write_meta(backup: Path, info: BackupInfo) -> None:
     write_atomic(meta_path(backup), meta_json(info))
 
@@ -97,7 +108,9 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 def meta_json(info: BackupInfo) -> bytes:
-    return (json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    document = info.to_json()
+    document["meta_checksum"] = sidecar_checksum(document)
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
 def read_meta(backup: Path) -> BackupInfo:
@@ -132,11 +145,14 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             problems.append(f"field {key!r} is missing or not of type {kind.__name__}")
     if not problems:
-        if document["format_version"] > FORMAT_VERSION:
+        version = document["format_version"]
+        if version > FORMAT_VERSION:
             problems.append(
-                f"format_version {document['format_version']} is newer than this dagvault "
+                f"format_version {version} is newer than this dagvault "
                 f"understands ({FORMAT_VERSION}); upgrade dagvault"
             )
+        elif version < 1:
+            problems.append(f"format_version {version} is not a dagvault format version")
         if not _HEX64.fullmatch(document["checksum"]):
             problems.append("field 'checksum' is not a SHA3-256 hex digest")
         if document["backup_type"] not in BACKUP_TYPES:
@@ -165,6 +181,12 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
             or not isinstance(quality.get("expectations", []), list)
         ):
             problems.append("field 'quality' is not a data-quality record")
+        signed = version >= 2 or "meta_checksum" in document
+        if signed and document.get("meta_checksum") != sidecar_checksum(document):
+            problems.append(
+                "meta_checksum is missing or does not match the other fields "
+                "(the metadata was edited or damaged after it was written)"
+            )
     if problems:
         raise VerificationError(
             f"{backup}: invalid metadata in {name}: {'; '.join(problems)}",

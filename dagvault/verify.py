@@ -151,7 +151,11 @@ def verify_file(
         events.integrity_failed(path, exc.message)
         return report
     report.info = info
-    report.checks["metadata"] = "ok"
+    written_as = Path(info.backup_path).name
+    if written_as == path.name:
+        report.checks["metadata"] = "ok"
+    else:  # a sidecar and data file renamed, or swapped in for another backup's
+        report.fail("metadata", f"it was written as {written_as}, not as {path.name}")
     size = path.stat().st_size
     if size != info.file_size:
         report.fail("file_size", f"expected {info.file_size} bytes, found {size}")

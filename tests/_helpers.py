@@ -17,7 +17,7 @@ from typing import Any
 
 from dagvault.catalog import CatalogEntry
 from dagvault.digest import database_digest
-from dagvault.meta import BackupInfo, Verification
+from dagvault.meta import BackupInfo, Verification, sidecar_checksum
 
 LOCK_NAME = ".dagvault.lock"
 
@@ -50,9 +50,12 @@ def integrity(path: Path) -> list[str]:
 
 
 def hidden_leftovers(directory: Path) -> list[str]:
-    """Hidden files (temp files) in ``directory`` other than the dagvault lock file."""
+    """Hidden files (temp files) in ``directory`` other than dagvault's lock files (the
+    backup directory's and a database's ``.<db>.dagvault.lock``)."""
     return sorted(
-        p.name for p in directory.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME
+        p.name
+        for p in directory.iterdir()
+        if p.name.startswith(".") and not p.name.endswith(LOCK_NAME)
     )
 
 
@@ -65,7 +68,10 @@ def read_meta_json(backup: Path) -> dict[str, Any]:
 
 
 def write_meta_json(backup: Path, document: dict[str, Any]) -> None:
-    backup.with_name(backup.name + ".meta").write_text(json.dumps(document, indent=2))
+    """Write an edited sidecar with a matching meta_checksum: a forged sidecar, so that
+    the checks behind the metadata check are what a test exercises."""
+    signed = {**document, "meta_checksum": sidecar_checksum(document)}
+    backup.with_name(backup.name + ".meta").write_text(json.dumps(signed, indent=2))
 
 
 def make_database(

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from _helpers import hidden_leftovers, make_database
+from _helpers import hidden_leftovers, make_database, read_meta_json, write_meta_json
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -319,13 +319,12 @@ def test_sidecars_without_a_quality_record_still_read_and_a_bad_one_is_rejected(
     ledger: Path, tmp_path: Path
 ) -> None:
     path = Path(create_backup(ledger, tmp_path / "backups").backup_path)
-    sidecar = path.with_name(path.name + ".meta")
-    document = json.loads(sidecar.read_text())
+    document = read_meta_json(path)
     del document["quality"]  # as written before the gates existed
-    sidecar.write_text(json.dumps(document))
+    write_meta_json(path, document)
     assert read_meta(path).quality is None
     document["quality"] = {"passed": "yes"}
-    sidecar.write_text(json.dumps(document))
+    write_meta_json(path, document)
     with pytest.raises(VerificationError, match="not a data-quality record"):
         read_meta(path)
 

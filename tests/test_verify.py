@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -387,3 +388,34 @@ def test_verify_all_of_an_empty_directory_is_an_error(tmp_path: Path) -> None:
             verify_all(directory)
         assert caught.value.exit_code == 3
         assert str(directory) in caught.value.message
+
+
+def test_a_version_1_sidecar_without_meta_checksum_still_reads(backup: Path) -> None:
+    document = read_meta_json(backup)
+    del document["meta_checksum"]
+    document["format_version"] = 1  # as written before sidecars were checksummed
+    meta_path(backup).write_text(json.dumps(document))
+    assert verify_file(backup).ok
+    document["format_version"] = 2  # a version 2 sidecar must carry its checksum
+    meta_path(backup).write_text(json.dumps(document))
+    report = verify_file(backup)
+    assert not report.ok
+    assert "meta_checksum is missing" in report.checks["metadata"]
+
+
+def test_an_edited_sidecar_and_a_renamed_backup_are_refused(backup: Path) -> None:
+    document = read_meta_json(backup)
+    document["total_transactions"] += 1  # no other check could catch this edit
+    meta_path(backup).write_text(json.dumps(document))
+    assert "meta_checksum" in verify_file(backup).checks["metadata"]
+    write_meta_json(backup, document)  # (re-signed: the edit alone passes the other checks)
+    assert verify_file(backup).ok
+
+    renamed = backup.with_name("blockchain_1.db")
+    backup.rename(renamed)
+    meta_path(backup).rename(meta_path(renamed))
+    report = verify_file(renamed)
+    assert (
+        report.checks["metadata"]
+        == f"failed: it was written as {backup.name}, not as {renamed.name}"
+    )
