@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,9 +106,16 @@ def stale_temp_files(directory: Path) -> Iterator[Path]:
             yield entry
 
 
-def remove_stale_temp_files(directory: Path) -> list[Path]:
+def remove_stale_temp_files(directory: Path, prefix: str = ".") -> list[Path]:
+    """Remove the temp files (and temp directories: dataset exports, SQL import staging)
+    named ``prefix…`` in ``directory`` whose writer no longer runs."""
     removed = []
     for path in stale_temp_files(directory):
-        discard(path)
+        if not path.name.startswith(prefix):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            discard(path)
         removed.append(path)
     return removed

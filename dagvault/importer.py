@@ -22,6 +22,7 @@ from typing import Any
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.db import connection, row_counts
 from dagvault.errors import BackupNotFound, InvalidDump, storage_error
+from dagvault.fsio import remove_stale_temp_files
 from dagvault.ledger import LedgerProfile
 from dagvault.restore import restore_backup
 
@@ -118,6 +119,7 @@ def import_sql(
     if not sql_path.is_file():
         raise BackupNotFound(f"SQL dump {sql_path} does not exist", "Check the path.")
     staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
+    remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
     try:
         staging.mkdir(parents=True)
     except OSError as exc:

@@ -32,7 +32,15 @@ from dagvault.errors import ConfigError, ExportMismatch, storage_error
 from dagvault.export.datasets import duckdb_connection, write_table
 from dagvault.export.source import Snapshot, open_snapshot
 from dagvault.export.sqldump import write_dump
-from dagvault.fsio import discard, ensure_dir, fsync_dir, publish, temp_path, write_atomic
+from dagvault.fsio import (
+    discard,
+    ensure_dir,
+    fsync_dir,
+    publish,
+    remove_stale_temp_files,
+    temp_path,
+    write_atomic,
+)
 
 MANIFEST_VERSION = 1
 
@@ -137,8 +145,7 @@ def _export_sql(
 def _export_dataset(
     snapshot: Snapshot, tables: list[str], final: Path, fmt: str, order_by: str
 ) -> tuple[dict[str, int], list[Path]]:
-    temp = temp_path(final)
-    temp.mkdir()
+    temp = temp_path(final)  # created by _reserve
     try:
         written, streamed, read_back, checksums = {}, {}, {}, {}
         # Each finished file is hashed in the background (hashlib drops the GIL) while the
@@ -184,31 +191,50 @@ def _largest_first(snapshot: Snapshot, tables: list[str]) -> list[str]:
     return sorted(tables, key=estimate, reverse=True)
 
 
+def _remove_stale(directory: Path) -> None:
+    """Temp files and directories of exports killed mid-way, and the empty directory each
+    killed dataset export had reserved for its name (``.NAME.<pid>.tmp`` reserved ``NAME``)."""
+    for stale in remove_stale_temp_files(directory):
+        reserved = directory / stale.name[1:].rsplit(".", 2)[0]
+        if reserved.is_dir() and not reserved.is_symlink() and not any(reserved.iterdir()):
+            reserved.rmdir()
+
+
+def _claim(candidate: Path) -> bool:
+    """Reserve a dataset export's name: its temp directory first, then the empty ``NAME``
+    directory, so that a run killed in between leaves only what ``_remove_stale`` removes."""
+    temp = temp_path(candidate)
+    temp.mkdir()
+    try:
+        candidate.mkdir()
+    except FileExistsError:
+        temp.rmdir()
+        return False
+    return True
+
+
 def _reserve(directory: Path, stem: str, fmt: str, out: Path | None) -> Path:
-    """The final path: ``out`` as given (never an existing one) or a fresh numbered name."""
+    """The final path: ``out`` as given (never an existing one) or a fresh numbered name.
+    A dataset export's name is reserved with its temp directory (``_claim``)."""
     if out is not None:
         if fmt == "sql" and out.suffix != ".sql":
             out = out.with_name(out.name + ".sql")
+        exists = ConfigError(
+            f"Export target {out} already exists", "Choose another --out; exports never overwrite."
+        )
         if out.exists():
-            raise ConfigError(
-                f"Export target {out} already exists",
-                "Choose another --out; exports never overwrite.",
-            )
+            raise exists
         ensure_dir(out.absolute().parent)
-        if fmt != "sql":
-            out.mkdir()
+        if fmt != "sql" and not _claim(out):
+            raise exists
         return out
     ensure_dir(directory)
     template = stem + "_{ts}{n}" + (".sql" if fmt == "sql" else "")
     for candidate in numbered_paths(directory, template)(int(time.time())):
         if fmt == "sql" and not candidate.exists():
             return candidate
-        if fmt != "sql":
-            try:
-                candidate.mkdir()
-                return candidate
-            except FileExistsError:
-                continue
+        if fmt != "sql" and _claim(candidate):
+            return candidate
     raise ConfigError(f"No free export name in {directory}")
 
 
@@ -244,6 +270,7 @@ def export_database(
         backup_location=backup_location,
     ) as snapshot:
         selected = _choose_tables(snapshot, tables)
+        _remove_stale(out.absolute().parent if out is not None else export_dir)
         final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)
         try:
             if fmt == "sql":

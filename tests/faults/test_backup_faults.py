@@ -1,17 +1,14 @@
-"""Backups under stress: a concurrent writer process, a full disk, SIGKILL mid-backup.
+"""Backups under stress: a concurrent writer process, a file size limit.
 
 Everything runs in real child processes against real SQLite files: the writer has its own
-connection, "disk full" is RLIMIT_FSIZE with SIGXFSZ ignored (writes fail with EFBIG), and
-crashes are SIGKILL at random moments and at a fixed point of the copy.
+connection, "disk full" is RLIMIT_FSIZE with SIGXFSZ ignored (writes fail with EFBIG).
+SIGKILL of a backup is in test_sigkill.py, a really full filesystem in test_full_disk.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
 import shutil
-import signal
 import sqlite3
 import time
 from contextlib import closing
@@ -21,7 +18,6 @@ import pytest
 from _helpers import (
     BACKUP_CHILD,
     hidden_leftovers,
-    integrity,
     query,
     run_python,
     sha3_file,
@@ -191,89 +187,3 @@ def test_file_size_limit_above_the_backup_size_succeeds(ledger: Path, tmp_path: 
     outcome = run_with_file_size_limit(ledger, backups, ledger.stat().st_size + 256 * 1024)
     assert outcome["ok"] is True, outcome
     assert verify_file(Path(str(outcome["backup_path"]))).ok
-
-
-# --------------------------------------------------------------------------- crash injection
-
-CRASH_CHILD = (
-    BACKUP_CHILD
-    + """
-import os, signal
-from dagvault import progress
-mode, db, directory = sys.argv[1:4]
-if mode == "hook":
-    calls = []
-    def die_mid_copy(stage, done, total):
-        calls.append(done)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGKILL)
-    with progress.listening(die_mid_copy):
-        print(json.dumps(main(db, directory)), flush=True)
-else:
-    print("ready", flush=True)
-    print(json.dumps(main(db, directory)), flush=True)
-"""
-)
-
-
-def timed_backup_child(db: Path, backups: Path) -> float:
-    """Seconds a child needs from "ready" to the end of a complete backup."""
-    child = spawn_python(CRASH_CHILD, "timed", str(db), str(backups))
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "ready"
-    started = time.monotonic()
-    out, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err
-    assert json.loads(out.strip().splitlines()[-1])["ok"] is True
-    return time.monotonic() - started
-
-
-def test_sigkill_mid_backup_never_leaves_a_valid_looking_bad_backup(
-    big_ledger: Path, tmp_path: Path
-) -> None:
-    backups = tmp_path / "backups"
-    source_before = sha3_file(big_ledger)
-    duration = timed_backup_child(big_ledger, backups)  # also the first, complete backup
-
-    # A deterministic crash in the middle of the page copy ...
-    hooked = run_python(CRASH_CHILD, "hook", str(big_ledger), str(backups))
-    assert hooked.returncode == -signal.SIGKILL, hooked.stderr
-    assert hidden_leftovers(backups), "a crash mid-copy leaves its temp file"
-
-    # ... and crashes at random moments of the whole backup (copy, checksum, publish, sidecar).
-    rng = random.Random(20240601)
-    outcomes = []
-    for fraction in (0.05, 0.25, 0.45, 0.65, 0.85, 1.0):
-        child = spawn_python(CRASH_CHILD, "timed", str(big_ledger), str(backups))
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(duration * fraction * rng.uniform(0.85, 1.15))
-        child.send_signal(signal.SIGKILL)
-        child.communicate(timeout=60)
-        outcomes.append(child.returncode)
-    assert set(outcomes) <= {-signal.SIGKILL, 0}
-    assert -signal.SIGKILL in outcomes, "no random kill landed before the backup finished"
-
-    entries = list_backups(backups)
-    assert sum(e.info is not None for e in entries) >= 1
-    for entry in entries:
-        report = verify_file(entry.path)
-        if entry.info is not None:
-            # Valid metadata is only ever written for a complete, correct backup.
-            assert report.ok, (entry.path, report.problems)
-            assert entry.info.total_transactions == BIG_TRANSACTIONS
-        else:
-            assert entry.problem
-            assert not report.ok
-            assert report.checks["metadata"].startswith("failed: ")
-
-    # The next backup removes the crashed runs' temp files and succeeds.
-    info = create_backup(big_ledger, backups)
-    assert hidden_leftovers(backups) == []
-    assert verify_file(Path(info.backup_path)).ok
-    assert sha3_file(big_ledger) == source_before
-    assert integrity(big_ledger) == ["ok"]
-    assert not any(
-        name.startswith(".") and name.endswith((".tmp", "-journal", "-wal", "-shm"))
-        for name in os.listdir(big_ledger.parent)
-    )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _harness import Figures, points
 from _helpers import content_digest as digest_of
 from _helpers import scalar
 
@@ -41,13 +42,13 @@ from dagvault.restore import restore_backup
 from dagvault.sample import create_sample_ledger
 from dagvault.snapshot import STEP_PAGES
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 Digest = dict[str, str]
 
 # Big enough that a restore copies several backup-API steps (> 4096 pages) and takes
 # most of a second, small enough to keep the module well under a minute.
 BIG_TRANSACTIONS = 12_000
-KILLS_PER_MODE = 5
+KILLS_PER_MODE = points(5, 20)
 
 
 # helpers ------------------------------------------------------------------------------
@@ -470,7 +471,7 @@ PLANNED_KILLS = ("restore", "pre-restore backup")
 
 @pytest.mark.parametrize("mode", ["wal", "delete"])
 def test_sigkill_during_restore_leaves_old_or_new_content(
-    big: BigLedger, tmp_path: Path, mode: str
+    big: BigLedger, tmp_path: Path, mode: str, figures: Figures
 ) -> None:
     db = live_copy(big, tmp_path, mode)
     seed = int.from_bytes(os.urandom(4), "big")
@@ -480,6 +481,7 @@ def test_sigkill_during_restore_leaves_old_or_new_content(
     )
     current, other = big.b, big.a
     outcomes = []
+    killed = 0
     for attempt in range(KILLS_PER_MODE):
         planned = PLANNED_KILLS[attempt] if attempt < len(PLANNED_KILLS) else ""
         if planned:  # after one backup-API step of that stage, with more to come
@@ -494,6 +496,7 @@ def test_sigkill_during_restore_leaves_old_or_new_content(
             other.backup, db, trigger=trigger, delay=delay, pause_stage=planned
         )
         assert returncode in (0, -9), f"{context}: {returncode} {lines} {stderr}"
+        killed += returncode == -9
         if planned:
             assert returncode == -9 and f"paused {planned}" in lines, f"{context}: {lines}"
         if planned == "restore":  # the kill really interrupted writes to the live database
@@ -520,6 +523,18 @@ def test_sigkill_during_restore_leaves_old_or_new_content(
         remove_pre_restore_files(db)
         current, other = other, current
     print(f"{mode}: seed {seed}, random kills left {outcomes}")
+    figures.add(
+        "SIGKILL",
+        operation=f"restore ({mode} database)",
+        kill_points=KILLS_PER_MODE,
+        killed_mid_run=killed,
+        finished_first=KILLS_PER_MODE - killed,
+        left_old_state=len(PLANNED_KILLS) + outcomes.count("old"),
+        left_new_state=outcomes.count("new"),
+        faults_injected=KILLS_PER_MODE,
+        faults_detected=KILLS_PER_MODE,
+        data_lost=0,
+    )
 
 
 # 9: time limit ------------------------------------------------------------------------
