@@ -86,7 +86,7 @@ def _positive_int(raw: Any) -> int:
         raise ValueError("expected a positive integer")
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ValueError("expected a positive integer") from None
     if value < 1 or (isinstance(raw, float) and raw != value):
         raise ValueError("expected a positive integer")
@@ -98,7 +98,7 @@ def _positive_float(raw: Any) -> float:
         raise ValueError("expected a positive number")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         raise ValueError("expected a positive number") from None
     if not value > 0 or value == float("inf"):
         raise ValueError("expected a positive number")
@@ -125,7 +125,7 @@ def _non_negative_int(raw: Any) -> int:
         raise ValueError("expected a whole number >= 0")
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("expected a whole number >= 0") from None
     if value < 0 or (isinstance(raw, float) and raw != value):
         raise ValueError("expected a whole number >= 0")
@@ -135,7 +135,10 @@ def _non_negative_int(raw: Any) -> int:
 def _path(raw: Any) -> Path:
     if not isinstance(raw, str | os.PathLike) or not str(raw).strip():
         raise ValueError("expected a non-empty path")
-    return Path(raw).expanduser()
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:  # "~name" of a user this system does not know
+        raise ValueError(f"cannot expand {str(raw).split('/')[0]!r}: no such user") from None
 
 
 def _target(raw: Any) -> Path | str:
@@ -257,6 +260,9 @@ def env_var(setting: str) -> str | None:
     return _SPECS[setting].env
 
 
+_LAYOUT_HINT = "Fix the file; README.md (Configuration) shows its layout."
+
+
 def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -266,18 +272,27 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
             f"Create it, or unset {CONFIG_ENV} / drop --config to use the defaults.",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Config file {path} cannot be read: {exc}") from None
+        raise ConfigError(
+            f"Config file {path} cannot be read: {exc}",
+            "Pass a readable UTF-8 JSON file with --config / DAGVAULT_CONFIG.",
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"Config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            "Fix the JSON syntax (see the example in README.md).",
+            _LAYOUT_HINT,
+        ) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ConfigError(
+            f"Config file {path} holds an unreadable number: {exc}", _LAYOUT_HINT
         ) from None
     if not isinstance(document, dict):
-        raise ConfigError(f"Config file {path} must hold a JSON object")
+        raise ConfigError(f"Config file {path} must hold a JSON object", _LAYOUT_HINT)
     values: dict[tuple[str, str], Any] = {}
     for section, body in document.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"Config file {path}: section {section!r} must be an object")
+            raise ConfigError(
+                f"Config file {path}: section {section!r} must be an object", _LAYOUT_HINT
+            )
         for key, value in body.items():
             if (section, key) not in _FILE_KEYS:
                 raise ConfigError(

@@ -489,7 +489,10 @@ def sample_ledger(args: argparse.Namespace) -> int:
             f"{args.path} already exists", "Pass --append to add transactions, or pick a new path."
         ) from None
     except (FileNotFoundError, ValueError) as exc:
-        raise ConfigError(f"Cannot append to {args.path}: {exc}") from None
+        raise ConfigError(
+            f"Cannot append to {args.path}: {exc}",
+            "Append to a ledger written by `dagvault sample-ledger`, or drop --append.",
+        ) from None
     if args.json:
         emit_json(stats.__dict__)
     else:

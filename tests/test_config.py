@@ -319,3 +319,26 @@ def test_bad_value_in_a_lower_layer_is_still_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path, {"backup": {"intervall_hours": 2}})
     with pytest.raises(ConfigError):
         load_settings({"interval_hours": 5}, config_file=path, environ={})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"backup": {"interval_hours": Infinity}}',  # int(inf) raises OverflowError
+        '{"database": {"busy_timeout_seconds": 1' + "0" * 400 + "}}",  # float() overflows
+        '{"quality": {"min_timestamp": -Infinity}}',
+        '{"backup": {"retention_count": ' + "9" * 5000 + "}}",  # past Python's digit limit
+    ],
+    ids=["inf-count", "huge-float", "inf-timestamp", "5000-digits"],
+)
+def test_numbers_python_cannot_convert_are_config_errors(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "dagvault.json"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=config, environ={})
+    assert caught.value.hint
+
+
+def test_a_path_naming_an_unknown_user_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no such user"):
+        load_settings(environ={"BACKUP_DIR": "~no-such-user-dagvault/backups"})
