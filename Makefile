@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench stress clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -47,5 +47,13 @@ bench: setup
 	$(VENV)/bin/python -m benchmarks.incremental_bench
 	$(VENV)/bin/python -m benchmarks.export_bench
 
+# The fault suite's long form: at least 20 SIGKILL points per operation, a one-minute load
+# test, more corruptions and fuzzed inputs (about 15 minutes). Its figures go to
+# .stress/reliability.md and .json (README's "Reliability" section quotes them).
+stress: setup
+	rm -rf .stress
+	DAGVAULT_STRESS=1 DAGVAULT_FAULT_REPORT=$(CURDIR)/.stress $(VENV)/bin/python -m pytest tests/faults
+	cat .stress/reliability.md
+
 clean:
-	rm -rf .tools $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf .tools $(VENV) .demo .stress .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import socket
@@ -72,6 +73,15 @@ def write_meta_json(backup: Path, document: dict[str, Any]) -> None:
     the checks behind the metadata check are what a test exercises."""
     signed = {**document, "meta_checksum": sidecar_checksum(document)}
     backup.with_name(backup.name + ".meta").write_text(json.dumps(signed, indent=2))
+
+
+def cli_subcommands() -> list[str]:
+    """The names of the CLI's subcommands, from its parser."""
+    from dagvault_cli.main import build_parser
+
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(action.choices)
 
 
 def make_database(

@@ -7,7 +7,6 @@ more with the data-quality gate), so the scenarios below chain many checks per t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import LOCK_NAME, content_digest
+from _helpers import LOCK_NAME, cli_subcommands, content_digest
 
 from dagvault import lock
 from dagvault.backup import create_backup
@@ -29,19 +28,13 @@ from dagvault.checksum import sha3_256_file
 from dagvault.errors import EXIT_CODES
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
-from dagvault_cli.main import build_parser
 from dagvault_cli.output import human_bytes
 
 PROJECT = Path(__file__).resolve().parent.parent
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture of conftest
 
 
-def _subcommands() -> list[str]:
-    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return list(action.choices)
-
-
-SUBCOMMANDS = _subcommands()
+SUBCOMMANDS = cli_subcommands()
 
 
 def run_json(cli: CliRunner, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _harness import STRESS, Figures
+from _helpers import cli_subcommands
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+COMMANDS = sorted(cli_subcommands())
 # Flags whose value argparse checks, and the commands that have them.
 TYPED_FLAGS = {
     "--limit": ["list"],
