@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -82,6 +84,27 @@ def cli_subcommands() -> list[str]:
     parser = build_parser()
     (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return list(action.choices)
+
+
+def copy_of(ledger: Path, directory: Path) -> Path:
+    """A private copy of a (checkpointed, closed) fixture ledger."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "blockchain.db"
+    shutil.copyfile(ledger, target)
+    return target
+
+
+def shrink_ledger(db: Path, keep: int) -> None:
+    """A different committed state: deletes, updates, inserts and a new table."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM transaction_parents WHERE child_id > ?", (keep,))
+        conn.execute("DELETE FROM transactions WHERE id > ?", (keep,))
+        conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 5 = 0")
+        conn.execute("INSERT INTO nodes VALUES ('intruder', x'00', 1, 0, 0, 1)")
+        conn.execute("CREATE TABLE scratch (k INTEGER PRIMARY KEY, v BLOB)")
+        conn.executemany("INSERT INTO scratch (v) VALUES (?)", [(os.urandom(100),)] * 50)
+        conn.execute("COMMIT")
 
 
 def make_database(

@@ -28,6 +28,7 @@ import pytest
 import zstandard
 from _helpers import (
     content_digest,
+    copy_of,
     integrity,
     make_database,
     query,
@@ -183,14 +184,6 @@ def medium_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("medium") / "blockchain.db"
     create_sample_ledger(path, MEDIUM_TRANSACTIONS, seed=5, nodes=32)
     return path
-
-
-def copy_of(ledger: Path, directory: Path) -> Path:
-    """A private copy of a (checkpointed, closed) fixture ledger."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "blockchain.db"
-    shutil.copyfile(ledger, target)
-    return target
 
 
 # --------------------------------------------------------------------------- types and links

@@ -79,11 +79,10 @@ def run_child(
         [sys.executable, "-c", _CHILD, operation, str(kill_at), *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         assert child.stdout is not None
-        ready = child.stdout.readline().strip()
+        ready = _read_line(child.stdout.fileno())
         assert ready == "ready", (ready, child.communicate(timeout=timeout))
         started = time.monotonic()
         if kill_after is not None:
@@ -99,9 +98,21 @@ def run_child(
             child.wait()
     if child.returncode == -signal.SIGKILL:
         return Outcome(True, 0, seconds, None)
-    assert child.returncode == 0, err
-    reply = json.loads(out.strip().splitlines()[-1])
+    assert child.returncode == 0, err.decode(errors="replace")
+    reply = json.loads(out.decode().strip().splitlines()[-1])
     return Outcome(False, reply["calls"], seconds, reply["result"])
+
+
+def _read_line(fd: int) -> str:
+    """One line, read unbuffered: communicate() reads the rest from the descriptor itself,
+    past any buffer a readline() would have filled."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        line += chunk
+    return line.decode().strip()
 
 
 @dataclass(frozen=True)

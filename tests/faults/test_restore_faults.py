@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from _harness import Figures, points
 from _helpers import content_digest as digest_of
-from _helpers import scalar
+from _helpers import scalar, shrink_ledger
 
 from dagvault import lock
 from dagvault.backup import create_backup
@@ -187,19 +187,6 @@ def back_up(db: Path, backup_dir: Path) -> Backed:
     digest = digest_of(db)
     info = create_backup(db, backup_dir)
     return Backed(Path(info.backup_path), info, digest)
-
-
-def shrink_ledger(db: Path, keep: int) -> None:
-    """A different committed state: deletes, updates, inserts and a new table."""
-    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
-        conn.execute("BEGIN")
-        conn.execute("DELETE FROM transaction_parents WHERE child_id > ?", (keep,))
-        conn.execute("DELETE FROM transactions WHERE id > ?", (keep,))
-        conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 5 = 0")
-        conn.execute("INSERT INTO nodes VALUES ('intruder', x'00', 1, 0, 0, 1)")
-        conn.execute("CREATE TABLE scratch (k INTEGER PRIMARY KEY, v BLOB)")
-        conn.executemany("INSERT INTO scratch (v) VALUES (?)", [(os.urandom(100),)] * 50)
-        conn.execute("COMMIT")
 
 
 # 5: corrupt backups -------------------------------------------------------------------

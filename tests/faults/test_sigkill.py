@@ -13,13 +13,18 @@ import json
 import os
 import random
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from _harness import Figures, KillPoint, kill_points, points, run_child
-from _helpers import content_digest, hidden_leftovers, integrity, visible_files
+from _helpers import (
+    content_digest,
+    copy_of,
+    hidden_leftovers,
+    integrity,
+    shrink_ledger,
+    visible_files,
+)
 
 from dagvault import pages
 from dagvault.backup import create_backup
@@ -69,13 +74,6 @@ def source_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def copy_ledger(source: Path, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / source.name
-    shutil.copyfile(source, target)
-    return target
-
-
 def new_rng() -> tuple[int, random.Random]:
     seed = int.from_bytes(os.urandom(4), "big")
     return seed, random.Random(seed)
@@ -84,6 +82,22 @@ def new_rng() -> tuple[int, random.Random]:
 def kill_at(operation: str, point: KillPoint, *args: object) -> bool:
     """Run ``operation`` in a child killed at ``point``; True when the kill landed."""
     return run_child(operation, *args, kill_at=point.kill_at, kill_after=point.kill_after).killed
+
+
+def record_kills(
+    figures: Figures, operation: str, chosen: list[KillPoint], killed: int, **observed: int
+) -> None:
+    figures.add(
+        "SIGKILL",
+        operation=operation,
+        kill_points=len(chosen),
+        killed_mid_run=killed,
+        finished_first=len(chosen) - killed,
+        **observed,
+        faults_injected=len(chosen),
+        faults_detected=len(chosen),
+        data_lost=0,
+    )
 
 
 def assert_complete_backups(directory: Path, context: str, seen: set[str]) -> None:
@@ -107,7 +121,7 @@ def assert_complete_backups(directory: Path, context: str, seen: set[str]) -> No
 def test_sigkill_during_backup(
     source_ledger: Path, tmp_path: Path, kind: str, figures: Figures
 ) -> None:
-    live = copy_ledger(source_ledger, tmp_path / "live")
+    live = copy_of(source_ledger, tmp_path / "live")
     backups = tmp_path / "backups"
     full = Path(create_backup(live, backups).backup_path)  # an incremental's chain starts here
     seed, rng = new_rng()
@@ -142,16 +156,8 @@ def test_sigkill_during_backup(
         assert info.metadata["base_full"] == full.name
         restore_backup(Path(info.backup_path), tmp_path / "restored.db")
         assert content_digest(tmp_path / "restored.db") == content_digest(live)
-    figures.add(
-        "SIGKILL",
-        operation=f"backup ({kind})",
-        kill_points=len(chosen),
-        killed_mid_run=killed,
-        finished_first=len(chosen) - killed,
-        temp_files_cleaned_by_next_run=cleaned,
-        faults_injected=len(chosen),
-        faults_detected=len(chosen),
-        data_lost=0,
+    record_kills(
+        figures, f"backup ({kind})", chosen, killed, temp_files_cleaned_by_next_run=cleaned
     )
 
 
@@ -202,16 +208,7 @@ def test_sigkill_during_prune(backup_set: Path, tmp_path: Path, figures: Figures
         assert hidden_leftovers(work) == [], context
         shutil.rmtree(work)
     assert killed >= 1
-    figures.add(
-        "SIGKILL",
-        operation="prune",
-        kill_points=len(chosen),
-        killed_mid_run=killed,
-        finished_first=len(chosen) - killed,
-        faults_injected=len(chosen),
-        faults_detected=len(chosen),
-        data_lost=0,
-    )
+    record_kills(figures, "prune", chosen, killed)
 
 
 # ---------------------------------------------------------------------------- export
@@ -251,7 +248,7 @@ def assert_exports_complete(directory: Path, context: str) -> int:
 def test_sigkill_during_export(
     source_ledger: Path, tmp_path: Path, fmt: str, figures: Figures
 ) -> None:
-    live = copy_ledger(source_ledger, tmp_path / "live")
+    live = copy_of(source_ledger, tmp_path / "live")
     exports = tmp_path / "exports"
     before = content_digest(live)
     reference = run_child(EXPORT_OP, live, exports, fmt)
@@ -275,41 +272,22 @@ def test_sigkill_during_export(
         for entry in exports.iterdir():  # keep the directory small
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     assert killed >= 1
-    figures.add(
-        "SIGKILL",
-        operation=f"export ({fmt})",
-        kill_points=len(chosen),
-        killed_mid_run=killed,
-        finished_first=len(chosen) - killed,
-        temp_files_cleaned_by_next_run=cleaned,
-        faults_injected=len(chosen),
-        faults_detected=len(chosen),
-        data_lost=0,
-    )
+    record_kills(figures, f"export ({fmt})", chosen, killed, temp_files_cleaned_by_next_run=cleaned)
 
 
 # ---------------------------------------------------------------------------- import-sql
 
 
-def change_ledger(db: Path) -> None:
-    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
-        conn.execute("BEGIN")
-        conn.execute("DELETE FROM transaction_parents WHERE child_id > 3000")
-        conn.execute("DELETE FROM transactions WHERE id > 3000")
-        conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 7 = 0")
-        conn.execute("COMMIT")
-
-
 def test_sigkill_during_import_sql(source_ledger: Path, tmp_path: Path, figures: Figures) -> None:
-    other = copy_ledger(source_ledger, tmp_path / "other")
-    change_ledger(other)
+    other = copy_of(source_ledger, tmp_path / "other")
+    shrink_ledger(other, 3000)
     dump = tmp_path / "ledger.sql"
     export_database("sql", database=other, out=dump)
     imported = content_digest(other)
     original = content_digest(source_ledger)
     assert imported != original
 
-    probe = copy_ledger(source_ledger, tmp_path / "probe")
+    probe = copy_of(source_ledger, tmp_path / "probe")
     reference = run_child(IMPORT_OP, dump, probe)
     assert not reference.killed and content_digest(probe) == imported
     seed, rng = new_rng()
@@ -319,7 +297,7 @@ def test_sigkill_during_import_sql(source_ledger: Path, tmp_path: Path, figures:
     for n, point in enumerate(chosen):
         context = f"seed={seed} kill {n} at {point}"
         live_dir = tmp_path / f"live{n}"
-        live = copy_ledger(source_ledger, live_dir)
+        live = copy_of(source_ledger, live_dir)
 
         killed += kill_at(IMPORT_OP, point, dump, live)
 
@@ -332,15 +310,11 @@ def test_sigkill_during_import_sql(source_ledger: Path, tmp_path: Path, figures:
         assert hidden_leftovers(live_dir) == [], f"{context}: temp files of the killed run remain"
         shutil.rmtree(live_dir)
     assert killed >= 1
-    figures.add(
-        "SIGKILL",
-        operation="import-sql",
-        kill_points=len(chosen),
-        killed_mid_run=killed,
-        finished_first=len(chosen) - killed,
+    record_kills(
+        figures,
+        "import-sql",
+        chosen,
+        killed,
         left_old_state=outcomes["old"],
         left_new_state=outcomes["new"],
-        faults_injected=len(chosen),
-        faults_detected=len(chosen),
-        data_lost=0,
     )
