@@ -112,26 +112,28 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _valid_flag_value(flag: str, value: str) -> bool:
+def flag_argv(flag: str, value: str) -> list[str]:
+    """A command line that is valid except, perhaps, for ``flag``'s ``value``."""
+    command = TYPED_FLAGS[flag][0]
+    argv = [command, f"{flag}={value}"]
+    if command == "sample-ledger":
+        argv += ["x.db"] + (["--transactions", "1"] if flag != "--transactions" else [])
+    return argv
+
+
+def is_valid(argv: list[str]) -> bool:
     try:
-        build_parser().parse_args([TYPED_FLAGS[flag][0], flag, value, *_required(flag)])
+        build_parser().parse_args(argv)
     except (ConfigError, SystemExit):
         return False
     return True
 
 
-def _required(flag: str) -> list[str]:
-    return ["x.db"] if TYPED_FLAGS[flag][0] == "sample-ledger" else []
-
-
 @FUZZ
 @given(flag=st.sampled_from(sorted(TYPED_FLAGS)), value=words)
 def test_bad_flag_values(tmp_path: Path, flag: str, value: str) -> None:
-    assume(not value.startswith("-") and not _valid_flag_value(flag, value))
-    command = TYPED_FLAGS[flag][0]
-    argv = [command, *_required(flag), f"{flag}={value}"]
-    if command == "sample-ledger":
-        argv += ["--transactions", "1"] if flag != "--transactions" else []
+    argv = flag_argv(flag, value)
+    assume(not is_valid(argv))
     code, stderr = run_cli(argv, tmp_path)
     assert_refused(code, stderr, {2}, argv)
     assert not (tmp_path / "x.db").exists()
