@@ -47,6 +47,7 @@ TYPED_FLAGS = {
     "--transactions": ["sample-ledger"],
     "--nodes": ["sample-ledger"],
     "--seed": ["sample-ledger"],
+    "--port": ["api"],
 }
 # Commands that resolve their settings before anything else, with their required arguments.
 SETTINGS_FIRST = {
@@ -59,6 +60,9 @@ SETTINGS_FIRST = {
     "restore": ["missing.db"],
     "export": [],
     "import-sql": ["missing.sql"],
+    "replicate": [],
+    "decrypt": ["missing.enc", "--out", "plain.bin"],
+    "api": [],  # serve() resolves the settings before it binds a port
 }
 ENV_VARS = sorted(spec.env for spec in _SPECS.values() if spec.env)
 CONFIG_KEYS = sorted(spec.file_key for spec in _SPECS.values())
@@ -213,6 +217,8 @@ PATH_CASES = {
     "import-sql": (["import-sql", "{missing}"], 3),
     "schedule": (["schedule", "--db", "{missing}", "--run-if-due"], 3),
     "sample-ledger into a directory": (["sample-ledger", "{dir}", "--transactions", "1"], 2),
+    "keygen over an existing path": (["keygen", "{dir}"], 2),
+    "decrypt over an existing path": (["decrypt", "{missing}", "--out", "{dir}"], 2),
     "sample-ledger --append to nothing": (
         ["sample-ledger", "{missing}", "--transactions", "1", "--append"],
         2,
@@ -242,6 +248,7 @@ def test_bad_paths_and_names(tmp_path: Path, case: str, word: str) -> None:
 
 def test_every_command_is_covered(figures: Figures) -> None:
     fuzzed = set(SETTINGS_FIRST) | {c for cmds in TYPED_FLAGS.values() for c in cmds}
+    fuzzed |= {argv[0] for argv, _ in PATH_CASES.values()}
     assert fuzzed == set(COMMANDS)
     figures.add(
         "Bad input",
