@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _harness import Figures
+
+from faults._harness import Figures
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from _harness import STRESS, Figures
 from _helpers import cli_subcommands
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 from dagvault.config import _SPECS, CONFIG_ENV, load_settings
 from dagvault.errors import EXIT_CODES, ConfigError
 from dagvault_cli.main import build_parser, main
+from faults._harness import STRESS, Figures
 
 EXAMPLES = 400 if STRESS else 40
 FUZZ = settings(

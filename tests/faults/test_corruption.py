@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import Figures, points
 
 from dagvault.backup import create_backup
 from dagvault.errors import VerificationError
@@ -30,6 +29,7 @@ from dagvault.meta import meta_path
 from dagvault.restore import restore_backup
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
+from faults._harness import Figures, points
 
 # name -> (kind, compressed); in the order taken, each delta on the one before it.
 BACKUPS = {

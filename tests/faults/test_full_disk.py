@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import Figures
 from _helpers import content_digest
 
 from dagvault.backup import create_backup
 from dagvault.sample import create_sample_ledger
+from faults._harness import Figures
 
 # argv: mode (tmpfs|rlimit), budget bytes, mount dir, operation source, ARGS...
 # The operation source defines prepare() (before the limit), run() and state().

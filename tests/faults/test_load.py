@@ -15,13 +15,13 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from _harness import STRESS, Figures
 from _helpers import integrity, query, spawn_python
 
 from dagvault.backup import create_backup
 from dagvault.retention import cleanup_old_backups
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
+from faults._harness import STRESS, Figures
 
 PHASE_SECONDS = 60.0 if STRESS else 4.0
 WRITERS = 2

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import Figures, points
 from _helpers import content_digest as digest_of
 from _helpers import scalar, shrink_ledger
 
@@ -41,6 +40,7 @@ from dagvault.meta import BackupInfo, meta_path, write_meta
 from dagvault.restore import restore_backup
 from dagvault.sample import create_sample_ledger
 from dagvault.snapshot import STEP_PAGES
+from faults._harness import Figures, points
 
 PROJECT = Path(__file__).resolve().parents[2]
 Digest = dict[str, str]

@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _harness import Figures, KillPoint, kill_points, points, run_child
 from _helpers import (
     content_digest,
     copy_of,
@@ -35,6 +34,7 @@ from dagvault.restore import restore_backup
 from dagvault.retention import RetentionPolicy, prune_backups
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
+from faults._harness import Figures, KillPoint, kill_points, points, run_child
 
 LEDGER_TRANSACTIONS = 4_000  # about 20 MB: a backup takes about 0.1 s
 
