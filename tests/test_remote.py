@@ -24,6 +24,7 @@ from dagvault.errors import (
     StorageError,
     VerificationError,
 )
+from dagvault.meta import sidecar_checksum
 from dagvault.remote import fetch_chain, list_target
 from dagvault.replicate import lag, read_status, replicate
 from dagvault.retention import RetentionPolicy
@@ -169,6 +170,7 @@ def test_tampered_ciphertext_is_detected_even_with_a_matching_meta(
     assert meta["verification"]["status"] == "failed"
 
     meta["checksum"] = hashlib.sha3_256(bytes(data)).hexdigest()  # a forger fixes the .meta
+    meta["meta_checksum"] = sidecar_checksum(meta)  # (its checksum too)
     store.write(full.name + ".enc.meta", json.dumps(meta).encode())
     with pytest.raises(VerificationError, match="fails authentication"):
         restore_from_target(store, full.name, tmp_path / "x.db", KEY)
