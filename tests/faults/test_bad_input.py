@@ -48,6 +48,8 @@ TYPED_FLAGS = {
     "--nodes": ["sample-ledger"],
     "--seed": ["sample-ledger"],
     "--port": ["api"],
+    "--preset": ["serve-deployments"],
+    "--task-runner": ["fleet-backup"],
 }
 # Commands that resolve their settings before anything else, with their required arguments.
 SETTINGS_FIRST = {
