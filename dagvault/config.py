@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.errors import ConfigError
+from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
 
 EXPORT_FORMATS = ("sql", "json", "csv", "parquet")
 CONFIG_ENV = "DAGVAULT_CONFIG"
+
+
+# The ledger profile's names default to LedgerProfile's own (one source of truth).
+_LEDGER_DEFAULTS = LedgerProfile()
 
 
 @dataclass(frozen=True)
@@ -53,20 +58,20 @@ class Settings:
     restore_verify_checksum: bool = True
     # A restore still running after this many seconds is rolled back. Default: 3600.
     max_restore_time: int = 3600
-    transactions_table: str = "transactions"
-    nodes_table: str = "nodes"
+    transactions_table: str = _LEDGER_DEFAULTS.transactions_table
+    nodes_table: str = _LEDGER_DEFAULTS.nodes_table
     # Column that orders exported transactions (Parquet row groups prune by it).
-    timestamp_column: str = "timestamp"
+    timestamp_column: str = _LEDGER_DEFAULTS.timestamp_column
     # How long an operation waits for a writer's lock before giving up. Default: 30 s.
     busy_timeout_seconds: float = 30.0
     # The ledger profile the data-quality gates check (tables/columns; see LedgerProfile).
-    parents_table: str = "transaction_parents"
-    parent_child_column: str = "child_id"
-    parent_parent_column: str = "parent_id"
-    id_column: str = "id"
-    hash_column: str = "tx_hash"
-    amount_column: str = "amount"
-    fee_column: str = "fee"
+    parents_table: str = _LEDGER_DEFAULTS.parents_table
+    parent_child_column: str = _LEDGER_DEFAULTS.parent_child_column
+    parent_parent_column: str = _LEDGER_DEFAULTS.parent_parent_column
+    id_column: str = _LEDGER_DEFAULTS.id_column
+    hash_column: str = _LEDGER_DEFAULTS.hash_column
+    amount_column: str = _LEDGER_DEFAULTS.amount_column
+    fee_column: str = _LEDGER_DEFAULTS.fee_column
     # Where the quality gates write GX Data Docs (HTML) and validation results.
     reports_dir: Path = Path("./reports")
     # Plausible transaction timestamps (unix seconds): from Bitcoin's genesis block
