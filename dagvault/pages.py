@@ -36,7 +36,8 @@ READ_BYTES = 4 * 1024 * 1024
 # as much as the hash (2 threads measured no faster than 1). Below this size the ~30 ms
 # helper start costs more than it saves.
 HELPER_MIN_BYTES = 64 * 1024 * 1024
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# Put on sys.path by helper interpreters (started with -I -S: no site-packages, no cwd).
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _HELPER = (
     "import os, sys; sys.path.insert(0, sys.argv[1]); "
     "from dagvault.pages import _hash_range; "
@@ -103,7 +104,7 @@ def _with_helper(
     if not sys.executable:
         return None
     with tempfile.TemporaryFile() as out:
-        command = [sys.executable, "-I", "-S", "-c", _HELPER, _PACKAGE_ROOT, str(image)]
+        command = [sys.executable, "-I", "-S", "-c", _HELPER, PACKAGE_ROOT, str(image)]
         try:
             child = subprocess.Popen(
                 [*command, str(page_size), str(split), str(size)],

@@ -34,6 +34,8 @@ from types import TracebackType
 from typing import Any
 
 from dagvault import pages
+from dagvault.db import open_database, pragma, row_counts
+from dagvault.errors import DagvaultError
 from dagvault.snapshot import Snapshot
 
 # How long to keep trying for WAL_READ_LOCK(0) while the node commits: a checkpoint that a
@@ -41,7 +43,6 @@ from dagvault.snapshot import Snapshot
 PIN_SECONDS = 0.5
 _WAL_READ_LOCK_0 = 123  # byte of the -shm file: 120 + 3 (WAL_WRITE, CKPT, RECOVER first)
 _LENGTH = struct.Struct("<Q")
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from dagvault.pinned import _child_main; sys.exit(_child_main(sys.argv[2:]))"
@@ -57,7 +58,7 @@ class PinnedRead:
         self.reason = ""
         self._child = subprocess.Popen(
             [
-                *(sys.executable, "-I", "-S", "-c", _CHILD, _PACKAGE_ROOT),
+                *(sys.executable, "-I", "-S", "-c", _CHILD, pages.PACKAGE_ROOT),
                 *(str(db_path), str(int(busy_timeout * 1000)), str(PIN_SECONDS)),
             ],
             stdin=subprocess.PIPE,
@@ -164,8 +165,6 @@ def _header_size_agrees(fd: int, page_count: int) -> bool:
 
 
 def _pin(conn: sqlite3.Connection, db_path: Path, fd: int, seconds: float) -> dict[str, Any]:
-    from dagvault.db import pragma, row_counts
-
     mode = str(pragma(conn, "journal_mode")).lower()
     deadline = time.monotonic() + seconds
     while True:
@@ -226,9 +225,6 @@ def _write_sparse(
 
 
 def _child_main(argv: list[str]) -> int:
-    from dagvault.db import open_database
-    from dagvault.errors import DagvaultError
-
     db_path, busy_ms, seconds = Path(argv[0]), int(argv[1]), float(argv[2])
     out = sys.stdout.buffer
     fd = os.open(db_path, os.O_RDONLY)
