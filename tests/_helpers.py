@@ -225,3 +225,89 @@ def entry(
         verification=Verification(status=status),  # type: ignore[arg-type]
     )
     return CatalogEntry(path, 4096, timestamp, info)
+
+
+# A ledger unlike the sample, the way real nodes differ from it: 8 KiB pages, 20 KB signature
+# blobs, WITHOUT ROWID tables, a view and a trigger, other table names, unicode, NULLs and
+# 64-bit integers. The quality gate finds its tables through ODD_LEDGER_CONFIG's profile.
+ODD_LEDGER_CONFIG: dict[str, Any] = {
+    "ledger": {
+        "transactions_table": "tx_log",
+        "nodes_table": "validators",
+        "parents_table": "tx_edges",
+        "parent_child_column": "child",
+        "parent_parent_column": "parent",
+        "id_column": "tx_id",
+        "hash_column": "digest",
+        "amount_column": "value",
+        "fee_column": "tip",
+        "timestamp_column": "seen_at",
+    }
+}
+
+_ODD_SCHEMA = (
+    "CREATE TABLE validators (pubkey TEXT PRIMARY KEY, label TEXT, stake INTEGER NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE TABLE tx_log (tx_id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE,"
+    " origin TEXT REFERENCES validators(pubkey), value INTEGER NOT NULL, tip INTEGER NOT NULL,"
+    " seen_at INTEGER NOT NULL, signature BLOB, memo TEXT)",
+    "CREATE TABLE tx_edges (child INTEGER NOT NULL, parent INTEGER NOT NULL,"
+    " PRIMARY KEY (child, parent)) WITHOUT ROWID",
+    "CREATE INDEX tx_log_seen ON tx_log(seen_at)",
+    "CREATE VIEW stake_by_label AS SELECT label, SUM(stake) AS stake FROM validators"
+    " GROUP BY label",
+    "CREATE TRIGGER tx_log_memo_default AFTER INSERT ON tx_log WHEN NEW.memo = ''"
+    " BEGIN UPDATE tx_log SET memo = NULL WHERE tx_id = NEW.tx_id; END",
+)
+
+
+def add_odd_transactions(db: Path, count: int, *, blob_size: int = 20_000) -> None:
+    """Append ``count`` transactions (with DAG edges to earlier ones) to an odd ledger."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        start = conn.execute("SELECT COALESCE(MAX(tx_id), 0) FROM tx_log").fetchone()[0]
+        origins = [row[0] for row in conn.execute("SELECT pubkey FROM validators")]
+        now = int(time.time())
+        for tx_id in range(start + 1, start + count + 1):
+            conn.execute(
+                "INSERT INTO tx_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tx_id,
+                    hashlib.sha3_256(f"odd-{tx_id}".encode()).hexdigest(),
+                    origins[tx_id % len(origins)] if tx_id % 7 else None,
+                    2**62 + tx_id if tx_id % 5 == 0 else tx_id * 1_000,
+                    tx_id % 3,
+                    now - 3_600 + tx_id % 3_000,
+                    os.urandom(blob_size),
+                    None if tx_id % 4 == 0 else f"übertragung №{tx_id} ✓ 送金",
+                ),
+            )
+            for parent in {tx_id - 1, tx_id // 2} - {0, tx_id}:
+                conn.execute("INSERT INTO tx_edges VALUES (?, ?)", (tx_id, parent))
+        conn.execute("COMMIT")
+
+
+def make_odd_ledger(path: Path, transactions: int = 200, *, blob_size: int = 20_000) -> Path:
+    """A WAL-mode ledger unlike the sample (see ODD_LEDGER_CONFIG); returns ``path``."""
+    make_database(
+        path,
+        [
+            *_ODD_SCHEMA,
+            *(
+                f"INSERT INTO validators VALUES ('pk-{n:02d}-ключ', "
+                f"{'NULL' if n % 3 == 0 else repr(f'validator {n} ✨')}, {2**40 + n})"
+                for n in range(12)
+            ),
+        ],
+        page_size=8192,
+        journal_mode="wal",
+    )
+    add_odd_transactions(path, transactions, blob_size=blob_size)
+    return path
+
+
+def write_odd_ledger_config(directory: Path, **sections: dict[str, Any]) -> Path:
+    """A config file with the odd ledger's profile (plus any other sections); returns it."""
+    path = directory / "dagvault-odd.json"
+    path.write_text(json.dumps({**ODD_LEDGER_CONFIG, **sections}, indent=2))
+    return path

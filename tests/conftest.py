@@ -115,3 +115,12 @@ def cli(prefect_api_url: str, tmp_path: Path) -> CliRunner:
         )
 
     return run
+
+
+@pytest.fixture
+def odd_ledger(tmp_path: Path) -> Path:
+    """A ledger unlike the sample (8 KiB pages, 20 KB blobs, WITHOUT ROWID, other names);
+    pass ``--config`` from ``write_odd_ledger_config`` so the gates find its tables."""
+    from _helpers import make_odd_ledger
+
+    return make_odd_ledger(tmp_path / "node-ledger.db")
