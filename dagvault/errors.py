@@ -122,6 +122,7 @@ EXIT_CODES: dict[int, str] = {
     5: "busy: another dagvault operation or a writer holds the database; retry later",
     6: "storage error: no space, permission denied or I/O error",
     7: "restore failed; the live database was left unchanged",
+    8: "`dagvault health`: degraded (the warnings say why)",
 }
 
 # EIO and friends can be a passing fault of the device or the network filesystem.

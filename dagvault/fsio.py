@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from dagvault import permissions
 from dagvault.errors import StorageError, storage_error
 
 _TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(-journal|-wal|-shm)?$")
@@ -32,8 +33,12 @@ def fsync_dir(directory: Path) -> None:
 
 
 def ensure_dir(directory: Path) -> Path:
+    """``directory``, created 0700 (with any missing parents) if it does not exist."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
+        for new in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another run made it meanwhile
+                new.mkdir(mode=permissions.PRIVATE_DIR_MODE)
     except OSError as exc:
         raise storage_error(exc, "creating directory", str(directory)) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -44,13 +49,15 @@ def ensure_dir(directory: Path) -> Path:
     return directory
 
 
-def publish(temp: Path, final: Path, *, overwrite: bool = False) -> None:
+def publish(temp: Path, final: Path, *, overwrite: bool = False, mode: int | None = None) -> None:
     """Move a fully written and fsynced ``temp`` to ``final`` and make the rename durable.
 
     Without ``overwrite`` an existing ``final`` is never replaced: link(2) fails
-    atomically where a check-then-rename would race with another writer.
+    atomically where a check-then-rename would race with another writer. The file takes
+    the current operation's mode (``permissions.files_like``) before anyone can see it.
     """
     try:
+        permissions.apply(temp, mode)
         if overwrite:
             os.replace(temp, final)
         else:
@@ -64,14 +71,18 @@ def publish(temp: Path, final: Path, *, overwrite: bool = False) -> None:
 
 
 def write_atomic(final: Path, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``final`` so that readers see the old file or the whole new one."""
+    """Write ``data`` to ``final`` so that readers see the old file or the whole new one.
+
+    A replaced file keeps its mode; a new one takes the operation's (0600 outside one)."""
     temp = temp_path(final)
+    mode = permissions.mode_of(final, 0) or permissions.published_mode()
     try:
-        with open(temp, "xb") as fh:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, permissions.PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        publish(temp, final, overwrite=overwrite)
+        publish(temp, final, overwrite=overwrite, mode=mode or permissions.PRIVATE_FILE_MODE)
     except OSError as exc:
         raise storage_error(exc, "writing", str(final)) from exc
     finally:

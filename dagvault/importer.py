@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagvault import permissions
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.db import connection, row_counts
 from dagvault.errors import BackupNotFound, InvalidDump, storage_error
@@ -121,7 +122,7 @@ def import_sql(
     staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
     remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
     try:
-        staging.mkdir(parents=True)
+        staging.mkdir(parents=True, mode=permissions.PRIVATE_DIR_MODE)  # holds a whole ledger
     except OSError as exc:
         raise storage_error(exc, "creating the import staging directory", str(staging)) from exc
     try:

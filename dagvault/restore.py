@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, progress
+from dagvault import events, lock, permissions, progress
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.chain import materialize, resolve_chain
 from dagvault.db import connection, open_database, pragma, row_counts, translate
@@ -195,7 +195,11 @@ def restore_backup(
         raise ConfigError("The backup and the database to restore into are the same file")
     warnings: list[str] = []
     ensure_dir(db_path.absolute().parent)
-    with lock.database_and_directory(db_path, backup.parent, "restore"):
+    # The pre-restore copy is as readable as the live ledger; temp images are owner-only.
+    with (
+        permissions.files_like(db_path if db_path.exists() else backup),
+        lock.database_and_directory(db_path, backup.parent, "restore"),
+    ):
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:

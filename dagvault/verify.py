@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock
+from dagvault import events, lock, permissions
 from dagvault.catalog import list_backups
 from dagvault.chain import check_files, materialize, resolve_chain
 from dagvault.checksum import sha3_256_file
@@ -173,7 +173,9 @@ def verify_file(
     elif report.ok:
         image = image_dest or temp_path(path.with_name(path.name + ".image"))
         try:
-            if _check_chain(path, info, report, checksum, image):
+            with permissions.owner_only():  # the rebuilt image is a whole ledger
+                rebuilt = _check_chain(path, info, report, checksum, image)
+            if rebuilt:
                 _check_database(image, info, report, quick)
         finally:
             if image_dest is None or not report.ok:

@@ -19,7 +19,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dagvault.catalog import list_backups
 from dagvault.errors import DagvaultError
+from dagvault.health import check_health
 from dagvault.schedule import backup_schedule
+from dagvault.storage import is_url
 from dagvault_api import auth
 from dagvault_api.metrics import CONTENT_TYPE
 from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
@@ -198,16 +200,18 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     @app.get("/health", response_model=Envelope[Health])
     async def health() -> dict[str, Any]:
-        """Liveness: answers while operations run; never reads the backups."""
+        """Liveness: answers while operations run; never reads the backups (it stats them:
+        ``degraded`` with warnings when they are open to more accounts than the ledger)."""
         running = sum(
             int(sample.value)
             for family in service.metrics.in_progress.collect()
             for sample in family.samples
         )
+        backups = None if is_url(settings.backup_dir) else service.local(settings.backup_dir)
+        report = check_health(service.local(settings.database_path), backups)
         return envelope(
             {
-                "status": "ok",
-                "database_present": service.local(settings.database_path).is_file(),
+                **report.to_json(),
                 "operations_in_progress": running,
                 "uptime_seconds": round(time.monotonic() - started, 3),
             }

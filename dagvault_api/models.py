@@ -158,7 +158,8 @@ class Schedule(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     database_present: bool
+    warnings: list[str]
     operations_in_progress: int
     uptime_seconds: float

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from dagvault import permissions
 from dagvault.config import load_settings
 from dagvault_api import auth
 
@@ -14,6 +15,7 @@ DEFAULT_AUDIT_LOG = "./dagvault-audit.jsonl"
 
 
 def serve(host: str, port: int, *, config_file: str | None, audit_log: str | None) -> int:
+    permissions.restrict_process_umask()
     settings = load_settings(config_file=config_file)
     # Read once, then dropped from the environment: child processes (Prefect's temporary
     # server) have no use for it. An empty value counts as unset.

@@ -20,6 +20,7 @@ from dagvault.crypto import (
 )
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.export.seal import decrypt_to
+from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.presets import prune_policy
 from dagvault.remote import list_target
 from dagvault.retention import RetentionPolicy
@@ -288,6 +289,22 @@ def prune(args: argparse.Namespace) -> int:
         print(table(rows, ["backup", "type", "action", "reasons"]))
     _print_freed(result, args.dry_run)
     return 0
+
+
+def health(args: argparse.Namespace) -> int:
+    """No flow run: a few stat calls, answered at once."""
+    settings = _settings(args, database_path=args.db, backup_dir=args.backup_dir)
+    backups = None if is_url(settings.backup_dir) else Path(settings.backup_dir)
+    report = check_health(Path(settings.database_path), backups)
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        print(f"status   : {report.status}")
+        presence = "present" if report.database_present else "missing"
+        print(f"database : {settings.database_path} ({presence})")
+        for warning in report.warnings:
+            print(f"warning  : {warning}")
+    return 0 if report.status == "ok" else DEGRADED_EXIT
 
 
 def schedule(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from dagvault import permissions
 from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
@@ -276,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-if-due", action="store_true", help="take the backup if it is due")
 
     p = command(
+        "health",
+        commands.health,
+        "Check the node's backup health (GET /health): exit 0 when ok, 8 when degraded.",
+        "dagvault health --json",
+    )
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--backup-dir", help=dir_help)
+
+    p = command(
         "restore",
         commands.restore,
         "Restore a backup into the database: verify, pre-restore backup, atomic copy, check.",
@@ -406,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Without PREFECT_API_URL, Prefect starts a temporary server per run; its first start on
     # a new machine (database migrations) can exceed Prefect's default 20 s wait.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    permissions.restrict_process_umask()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
