@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup demo test lint format bench stress clean
+.PHONY: setup demo test lint format docs bench stress clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,6 +36,10 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it is stale).
+docs: setup
+	$(VENV)/bin/python -m dagvault_cli.reference
 
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
 test: lint
