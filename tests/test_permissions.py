@@ -16,11 +16,15 @@ from pathlib import Path
 
 import httpx
 from _api import api_server
-from _helpers import add_odd_transactions, write_odd_ledger_config
+from _helpers import add_odd_transactions
 from conftest import CliRunner
 
 from dagvault import permissions
+from dagvault.backup import create_backup
+from dagvault.export.run import export_database
 from dagvault.health import DEGRADED_EXIT
+from dagvault.restore import restore_backup
+from dagvault.verify import verify_all
 
 
 @contextmanager
@@ -42,36 +46,28 @@ def modes(root: Path) -> dict[str, int]:
 
 
 def test_backups_restores_and_exports_of_a_private_ledger_stay_private(
-    cli: CliRunner, odd_ledger: Path, tmp_path: Path
+    odd_ledger: Path, tmp_path: Path
 ) -> None:
+    """The core, called as a deployment's worker calls it, under a umask of 022."""
     odd_ledger.chmod(0o600)
-    config = str(write_odd_ledger_config(tmp_path))
     backups, exports = tmp_path / "vault" / "backups", tmp_path / "vault" / "exports"
-    flags = ["--config", config, "--db", str(odd_ledger)]
     with umask(0o022):
         for kind in ("full", "incremental"):
-            run = cli("backup", *flags, "--backup-dir", str(backups), "--type", kind)
-            assert run.returncode == 0, run.stderr
+            create_backup(odd_ledger, backups, kind=kind)
             add_odd_transactions(odd_ledger, 5)
-        assert cli("backup", *flags, "--backup-dir", str(backups), "--compress").returncode == 0
-        assert cli("verify", "--all", "--backup-dir", str(backups)).returncode == 0
+        newest = create_backup(odd_ledger, backups, compression=True)
+        assert all(report.ok for report in verify_all(backups))
         for fmt in ("parquet", "sql"):
-            run = cli("export", *flags, "--format", fmt, "--export-dir", str(exports))
-            assert run.returncode == 0, run.stderr
-        newest = json.loads(cli("list", "--backup-dir", str(backups), "--json").stdout)[0]
-        run = cli("restore", newest["backup_path"], *flags)
-        assert run.returncode == 0, run.stderr
+            export_database(fmt, database=odd_ledger, export_dir=exports)
+        restored = restore_backup(Path(newest.backup_path), odd_ledger)
+        assert restored.pre_restore_backup
 
     created = {
         **{f"backups/{k}": v for k, v in modes(backups).items()},
         **{f"exports/{k}": v for k, v in modes(exports).items()},
-        **{
-            p.name: stat.S_IMODE(p.stat().st_mode)
-            for p in odd_ledger.parent.glob(f"{odd_ledger.name}.pre_restore_*")
-        },
+        "pre-restore": stat.S_IMODE(Path(restored.pre_restore_backup).stat().st_mode),
         "vault": stat.S_IMODE((tmp_path / "vault").stat().st_mode),
     }
-    assert any(".pre_restore_" in name for name in created)
     assert len([n for n in created if n.startswith("exports/")]) > 3
     open_to_others = {name: f"{mode:04o}" for name, mode in created.items() if mode & 0o077}
     assert open_to_others == {}
@@ -93,12 +89,12 @@ def test_backups_take_a_group_readable_ledgers_bits_and_no_more(
     assert set(published.values()) == {0o640}
 
 
-def test_verify_keeps_the_sidecars_mode(cli: CliRunner, odd_ledger: Path, tmp_path: Path) -> None:
+def test_verify_keeps_the_sidecars_mode(odd_ledger: Path, tmp_path: Path) -> None:
     backups = tmp_path / "backups"
-    assert cli("backup", "--db", str(odd_ledger), "--backup-dir", str(backups)).returncode == 0
+    create_backup(odd_ledger, backups)
     (sidecar,) = backups.glob("*.meta")
     sidecar.chmod(0o400)  # an operator made it read-only
-    assert cli("verify", "--all", "--backup-dir", str(backups)).returncode == 0
+    assert all(report.ok for report in verify_all(backups))
     assert stat.S_IMODE(sidecar.stat().st_mode) == 0o400
 
 
@@ -107,7 +103,7 @@ def test_health_warns_about_a_world_readable_backup_directory(
 ) -> None:
     odd_ledger.chmod(0o600)
     backups = tmp_path / "backups"
-    assert cli("backup", "--db", str(odd_ledger), "--backup-dir", str(backups)).returncode == 0
+    create_backup(odd_ledger, backups)
     flags = ["--db", str(odd_ledger), "--backup-dir", str(backups)]
     run = cli("health", *flags)
     assert run.returncode == 0, run.stdout + run.stderr
