@@ -19,7 +19,7 @@ from dagvault.errors import ConfigError
 from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
 
-EXPORT_FORMATS = ("sql", "json", "csv", "parquet")
+EXPORT_FORMATS = ("sql", "json", "jsonl", "csv", "parquet")
 CONFIG_ENV = "DAGVAULT_CONFIG"
 
 

@@ -85,7 +85,8 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
 
     @router.post("/backup/export", response_model=Envelope[ExportData])
     def export(body: ExportRequest, request: Request) -> dict[str, Any]:
-        """Export the live database (or a backup) to sql, json, csv or parquet in EXPORT_DIR."""
+        """Export the live database (or a backup) to sql, json, jsonl, csv or parquet in
+        EXPORT_DIR."""
         out = exports.confine("export_path", body.export_path or str(settings.export_dir))
         export_dir, out_path = out, None
         if out != settings.export_dir and not exports.is_directory(out):

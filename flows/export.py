@@ -27,9 +27,10 @@ def export_flow(
     encryption_key_file: str | None = None,
     encrypt: bool = False,
 ) -> dict[str, Any]:
-    """Export the live ledger (default) or one backup to sql/json/csv/parquet
+    """Export the live ledger (default) or one backup to sql/json/jsonl/csv/parquet
     (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest; then the export gate:
-    the rows DuckDB counts in the written files must equal the snapshot's (GX-validated).
+    the rows counted in the written files (DuckDB; JSON object by object) must equal the
+    snapshot's (GX-validated).
     A failed gate fails the run. With ``encrypt`` the data files are then encrypted
     (``<file>.enc``, AES-256-GCM; the manifest records it) and the plaintext removed."""
     settings = resolve(

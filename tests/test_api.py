@@ -174,6 +174,15 @@ def test_export_parquet_of_a_backup(server: Server, client: httpx.Client) -> Non
     assert manifest["tables"]["nodes"]["rows"] == 16 and data["result"]["quality"]["passed"]
 
 
+def test_export_jsonl_is_a_format_of_the_api(server: Server, client: httpx.Client) -> None:
+    data = ok(client.post("/backup/export", json={"format": "jsonl", "tables": ["nodes"]}))
+    assert data["format"] == "jsonl" and data["result"]["quality"]["passed"]
+    export = server.workdir / data["export_path"]
+    assert json.loads((export / "manifest.json").read_text())["format"] == "jsonl"
+    lines = (export / "nodes.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len([json.loads(line) for line in lines]) == 16
+
+
 def test_verify_reports_a_damaged_backup(server: Server, client: httpx.Client) -> None:
     backup = ok(client.post("/backup", json={"backup_path": "damaged", "quality": False}))
     assert backup["backup_path"].startswith("backups/damaged_")

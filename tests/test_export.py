@@ -39,8 +39,8 @@ from dagvault.export import export_database
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture of conftest
 
 SQLITE3_CLI = shutil.which("sqlite3")
-DATASET_FORMATS = ("json", "csv", "parquet")
-SUFFIX = {"json": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
+DATASET_FORMATS = ("json", "jsonl", "csv", "parquet")
+SUFFIX = {"json": ".json", "jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 
 # (i INTEGER, r REAL, n <no type: keeps -0.0; reals and one integer>, t TEXT, b BLOB).
 EDGE_ROWS: list[tuple[Any, ...]] = [
@@ -159,7 +159,8 @@ def duckdb_reader(fmt: str) -> str:
     return {
         "parquet": "read_parquet(?)",
         "csv": "read_csv(?, header = true, allow_quoted_nulls = false)",
-        "json": "read_json(?, format = 'newline_delimited')",
+        "json": "read_json(?, format = 'array')",
+        "jsonl": "read_json(?, format = 'newline_delimited')",
     }[fmt]
 
 
@@ -168,7 +169,13 @@ def pandas_read(fmt: str, path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     if fmt == "csv":
         return pd.read_csv(path, keep_default_na=False, dtype_backend="pyarrow")
-    return pd.read_json(path, lines=True, dtype_backend="pyarrow")
+    return pd.read_json(path, lines=fmt == "jsonl", dtype_backend="pyarrow")
+
+
+def json_records(path: Path, fmt: str) -> list[dict[str, Any]]:
+    """A JSON export file read with the stdlib: the whole document, or line by line."""
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if fmt == "json" else [json.loads(line) for line in text.splitlines()]
 
 
 # --------------------------------------------------------------------------------- SQL
@@ -276,7 +283,12 @@ def test_polars_reads_the_datasets(tmp_path: Path, ledger: Path, fmt: str) -> No
     pl = pytest.importorskip("polars", reason="polars is not installed (optional reader)")
     out = tmp_path / "export"
     export_database(fmt, database=ledger, out=out)
-    readers = {"parquet": pl.read_parquet, "csv": pl.read_csv, "json": pl.read_ndjson}
+    readers = {
+        "parquet": pl.read_parquet,
+        "csv": pl.read_csv,
+        "json": pl.read_json,
+        "jsonl": pl.read_ndjson,
+    }
     for table, entry in read_manifest(out)["tables"].items():
         assert readers[fmt](out / entry["file"]).height == entry["rows"], table
 
@@ -391,25 +403,28 @@ def test_csv_and_json_encode_blobs_as_hex_and_keep_null_apart_from_empty(
         row[0] for row in expected.values()
     ]
 
-    json_out = tmp_path / "json"
-    export_database("json", database=source, out=json_out, tables=["vals", "nulls"])
-    records = [json.loads(line) for line in (json_out / "vals.jsonl").read_text().splitlines()]
-    assert len(records) == len(expected)
-    for record in records:
-        ei, er, en, et, eb = expected[record["id"]]
-        assert record["i"] == ei and type(record["i"]) is type(ei)
-        assert float_bits(record["r"]) == float_bits(er)
-        assert float_bits(None if record["n"] is None else float(record["n"])) == float_bits(
-            None if en is None else float(en)
-        )
-        assert record["t"] == et
-        assert record["b"] == (None if eb is None else eb.hex().upper())
-    nulls = [json.loads(line) for line in (json_out / "nulls.jsonl").read_text().splitlines()]
-    assert nulls == [{"id": 1, "t": "", "b": ""}, {"id": 2, "t": None, "b": None}]
-    frame = pd.read_json(json_out / "vals.jsonl", lines=True, dtype_backend="pyarrow")
-    assert list(frame["t"].fillna("<NULL>")) == [
-        "<NULL>" if row[3] is None else row[3] for row in expected.values()
-    ]
+    for fmt in ("json", "jsonl"):
+        json_out = tmp_path / fmt
+        export_database(fmt, database=source, out=json_out, tables=["vals", "nulls"])
+        records = json_records(json_out / f"vals{SUFFIX[fmt]}", fmt)
+        assert len(records) == len(expected)
+        for record in records:
+            ei, er, en, et, eb = expected[record["id"]]
+            assert record["i"] == ei and type(record["i"]) is type(ei)
+            # JSON has no infinity: ±inf is the string "Infinity"/"-Infinity", float() reads it.
+            assert isinstance(record["r"], str) == (er is not None and math.isinf(er))
+            assert float_bits(None if record["r"] is None else float(record["r"])) == float_bits(er)
+            assert float_bits(None if record["n"] is None else float(record["n"])) == float_bits(
+                None if en is None else float(en)
+            )
+            assert record["t"] == et
+            assert record["b"] == (None if eb is None else eb.hex().upper())
+        nulls = json_records(json_out / f"nulls{SUFFIX[fmt]}", fmt)
+        assert nulls == [{"id": 1, "t": "", "b": ""}, {"id": 2, "t": None, "b": None}]
+        frame = pandas_read(fmt, json_out / f"vals{SUFFIX[fmt]}")
+        assert list(frame["t"].fillna("<NULL>")) == [
+            "<NULL>" if row[3] is None else row[3] for row in expected.values()
+        ]
 
 
 def _disorder_timestamps(path: Path) -> None:
@@ -689,7 +704,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("fmt", ["sql", "csv", "parquet"])  # json writes like csv (DuckDB text)
+@pytest.mark.parametrize("fmt", ["sql", "json", "csv", "parquet"])
 def test_a_full_disk_fails_with_a_storage_error_and_leaves_nothing(
     tmp_path: Path, ledger: Path, fmt: str
 ) -> None:

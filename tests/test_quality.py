@@ -368,7 +368,7 @@ def tamper_parquet(file: Path, keep: int) -> None:
     tmp.replace(file)
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "jsonl"])
 def test_an_intact_export_passes_the_export_gate(ledger: Path, tmp_path: Path, fmt: str) -> None:
     result = export_database(fmt, database=ledger, out=tmp_path / "export")
     assert count_exported(Path(result.export_path)) == result.row_counts

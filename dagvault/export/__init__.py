@@ -1,4 +1,4 @@
-"""Exports for analysts and operators: an SQL dump, or JSON/CSV/Parquet datasets via DuckDB."""
+"""Exports for analysts and operators: an SQL dump, or JSON/JSON Lines/CSV/Parquet datasets."""
 
 from dagvault.export.run import ExportResult, export_database
 

@@ -82,7 +82,8 @@ def table_columns(conn: sqlite3.Connection, table: str) -> list[Column]:
     return columns
 
 
-def _to_text(value: object) -> str | None:
+def sql_text(value: object) -> str | None:
+    """A value of a column coerced to text: numbers as their SQL text, blobs as uppercase hex."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bytes):
@@ -92,12 +93,19 @@ def _to_text(value: object) -> str | None:
 
 def _converter(column: Column) -> Callable[[tuple[object, ...]], pa.Array]:
     if column.coerced:
-        return lambda values: pa.array([_to_text(v) for v in values], type=pa.string())
+        return lambda values: pa.array([sql_text(v) for v in values], type=pa.string())
     if pa.types.is_floating(column.arrow_type):
         return lambda values: pa.array(
             [float(v) if v is not None else None for v in values], type=pa.float64()
         )
     return lambda values: pa.array(values, type=column.arrow_type)
+
+
+def select_sql(table: str, columns: list[Column], order_by: str | None) -> str:
+    """The query that streams ``table``'s ``columns`` (ordered by ``order_by`` when given)."""
+    select = ", ".join(quote_identifier(c.name) for c in columns)
+    sql = f"SELECT {select} FROM {quote_identifier(table)}"
+    return sql + f" ORDER BY {quote_identifier(order_by)}" if order_by else sql
 
 
 def arrow_schema(columns: list[Column]) -> pa.Schema:
@@ -181,10 +189,7 @@ def record_batches(
     """
     schema = arrow_schema(columns)
     converters = [_converter(c) for c in columns]
-    select = ", ".join(quote_identifier(c.name) for c in columns)
-    sql = f"SELECT {select} FROM {quote_identifier(table)}"
-    if order_by:
-        sql += f" ORDER BY {quote_identifier(order_by)}"
+    sql = select_sql(table, columns, order_by)
 
     def batches() -> Iterator[pa.RecordBatch]:
         cursor = conn.execute(sql)

@@ -1,4 +1,5 @@
-"""JSON, CSV and Parquet datasets written by DuckDB from Arrow record batches.
+"""Dataset files: CSV and Parquet written by DuckDB from Arrow record batches, JSON and
+JSON Lines row by row (json_rows: DuckDB's JSON needs memory in proportion to the blobs).
 
 DuckDB's own ``sqlite`` extension is downloaded at run time, which air-gapped
 nodes cannot do; feeding it Arrow batches read through the stdlib ``sqlite3``
@@ -20,9 +21,11 @@ import duckdb
 import pyarrow as pa
 
 from dagvault.db import quote_identifier
+from dagvault.errors import ExportMismatch
 from dagvault.export.arrow_stream import Column, record_batches, table_columns
+from dagvault.export.json_rows import JSON_FORMATS, count_records, write_json_table
 
-SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".jsonl"}
+SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".json", "jsonl": ".jsonl"}
 
 # Bounded so that an export's peak memory does not depend on the database size.
 DUCKDB_MEMORY_LIMIT = "256MB"
@@ -71,17 +74,15 @@ def _copy_options(fmt: str) -> str:
             f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {ZSTD_LEVEL}, "
             f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
         )
-    if fmt == "csv":
-        return "FORMAT csv, HEADER true"
-    return "FORMAT json"
+    return "FORMAT csv, HEADER true"
 
 
 def _projection(columns: list[Column], fmt: str) -> str:
     parts = []
     for column in columns:
         name = quote_identifier(column.name)
-        if fmt != "parquet" and pa.types.is_binary(column.arrow_type):
-            parts.append(f"hex({name}) AS {name}")  # text formats carry blobs as hex
+        if fmt == "csv" and pa.types.is_binary(column.arrow_type):
+            parts.append(f"hex({name}) AS {name}")  # CSV carries blobs as hex
         else:
             parts.append(name)
     return ", ".join(parts)
@@ -92,7 +93,6 @@ def _read_back_count(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> in
         "parquet": "read_parquet(?)",
         "csv": "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', "
         "escape = '\"')",
-        "json": "read_ndjson_objects(?)",
     }[fmt]
     rows = con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchall()
     return int(rows[0][0])
@@ -111,6 +111,8 @@ def write_table(
     if order_by not in {c.name for c in columns}:
         order_by = None
     path = directory / f"{file_stem(table)}{SUFFIXES[fmt]}"
+    if fmt in JSON_FORMATS:
+        return _write_json(conn, table, columns, order_by, path, fmt)
     streamed = [0]
     with record_batches(conn, table, columns, order_by, streamed) as reader:
         duck.register("source_batches", reader)
@@ -130,6 +132,25 @@ def write_table(
         streamed[0],
         _read_back_count(duck, path, fmt),
     )
+
+
+def _write_json(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: list[Column],
+    order_by: str | None,
+    path: Path,
+    fmt: str,
+) -> tuple[WrittenTable, int, int]:
+    rows = write_json_table(conn, table, columns, order_by, path, fmt)
+    try:
+        read_back = count_records(path, fmt)
+    except ValueError as exc:
+        raise ExportMismatch(
+            f"The exported {path.name} does not read back as {fmt}; nothing was published: {exc}",
+            "Report this as a bug with the database's schema; retry the export meanwhile.",
+        ) from None
+    return WrittenTable(table, path, rows, columns, order_by), rows, read_back
 
 
 _DUCKDB_ERRNO = re.compile(r'"errno"\s*:\s*"(\d+)"')

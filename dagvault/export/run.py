@@ -3,9 +3,9 @@
 Layouts (format version 1):
 
 - ``sql``: ``<out>.sql`` plus ``<out>.sql.manifest.json``.
-- ``json``/``csv``/``parquet``: a directory ``<out>/`` holding ``<table>.jsonl`` |
-  ``<table>.csv`` | ``<table>.parquet`` per table and ``manifest.json``. A directory
-  without ``manifest.json`` is incomplete.
+- ``json``/``jsonl``/``csv``/``parquet``: a directory ``<out>/`` holding ``<table>.json``
+  (one JSON array) | ``<table>.jsonl`` (JSON Lines) | ``<table>.csv`` | ``<table>.parquet``
+  per table and ``manifest.json``. A directory without ``manifest.json`` is incomplete.
 
 Everything is written under a hidden temp name, fsynced, checked (rows streamed ==
 rows in the snapshot == rows read back from the file) and only then published;
@@ -91,6 +91,13 @@ def _check_counts(expected: dict[str, int], **observed: dict[str, int]) -> None:
         )
 
 
+# The values of both JSON layouts (json_rows), as the manifest states them.
+_JSON_VALUES = (
+    "UTF-8, RFC 8259; NULL is null; blobs as uppercase hex strings; integers exact (64-bit); "
+    'reals in shortest round-trip form, ±inf as the strings "Infinity"/"-Infinity"'
+)
+
+
 def _manifest(fmt: str, snapshot: Snapshot, tables: dict[str, Any]) -> dict[str, Any]:
     return {
         "format_version": MANIFEST_VERSION,
@@ -102,8 +109,8 @@ def _manifest(fmt: str, snapshot: Snapshot, tables: dict[str, Any]) -> dict[str,
             "min/max statistics for pruning)",
             "csv": 'RFC 4180 with a header row; NULL is an empty field, an empty string is ""; '
             "blobs as uppercase hex",
-            "json": "newline-delimited objects; NULL is null; blobs as uppercase hex; "
-            "±inf as ±Infinity",
+            "json": f"one JSON array of objects per table, one object per line; {_JSON_VALUES}",
+            "jsonl": f"JSON Lines: one object per line; {_JSON_VALUES}",
         }[fmt]
         if fmt != "sql"
         else "SQLite SQL; load with: sqlite3 new.db < FILE",
