@@ -259,3 +259,13 @@ def test_cli_export_takes_jsonl_from_default_export_format(
 
     bad = cli("export", "--format", "ndjson", "--db", str(db), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "jsonl" in bad.stderr
+
+
+def test_csv_of_the_reported_20_kb_ledger_streams_too(tmp_path: Path) -> None:
+    # The ledger: 4,000 transactions with 20 KB signatures. CSV's hex() doubled
+    # DuckDB's 4096-row batches of them past its memory limit ("failed to pin block");
+    # record batches are now bounded in bytes as well as rows.
+    db = make_odd_ledger(tmp_path / "odd.db", 4000)
+    run = export_in_child("csv", db, tmp_path / "csv")
+    assert "error" not in run, run
+    assert run["rows"]["tx_log"] == 4000

@@ -21,10 +21,15 @@ import pyarrow as pa
 
 from dagvault.db import quote_identifier
 
-# Rows per record batch; a ledger row carries ~4 KB of signature and key, so a
-# batch is ~16 MB: large enough for DuckDB to work efficiently, small enough
-# that peak memory stays far below the 500 MB budget.
+# At most this many rows and about this many bytes per record batch: a ledger row carries
+# ~4 KB of signature and key, so a batch is ~16 MB: large enough for DuckDB to work
+# efficiently, small enough that peak memory stays far below the 500 MB budget. The byte
+# bound keeps it so for wider rows (20 KB signatures, MB-sized payloads): DuckDB works on
+# a batch at a time, so 4096 rows of 20 KB blobs (80 MB, doubled by CSV's hex) exceeded
+# its memory limit. The first batch is small; later ones are sized by the rows seen.
 BATCH_ROWS = 4096
+BATCH_BYTES = 16 * 1024 * 1024
+FIRST_BATCH_ROWS = 64
 # Batches read ahead by the producer thread (reading SQLite and building Arrow arrays
 # overlaps DuckDB encoding and compressing the previous batch; bounded memory).
 PREFETCH_BATCHES = 2
@@ -193,14 +198,18 @@ def record_batches(
 
     def batches() -> Iterator[pa.RecordBatch]:
         cursor = conn.execute(sql)
+        size = FIRST_BATCH_ROWS
         try:
-            while rows := cursor.fetchmany(BATCH_ROWS):
+            while rows := cursor.fetchmany(size):
                 counter[0] += len(rows)
                 values = list(zip(*rows, strict=True))
-                yield pa.record_batch(
+                batch = pa.record_batch(
                     [convert(col) for convert, col in zip(converters, values, strict=True)],
                     schema=schema,
                 )
+                row_bytes = max(1, batch.nbytes // len(rows))
+                size = max(1, min(BATCH_ROWS, BATCH_BYTES // row_bytes))
+                yield batch
         finally:
             cursor.close()
 

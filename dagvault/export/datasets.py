@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from dagvault.db import quote_identifier
-from dagvault.errors import ExportMismatch
+from dagvault.errors import ExportMismatch, StorageError
 from dagvault.export.arrow_stream import Column, record_batches, table_columns
 from dagvault.export.json_rows import JSON_FORMATS, count_records, write_json_table
 
@@ -123,6 +123,12 @@ def write_table(
             ).fetchall()
         except duckdb.IOException as exc:
             raise _os_error(exc, path) from exc
+        except duckdb.OutOfMemoryException as exc:  # a bug of ours: batches are bounded
+            raise StorageError(
+                f"DuckDB ran out of its {DUCKDB_MEMORY_LIMIT} memory writing {path.name}: {exc}",
+                "Nothing was published. Report this with the table's schema; meanwhile "
+                "export this table as --format jsonl or sql, which do not use DuckDB.",
+            ) from None
         finally:
             duck.unregister("source_batches")
     with open(path, "rb") as fh:
