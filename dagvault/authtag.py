@@ -47,9 +47,12 @@ UNAUTHENTICATED = (
     "backup not authenticated (no key configured): its checksums prove it is intact, not "
     "that dagvault wrote it; configure a key (`dagvault keygen`, see README 'Security')"
 )
+# Every problem below names it, so callers can give LEGACY_HINT as the remedy.
+MARKER = "authentication tag"
 LEGACY_HINT = (
-    "If it is a genuine backup taken before the key was configured, admit it (and its "
-    "chain) once with `dagvault verify --sign-legacy BACKUP`; otherwise do not restore it."
+    "The live database was not touched. If it is a genuine backup taken before the key "
+    "was configured, admit it (and its chain) once with `dagvault verify --sign-legacy "
+    "BACKUP`; otherwise do not restore it and investigate who wrote it."
 )
 
 
@@ -87,9 +90,9 @@ def problem(info: BackupInfo, key: bytes) -> str | None:
             "written by dagvault with this key, or its tag was removed"
         )
     if tag.get("algorithm") != ALGORITHM:
-        return f"{name}: unknown authentication algorithm {tag.get('algorithm')!r}"
+        return f"{name}: authentication tag of unknown algorithm {tag.get('algorithm')!r}"
     if not hmac.compare_digest(tag.get("key_id", ""), key_id(key).hex()):
-        return f"{name} was authenticated with another key than the one configured"
+        return f"{name}: authentication tag made with another key than the one configured"
     if not hmac.compare_digest(tag.get("tag", ""), _tag(info, key)):
         return (
             f"{name}: authentication tag does not match: the backup's metadata was changed "

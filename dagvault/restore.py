@@ -143,10 +143,13 @@ def _checked_backup(
     record(report, "integrity_check")
     warnings.extend(report.warnings)
     if not report.ok or report.info is None:
+        forged = any(authtag.MARKER in problem for problem in report.problems)
         raise VerificationError(
             f"Backup {backup} failed verification; refusing to restore it: "
             + "; ".join(report.problems),
-            "The live database was not touched. Pick another backup (`dagvault list`) "
+            authtag.LEGACY_HINT
+            if forged
+            else "The live database was not touched. Pick another backup (`dagvault list`) "
             "and run `dagvault verify` on it.",
             problems=report.problems,
         )
