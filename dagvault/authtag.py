@@ -80,6 +80,11 @@ def sign(info: BackupInfo, key: bytes | None) -> BackupInfo:
     return replace(info, auth_tag=tag)
 
 
+def _same(stored: str, expected: str) -> bool:
+    # Bytes: compare_digest refuses non-ASCII str, and a forged sidecar may hold any text.
+    return hmac.compare_digest(stored.encode(), expected.encode())
+
+
 def problem(info: BackupInfo, key: bytes) -> str | None:
     """Why ``info``'s sidecar is not authenticated under ``key``; None when it is."""
     tag = info.auth_tag
@@ -91,9 +96,9 @@ def problem(info: BackupInfo, key: bytes) -> str | None:
         )
     if tag.get("algorithm") != ALGORITHM:
         return f"{name}: authentication tag of unknown algorithm {tag.get('algorithm')!r}"
-    if not hmac.compare_digest(tag.get("key_id", ""), key_id(key).hex()):
+    if not _same(tag.get("key_id", ""), key_id(key).hex()):
         return f"{name}: authentication tag made with another key than the one configured"
-    if not hmac.compare_digest(tag.get("tag", ""), _tag(info, key)):
+    if not _same(tag.get("tag", ""), _tag(info, key)):
         return (
             f"{name}: authentication tag does not match: the backup's metadata was changed "
             "after dagvault wrote it (forged or tampered)"

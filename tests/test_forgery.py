@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,12 @@ from _helpers import (
 )
 
 from dagvault import pages
-from dagvault.authtag import UNAUTHENTICATED
+from dagvault.authtag import UNAUTHENTICATED, problem
 from dagvault.backup import create_backup
 from dagvault.crypto import generate_key_file, load_key
 from dagvault.delta import apply_delta
 from dagvault.errors import VerificationError
-from dagvault.meta import BackupInfo, read_meta
+from dagvault.meta import BackupInfo, Verification, read_meta
 from dagvault.restore import restore_backup
 from dagvault.schema_guard import AUDIT_LOG_NAME, changes, read_schema
 from dagvault.verify import verify_file
@@ -359,3 +360,21 @@ def test_api_refuses_the_issue_trigger_unless_allow_schema_change(server: Server
     assert [e["result"] for e in restores] == ["failure", "success"]
     (override,) = (server.workdir / AUDIT_LOG_NAME).read_text().splitlines()
     assert "adds trigger 'evil'" in json.loads(override)["changes"][0]
+
+
+def test_the_tag_binds_the_name_and_fields_but_not_the_directory_or_verdicts(
+    odd_ledger: Path, key_file: Path
+) -> None:
+    key = load_key(key_file)
+    info = create_backup(odd_ledger, odd_ledger.parent / "backups", key=key)
+    moved = replace(info, backup_path=f"/elsewhere/{Path(info.backup_path).name}")
+    assert problem(moved, key) is None  # a moved directory, a copy fetched from a target
+    assert problem(info.with_verification(Verification("verified")), key) is None
+    assert problem(info, bytes(32)) is not None and "another key" in str(problem(info, bytes(32)))
+    for forged in (
+        replace(info, backup_path=str(Path(info.backup_path).with_name("other_1.db"))),
+        replace(info, total_transactions=info.total_transactions + 1),
+        replace(info, metadata={**info.metadata, "description": "edited"}),
+        replace(info, auth_tag={**(info.auth_tag or {}), "tag": "подпись"}),  # no traceback
+    ):
+        assert "authentication tag does not match" in str(problem(forged, key))
