@@ -49,11 +49,12 @@ UNAUTHENTICATED = (
 )
 # Every problem below names it, so callers can give LEGACY_HINT as the remedy.
 MARKER = "authentication tag"
-LEGACY_HINT = (
-    "The live database was not touched. If it is a genuine backup taken before the key "
-    "was configured, admit it (and its chain) once with `dagvault verify --sign-legacy "
-    "BACKUP`; otherwise do not restore it and investigate who wrote it."
+LEGACY_REMEDY = (
+    "If it is a genuine backup taken before the key was configured, admit it (and its "
+    "chain) once with `dagvault verify --sign-legacy BACKUP`; otherwise do not restore it "
+    "and investigate who wrote it."
 )
+LEGACY_HINT = "The live database was not touched. " + LEGACY_REMEDY
 
 
 def mac_key(master: bytes) -> bytes:
