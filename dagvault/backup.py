@@ -21,6 +21,7 @@ from pathlib import Path
 import zstandard
 
 from dagvault import db, events, lock, pages, permissions, progress
+from dagvault.authtag import sign
 from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
 from dagvault.compress import SUFFIX, compress_file
@@ -129,10 +130,12 @@ def write_backup(
     reason: str | None = None,
     full_suffix: str = ".db",
     busy_timeout: float = 30.0,
+    key: bytes | None = None,
 ) -> tuple[Path, BackupInfo]:
     """Snapshot ``source`` and store it as the first free path of
     ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
-    pages changed since it (a full one, with the reason, when a delta is not worth it)."""
+    pages changed since it (a full one, with the reason, when a delta is not worth it).
+    With ``key`` the sidecar carries its authentication tag (dagvault.authtag)."""
     started = time.monotonic()
     timestamp, created_at = _now()
     first = next(destinations(timestamp, ""))
@@ -207,6 +210,7 @@ def write_backup(
         )
         if digests is not None:
             pages.save(final, snap.page_size, digests)  # the next delta starts from here
+        info = sign(info, key)
         write_meta(final, info)
         return final, info
     except BaseException as exc:
@@ -236,6 +240,7 @@ def create_backup(
     busy_timeout: float = 30.0,
     compression: bool = False,
     kind: str = "full",
+    key: bytes | None = None,
 ) -> BackupInfo:
     """Take a ``kind`` (full, incremental, differential) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
@@ -264,6 +269,7 @@ def create_backup(
                 delta_type="Differential" if kind == "differential" else "Incremental",
                 reason=reason,
                 busy_timeout=busy_timeout,
+                key=key,
             )
     events.backup_created(final)
     return info

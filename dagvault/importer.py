@@ -150,6 +150,7 @@ def import_sql(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            guard=False,  # built above from the dump the operator named
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,6 +11,8 @@ JSON values so that row counts stay numbers.
 ``meta_checksum`` is the SHA3-256 of the sidecar's other fields in canonical JSON: any
 edit of a field the data cannot vouch for (a timestamp, a parent's name, a row count…)
 makes the sidecar invalid, so a hand-edited or bit-rotted sidecar is never trusted.
+It is unkeyed: anyone can recompute it, so it catches damage, not forgery. ``auth_tag``
+(format 3, when a key is configured) is the keyed tag that does: see dagvault.authtag.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from typing import Any, Literal
 from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 
-FORMAT_VERSION = 2  # 2 added meta_checksum; version 1 sidecars (without it) still read
+# 2 added meta_checksum, 3 auth_tag (dagvault.authtag); sidecars of 1 and 2 still read
+FORMAT_VERSION = 3
 META_SUFFIX = ".meta"
 BACKUP_TYPES = ("Full", "Incremental", "Differential")
+_TAG_FIELDS = ("algorithm", "key_id", "tag")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 VerificationStatus = Literal["unverified", "verified", "failed"]
@@ -58,6 +62,8 @@ class BackupInfo:
     format_version: int = FORMAT_VERSION
     verification: Verification = field(default_factory=Verification)
     quality: dict[str, Any] | None = None
+    # The keyed tag of dagvault.authtag (algorithm, key_id, tag); None when no key was set.
+    auth_tag: dict[str, str] | None = None
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -181,6 +187,11 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
             or not isinstance(quality.get("expectations", []), list)
         ):
             problems.append("field 'quality' is not a data-quality record")
+        tag = document.get("auth_tag")
+        if tag is not None and not (
+            isinstance(tag, dict) and all(isinstance(tag.get(k), str) for k in _TAG_FIELDS)
+        ):
+            problems.append("field 'auth_tag' is not an authentication tag record")
         signed = version >= 2 or "meta_checksum" in document
         if signed and document.get("meta_checksum") != sidecar_checksum(document):
             problems.append(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, permissions, progress
+from dagvault import authtag, events, lock, permissions, progress, schema_guard
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.chain import materialize, resolve_chain
 from dagvault.db import connection, open_database, pragma, row_counts, translate
@@ -120,25 +120,36 @@ def _post_check(target: sqlite3.Connection, info: BackupInfo, warnings: list[str
 
 
 def _checked_backup(
-    backup: Path, verify: bool, verify_checksum: bool, warnings: list[str], image: Path
+    backup: Path,
+    verify: bool,
+    verify_checksum: bool,
+    warnings: list[str],
+    image: Path,
+    key: bytes | None,
 ) -> tuple[BackupInfo, Path]:
     """The backup's metadata and the plain SQLite file to copy from: the backup itself,
-    or for a delta or compressed backup its image, rebuilt (and proven) into ``image``."""
+    or for a delta or compressed backup its image, rebuilt (and proven) into ``image``.
+    With ``key`` the backup is authenticated even under --no-verify."""
     if not verify:
         warnings.append("backup was not verified before the restore (--no-verify)")
         info = read_meta(backup)
+        if key is not None:
+            authtag.authenticate(backup, info, key)
         if not needs_rebuild(backup, info):
             return info, backup
         materialize(resolve_chain(backup, info), image)  # still proves the image digest
         return info, image
-    report = verify_file(backup, checksum=verify_checksum, image_dest=image)
+    report = verify_file(backup, checksum=verify_checksum, image_dest=image, key=key)
     record(report, "integrity_check")
     warnings.extend(report.warnings)
     if not report.ok or report.info is None:
+        forged = any(authtag.MARKER in problem for problem in report.problems)
         raise VerificationError(
             f"Backup {backup} failed verification; refusing to restore it: "
             + "; ".join(report.problems),
-            "The live database was not touched. Pick another backup (`dagvault list`) "
+            authtag.LEGACY_HINT
+            if forged
+            else "The live database was not touched. Pick another backup (`dagvault list`) "
             "and run `dagvault verify` on it.",
             problems=report.problems,
         )
@@ -184,8 +195,17 @@ def restore_backup(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    key: bytes | None = None,
+    allow_schema_change: bool = False,
+    guard: bool = True,
 ) -> RestoreResult:
-    """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file)."""
+    """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file).
+
+    With ``key`` the backup (every link of its chain) must be authenticated
+    (dagvault.authtag) and the pre-restore backup is tagged; without one, a backup that
+    changes the schema in a suspicious way is refused unless ``allow_schema_change``
+    (dagvault.schema_guard). ``guard=False`` is for a backup the caller has just built
+    itself (an SQL import): there is nothing to authenticate."""
     started = time.monotonic()
     if not backup.is_file():
         raise BackupNotFound(
@@ -203,7 +223,10 @@ def restore_backup(
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:
-            info, source = _checked_backup(backup, verify, verify_checksum, warnings, image)
+            info, source = _checked_backup(backup, verify, verify_checksum, warnings, image, key)
+            if key is None and guard:
+                warnings.append(authtag.UNAUTHENTICATED)
+                schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
             result = _restore_into(
                 source,
                 backup,
@@ -214,6 +237,7 @@ def restore_backup(
                 profile,
                 busy_timeout,
                 max_seconds,
+                key,
             )
         finally:
             discard(image)
@@ -232,6 +256,7 @@ def _restore_into(
     profile: LedgerProfile | None,
     busy_timeout: float,
     max_seconds: float,
+    key: bytes | None,
 ) -> RestoreResult:
     """Copy the plain SQLite file ``source`` (the image of ``backup``) over ``db_path``."""
     created = not db_path.exists()
@@ -241,7 +266,7 @@ def _restore_into(
         pre_path = None
         has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
         if pre_restore_backup and has_content:
-            pre_path = _take_pre_restore_backup(target, db_path, backup, profile)
+            pre_path = _take_pre_restore_backup(target, db_path, backup, profile, key)
         elif pre_restore_backup:
             warnings.append("the target database was empty; no pre-restore backup taken")
         else:
@@ -290,7 +315,11 @@ def _remove_stale_temps(db_path: Path) -> None:
 
 
 def _take_pre_restore_backup(
-    target: sqlite3.Connection, db_path: Path, backup: Path, profile: LedgerProfile | None
+    target: sqlite3.Connection,
+    db_path: Path,
+    backup: Path,
+    profile: LedgerProfile | None,
+    key: bytes | None,
 ) -> Path:
     pre_path, _ = write_backup(
         target,
@@ -300,6 +329,7 @@ def _take_pre_restore_backup(
         profile=profile or LedgerProfile(),
         stage="pre-restore backup",
         full_suffix="",
+        key=key,
     )
     report = verify_file(pre_path, quick=True)
     record(report, "quick_check")

@@ -52,7 +52,7 @@ def verify_at_target(
     entry, by_name = find_entry(store, name)
     try:
         with fetched(store, name, key, staging, by_name) as local:
-            report = verify_file(local, quick=quick)
+            report = verify_file(local, quick=quick, key=key)
     except VerificationError as exc:  # damaged, tampered, broken chain
         report = VerifyReport(Path(entry.path.name), info=entry.info)
         report.fail("stored object", exc.message)
@@ -91,8 +91,10 @@ def restore_from_target(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    allow_schema_change: bool = False,
 ) -> RestoreResult:
-    """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore."""
+    """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore
+    (authenticated with ``key``, when given)."""
     with fetched(store, name, key, staging or db_path.absolute().parent) as local:
         return restore_backup(
             local,
@@ -103,6 +105,8 @@ def restore_from_target(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            key=key,
+            allow_schema_change=allow_schema_change,
         )
 
 

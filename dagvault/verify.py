@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, permissions
+from dagvault import authtag, events, lock, permissions
 from dagvault.catalog import list_backups
 from dagvault.chain import check_files, materialize, resolve_chain
 from dagvault.checksum import sha3_256_file
@@ -95,7 +95,12 @@ def needs_rebuild(path: Path, info: BackupInfo) -> bool:
 
 
 def _check_chain(
-    path: Path, info: BackupInfo, report: VerifyReport, checksum: bool, image: Path
+    path: Path,
+    info: BackupInfo,
+    report: VerifyReport,
+    checksum: bool,
+    image: Path,
+    key: bytes | None,
 ) -> bool:
     """Check every other link of the chain and rebuild the image into ``image``.
 
@@ -115,6 +120,8 @@ def _check_chain(
             except VerificationError as exc:
                 rebuild_error = exc
             problems = files.result() if files is not None else []
+        if key is not None:  # the backup's own tag is checked by verify_file
+            problems += authtag.chain_problems(chain[:-1], key)
     except VerificationError as exc:
         report.fail("chain", exc.message)
         return False
@@ -128,13 +135,20 @@ def _check_chain(
 
 
 def verify_file(
-    path: Path, *, quick: bool = False, checksum: bool = True, image_dest: Path | None = None
+    path: Path,
+    *,
+    quick: bool = False,
+    checksum: bool = True,
+    image_dest: Path | None = None,
+    key: bytes | None = None,
 ) -> VerifyReport:
     """Run every check on one backup; never raises for a bad backup, only reports it.
 
     A delta's whole chain is checked (files, links, the rebuilt image's digest) and the
     rebuilt image is what the SQLite checks run on. With ``image_dest`` the rebuilt
     image of a delta or compressed backup is left there for the caller (a restore).
+    With ``key`` every link must carry a valid authentication tag (dagvault.authtag),
+    and the checksums are always compared: the tag vouches for the data through them.
     """
     started = time.monotonic()
     report = VerifyReport(path)
@@ -156,6 +170,13 @@ def verify_file(
         report.checks["metadata"] = "ok"
     else:  # a sidecar and data file renamed, or swapped in for another backup's
         report.fail("metadata", f"it was written as {written_as}, not as {path.name}")
+    if key is not None:  # without one, a restore warns that the backup is unauthenticated
+        forged = authtag.problem(info, key)
+        if forged is None:
+            report.checks["authentication"] = "ok"
+        else:
+            report.fail("authentication", forged)
+    checksum = checksum or key is not None
     size = path.stat().st_size
     if size != info.file_size:
         report.fail("file_size", f"expected {info.file_size} bytes, found {size}")
@@ -174,7 +195,7 @@ def verify_file(
         image = image_dest or temp_path(path.with_name(path.name + ".image"))
         try:
             with permissions.owner_only():  # the rebuilt image is a whole ledger
-                rebuilt = _check_chain(path, info, report, checksum, image)
+                rebuilt = _check_chain(path, info, report, checksum, image, key)
             if rebuilt:
                 _check_database(image, info, report, quick)
         finally:
@@ -224,12 +245,17 @@ def record(report: VerifyReport, method: str, *, keep_quality_verdict: bool = Tr
 
 
 def verify_backup(
-    path: Path, *, quick: bool = False, checksum: bool = True, recheck_quality: bool = False
+    path: Path,
+    *,
+    quick: bool = False,
+    checksum: bool = True,
+    recheck_quality: bool = False,
+    key: bytes | None = None,
 ) -> VerifyReport:
     """Verify one backup and record the outcome in its sidecar (``recheck_quality``: the
     caller runs the data-quality gate next, so an earlier gate failure is not carried)."""
     with lock.hold(path.parent, "verify", shared=True):
-        report = verify_file(path, quick=quick, checksum=checksum)
+        report = verify_file(path, quick=quick, checksum=checksum, key=key)
         record(
             report,
             "quick_check" if quick else "integrity_check",
@@ -238,7 +264,9 @@ def verify_backup(
     return report
 
 
-def verify_all(directory: Path, *, quick: bool = False) -> list[VerifyReport]:
+def verify_all(
+    directory: Path, *, quick: bool = False, key: bytes | None = None
+) -> list[VerifyReport]:
     """Verify every backup in ``directory``; an empty directory is an error (nothing to trust)."""
     entries = list_backups(directory)
     if not entries:
@@ -246,4 +274,4 @@ def verify_all(directory: Path, *, quick: bool = False) -> list[VerifyReport]:
             f"No backups found in {directory}",
             "Check --backup-dir / BACKUP_DIR, or take one with `dagvault backup`.",
         )
-    return [verify_backup(entry.path, quick=quick) for entry in entries]
+    return [verify_backup(entry.path, quick=quick, key=key) for entry in entries]

@@ -1,21 +1,16 @@
-"""The audit log: one JSON line per mutating request (who, what, when, result).
-
-Lines are appended with one write(2) each to a file opened O_APPEND and fsynced, so
-concurrent requests never interleave and an acknowledged operation's line survives a
-crash. The file is created 0600: it names clients and paths.
-"""
+"""The audit log: one JSON line per mutating request (who, what, when, result), appended
+by dagvault.auditlog (O_APPEND, fsynced, 0600)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault.errors import storage_error
+from dagvault import auditlog
+from dagvault.errors import DagvaultError, storage_error
 
 log = logging.getLogger("dagvault.api")
 
@@ -31,15 +26,9 @@ class AuditLog:
             raise storage_error(exc, "opening the audit log", str(path)) from exc
 
     def record(self, **entry: Any) -> None:
-        line = json.dumps({"time": datetime.now(UTC).isoformat(), **entry}, default=str) + "\n"
         with self._lock:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, line.encode("utf-8"))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
+                auditlog.append(self.path, **entry)
+            except DagvaultError as exc:
                 # The operation already happened; losing its line must at least be loud.
-                log.error("Could not write the audit log %s: %s", self.path, exc.strerror)
+                log.error("Could not write the audit log %s: %s", self.path, exc.message)

@@ -53,6 +53,11 @@ class RestoreRequest(_Request):
     create_pre_restore_backup: bool | None = Field(
         default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
     )
+    allow_schema_change: bool = Field(
+        default=False,
+        description="restore an unauthenticated backup (no key configured) even though it "
+        "adds or changes triggers or views, or drops tables or triggers; audit-logged",
+    )
 
 
 class ExportRequest(_Request):
@@ -133,6 +138,7 @@ class BackupData(OperationData):
 class RestoreData(OperationData):
     backup_path: str
     create_pre_restore_backup: bool
+    allow_schema_change: bool = False
 
 
 class ExportData(OperationData):

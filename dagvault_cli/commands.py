@@ -21,6 +21,7 @@ from dagvault.crypto import (
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
+from dagvault.legacy import sign_legacy
 from dagvault.presets import prune_policy
 from dagvault.remote import list_target
 from dagvault.retention import RetentionPolicy
@@ -131,6 +132,8 @@ def verify(args: argparse.Namespace) -> int:
     )
     if args.backup is not None:
         _require_backup(args.backup, settings)
+    if args.sign_legacy:
+        _sign_legacy(args, settings)  # then the verify below proves the new tags
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
@@ -181,6 +184,18 @@ def verify(args: argparse.Namespace) -> int:
     if failure is not None:
         raise failure
     return 0
+
+
+def _sign_legacy(args: argparse.Namespace, settings: Settings) -> None:
+    if args.backup is None or is_url(args.backup):
+        raise ConfigError(
+            "--sign-legacy signs one local backup (and its chain)",
+            "dagvault verify --sign-legacy ./backups/NAME.db --key-file KEY",
+        )
+    key = require_key(load_key(settings.encryption_key_file), "--sign-legacy")
+    for path in sign_legacy(Path(args.backup), key):
+        if not args.json:
+            print(f"signed {path}")
 
 
 def _gate_cell(gate: dict[str, Any] | None) -> str:
@@ -349,6 +364,7 @@ def restore(args: argparse.Namespace) -> int:
             verify_first=not args.no_verify,
             config_file=args.config,
             encryption_key_file=args.key_file,
+            allow_schema_change=args.allow_schema_change,
         )
     if args.json:
         emit_json(result)

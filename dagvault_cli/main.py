@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="verify every backup of the directory")
     p.add_argument("--backup-dir", help=dir_help)
     p.add_argument("--quick", action="store_true", help="PRAGMA quick_check (faster, O(N))")
+    p.add_argument(
+        "--sign-legacy",
+        action="store_true",
+        help="admit a genuine backup taken before the key was configured: verify it and "
+        "its chain, then add their authentication tags (needs the key; README 'Security')",
+    )
     _quality_options(p, gate_by_default=False)
 
     p = command(
@@ -300,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep a copy of the current database (CREATE_PRE_RESTORE_BACKUP)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip verifying the backup first")
+    p.add_argument(
+        "--allow-schema-change",
+        action="store_true",
+        help="without a key: restore even though the backup adds or changes triggers or "
+        "views, or drops tables or triggers (written to the audit log beside the database)",
+    )
 
     p = command(
         "export",

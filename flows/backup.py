@@ -130,9 +130,10 @@ def _back_up(
         settings.busy_timeout_seconds,
         settings.compression_enabled,
         backup_type,
+        key_file(settings),
     )
     if verify_after:
-        report = verify(info["backup_path"])
+        report = verify(info["backup_path"], key_file=key_file(settings))
         info["verification"] = {"status": "verified" if report["valid"] else "failed"}
         if not report["valid"]:
             raise VerificationError(

@@ -4,6 +4,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault import authtag
 from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
 from dagvault.quality import gate_failure
 from dagvault.remote import backups_at
@@ -119,7 +120,9 @@ def verify_flow(
         problems = [f"{r['backup_path']}: {'; '.join(_problems(r))}" for r in failed]
         raise BackupsFailedVerification(
             f"{len(failed)} of {len(reports)} backups failed verification: " + " | ".join(problems),
-            "Do not restore these backups; take a new backup and investigate the storage.",
+            authtag.LEGACY_REMEDY
+            if any(authtag.MARKER in p for p in problems)
+            else "Do not restore these backups; take a new backup and investigate the storage.",
             problems=problems,
             reports=reports,
         )

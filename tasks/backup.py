@@ -7,6 +7,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from dagvault.backup import create_backup
+from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from tasks._runtime import artifact_key, task_options
 
@@ -21,8 +22,10 @@ def take_backup(
     busy_timeout: float,
     compression: bool,
     kind: str = "full",
+    key_file: str | None = None,
 ) -> dict[str, Any]:
-    """Take a consistent full/incremental/differential backup with its SHA3-256 and .meta."""
+    """Take a consistent full/incremental/differential backup with its SHA3-256 and .meta
+    (authenticated with the key, when one is configured)."""
     info = create_backup(
         Path(database_path),
         Path(backup_dir),
@@ -32,6 +35,7 @@ def take_backup(
         busy_timeout=busy_timeout,
         compression=compression,
         kind=kind,
+        key=load_key(Path(key_file) if key_file else None),
     )
     create_table_artifact(
         key=artifact_key("backup", Path(database_path).stem),

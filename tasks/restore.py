@@ -25,9 +25,11 @@ def restore(
     busy_timeout: float,
     max_seconds: float,
     key_file: str | None = None,
+    allow_schema_change: bool = False,
 ) -> dict[str, Any]:
-    """Verify, take a pre-restore backup, restore atomically, check the result. A backup
-    at a storage target (a URL) is downloaded beside the database first."""
+    """Verify (authenticate, with a key), take a pre-restore backup, restore atomically,
+    check the result. A backup at a storage target (a URL) is downloaded beside the
+    database first."""
     options: dict[str, Any] = {
         "pre_restore_backup": pre_restore_backup,
         "verify": verify,
@@ -35,13 +37,14 @@ def restore(
         "profile": profile,
         "busy_timeout": busy_timeout,
         "max_seconds": max_seconds,
+        "allow_schema_change": allow_schema_change,
     }
+    key = load_key(Path(key_file) if key_file else None)
     if is_url(backup_path):
         target, name = split_location(backup_path)
-        key = load_key(Path(key_file) if key_file else None)
         result = restore_from_target(open_store(target), name, Path(database_path), key, **options)
     else:
-        result = restore_backup(Path(backup_path), Path(database_path), **options)
+        result = restore_backup(Path(backup_path), Path(database_path), key=key, **options)
     create_table_artifact(
         key=artifact_key("restore", Path(database_path).stem),
         table=[

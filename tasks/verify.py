@@ -35,7 +35,11 @@ def verify(
             staging=Path(staging_dir) if staging_dir else None,
         ).to_json()
     return verify_backup(
-        Path(backup_path), quick=quick, checksum=checksum, recheck_quality=recheck_quality
+        Path(backup_path),
+        quick=quick,
+        checksum=checksum,
+        recheck_quality=recheck_quality,
+        key=load_key(Path(key_file) if key_file else None),
     ).to_json()
 
 

@@ -95,15 +95,16 @@ def copy_of(ledger: Path, directory: Path) -> Path:
 
 
 def shrink_ledger(db: Path, keep: int) -> None:
-    """A different committed state: deletes, updates, inserts and a new table."""
+    """A different committed state: deletes, updates, inserts and a new index (not a new
+    table: restoring an earlier backup would drop it, which an unauthenticated restore
+    refuses without allow_schema_change; see dagvault.schema_guard)."""
     with closing(sqlite3.connect(db, isolation_level=None)) as conn:
         conn.execute("BEGIN")
         conn.execute("DELETE FROM transaction_parents WHERE child_id > ?", (keep,))
         conn.execute("DELETE FROM transactions WHERE id > ?", (keep,))
         conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 5 = 0")
         conn.execute("INSERT INTO nodes VALUES ('intruder', x'00', 1, 0, 0, 1)")
-        conn.execute("CREATE TABLE scratch (k INTEGER PRIMARY KEY, v BLOB)")
-        conn.executemany("INSERT INTO scratch (v) VALUES (?)", [(os.urandom(100),)] * 50)
+        conn.execute("CREATE INDEX scratch_fee ON transactions(fee)")
         conn.execute("COMMIT")
 
 

@@ -96,7 +96,7 @@ def test_backup_name_and_sidecar_hold_every_field(ledger: Path, tmp_path: Path) 
 
     document = read_meta_json(path)
     assert set(DESCRIPTION_FIELDS) | {"format_version"} <= set(document)
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3 and document["auth_tag"] is None  # no key
     assert document["timestamp"] == info.timestamp
     assert document["backup_path"] == str(path)
     assert document["database_path"] == str(ledger.resolve())

@@ -23,6 +23,7 @@ import pytest
 from _helpers import content_digest as digest_of
 from _helpers import scalar
 
+from dagvault.authtag import UNAUTHENTICATED
 from dagvault.backup import create_backup
 from dagvault.errors import ConfigError, RestoreError
 from dagvault.meta import BackupInfo, read_meta
@@ -113,7 +114,8 @@ def child() -> Iterator[Callable[..., SqlChild]]:
 
 
 def modify_ledger(path: Path) -> None:
-    """Deletes, updates, inserts and a new table, in one committed transaction."""
+    """Deletes, updates, inserts and a new table, in one committed transaction (a restore
+    of an earlier backup drops the table: it passes allow_schema_change, see schema_guard)."""
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("BEGIN")
         conn.execute("DELETE FROM transaction_parents WHERE child_id > 250")
@@ -158,7 +160,7 @@ def test_restore_over_modified_live_database(
     logger.addHandler(caplog.handler)  # also captured if something turned propagation off
     try:
         started = int(time.time())
-        result = restore_backup(backup, ledger)
+        result = restore_backup(backup, ledger, allow_schema_change=True)
         finished = int(time.time())
     finally:
         logger.removeHandler(caplog.handler)
@@ -174,7 +176,8 @@ def test_restore_over_modified_live_database(
     assert result.backup_info.row_counts == info.row_counts
     assert result.backup_info.verified  # verified before the restore, recorded in .meta
     assert started <= result.restore_timestamp <= finished
-    assert result.warnings == []
+    unauthenticated, dropped = result.warnings  # no key; the override is audit-logged
+    assert unauthenticated == UNAUTHENTICATED and "drops table 'scratch'" in dropped
     assert result.database_path == str(ledger)
 
     assert result.pre_restore_backup is not None
@@ -210,7 +213,7 @@ def test_consecutive_restores_keep_each_pre_restore_backup(ledger: Path, tmp_pat
     backup, _, at_backup = backup_of(ledger, tmp_path / "backups")
     modify_ledger(ledger)
     modified = digest_of(ledger)
-    first = restore_backup(backup, ledger)
+    first = restore_backup(backup, ledger, allow_schema_change=True)
     second = restore_backup(backup, ledger)
     assert first.pre_restore_backup and second.pre_restore_backup
     assert first.pre_restore_backup != second.pre_restore_backup
@@ -238,7 +241,7 @@ def test_open_connection_in_another_process_sees_restored_data(
     fees_at_backup = scalar(backup, "SELECT sum(fee) FROM transactions")
     assert node.scalar("SELECT sum(fee) FROM transactions") != fees_at_backup
 
-    restore_backup(backup, ledger)
+    restore_backup(backup, ledger, allow_schema_change=True)
 
     # Same connection, never reopened: it sees the restored rows and schema.
     assert node.scalar("SELECT count(*) FROM transactions") == 300
@@ -288,7 +291,7 @@ def test_restore_without_pre_restore_backup(ledger: Path, tmp_path: Path) -> Non
     backup, _, at_backup = backup_of(ledger, tmp_path / "backups")
     modify_ledger(ledger)
 
-    result = restore_backup(backup, ledger, pre_restore_backup=False)
+    result = restore_backup(backup, ledger, pre_restore_backup=False, allow_schema_change=True)
 
     assert result.success
     assert result.pre_restore_backup is None
@@ -301,7 +304,7 @@ def test_restore_without_verification_warns(ledger: Path, tmp_path: Path) -> Non
     backup, _, at_backup = backup_of(ledger, tmp_path / "backups")
     modify_ledger(ledger)
 
-    result = restore_backup(backup, ledger, verify=False)
+    result = restore_backup(backup, ledger, verify=False, allow_schema_change=True)
 
     assert result.success
     assert "backup was not verified before the restore (--no-verify)" in result.warnings
@@ -313,7 +316,7 @@ def test_restore_without_checksum_verification_warns(ledger: Path, tmp_path: Pat
     backup, _, at_backup = backup_of(ledger, tmp_path / "backups")
     modify_ledger(ledger)
 
-    result = restore_backup(backup, ledger, verify_checksum=False)
+    result = restore_backup(backup, ledger, verify_checksum=False, allow_schema_change=True)
 
     assert any("checksum not verified" in w for w in result.warnings), result.warnings
     assert digest_of(ledger) == at_backup
