@@ -29,6 +29,7 @@ from dagvault.errors import ConfigError, DagvaultError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, write_meta
+from dagvault.meta_values import as_strings
 from dagvault.pinned import PinnedRead
 from dagvault.snapshot import Snapshot, snapshot_to_file
 
@@ -190,20 +191,22 @@ def write_backup(
             compression_enabled=compress,
             checksum=checksum,
             created_at=created_at,
-            metadata={
-                "description": description,
-                "row_counts": snap.row_counts,
-                "sqlite_version": snap.sqlite_version,
-                "page_size": snap.page_size,
-                "page_count": snap.page_count,
-                "source_journal_mode": snap.source_journal_mode,
-                "read_in_place": read_in_place,
-                "source_file_id": file_id(source_path),
-                "duration_seconds": round(time.monotonic() - started, 3),
-                "hostname": socket.gethostname(),
-                "warnings": warnings,
-                **extra,
-            },
+            metadata=as_strings(
+                {
+                    "description": description,
+                    "sqlite_version": snap.sqlite_version,
+                    "page_size": snap.page_size,
+                    "page_count": snap.page_count,
+                    "source_journal_mode": snap.source_journal_mode,
+                    "read_in_place": read_in_place,
+                    "source_file_id": file_id(source_path),
+                    "duration_seconds": round(time.monotonic() - started, 3),
+                    "hostname": socket.gethostname(),
+                    **extra,
+                }
+            ),
+            row_counts=snap.row_counts,
+            warnings=warnings,
         )
         if digests is not None:
             pages.save(final, snap.page_size, digests)  # the next delta starts from here

@@ -141,11 +141,18 @@ class ExportData(OperationData):
 
 
 class BackupEntry(BaseModel):
+    """The description's BackupInfo (typed as it types it) plus dagvault's fields."""
+
     timestamp: int
     backup_path: str
+    database_path: str
     file_size: int
     total_transactions: int
+    total_nodes: int
     backup_type: str
+    compression_enabled: bool
+    checksum: str
+    metadata: dict[str, str]
     model_config = ConfigDict(extra="allow")
 
 
