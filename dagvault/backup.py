@@ -40,6 +40,18 @@ DELTA_SUFFIXES = {"Incremental": ".incr", "Differential": ".diff"}
 BACKUP_KINDS = ("full", "incremental", "differential")
 
 
+def backup_kind(backup_type: str) -> str:
+    """The kind ("full", "incremental", "differential") that ``backup_type`` names in any
+    case: the description's "Full"/"Incremental"/"Differential" as well as "full" or "FULL"."""
+    kind = backup_type.lower()
+    if kind not in BACKUP_KINDS:
+        raise ConfigError(
+            f"Unknown backup type {backup_type!r}",
+            "Use Full, Incremental or Differential (in any case).",
+        )
+    return kind
+
+
 def validate_name(name: str) -> str:
     if not _NAME_RE.fullmatch(name) or ".." in name:
         raise ConfigError(
@@ -240,11 +252,10 @@ def create_backup(
     compression: bool = False,
     kind: str = "full",
 ) -> BackupInfo:
-    """Take a ``kind`` (full, incremental, differential) backup of ``db_path`` into
+    """Take a ``kind`` (full, incremental, differential, in any case) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
     full backup; ``metadata.full_backup_reason`` says why."""
-    if kind not in BACKUP_KINDS:
-        raise ConfigError(f"Unknown backup type {kind!r}", f"Use one of {', '.join(BACKUP_KINDS)}.")
+    kind = backup_kind(kind)
     name = validate_name(name or db_path.stem or "backup")
     db.require_file(db_path)
     ensure_dir(backup_dir)
