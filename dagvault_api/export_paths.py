@@ -53,7 +53,8 @@ def fresh_export(prefix: Path, fmt: str, base: Path) -> Iterator[Path]:
     """A free ``<prefix>_<unix-seconds>[_n]`` (``.sql`` for a dump), held for this request
     until the block ends; ``base`` is where relative paths resolve."""
     suffix = ".sql" if fmt == "sql" else ""
-    candidates = numbered_paths(prefix.parent, prefix.name + "_{ts}{n}")(int(time.time()), suffix)
+    literal = prefix.name.replace("{", "{{").replace("}", "}}")  # a template, for numbered_paths
+    candidates = numbered_paths(prefix.parent, literal + "_{ts}{n}")(int(time.time()), suffix)
     with _lock:
         for candidate in candidates:
             local = base / candidate
