@@ -220,6 +220,23 @@ def test_list_json_entries_are_the_description_backup_info(
     assert (fallback["backup_type"], fallback["compression_enabled"]) == ("Incremental", True)
 
 
+def test_the_cli_takes_backup_types_in_any_case(
+    odd_ledger: Path, tmp_path: Path, cli: CliRunner
+) -> None:
+    config = str(write_odd_ledger_config(tmp_path))
+    common = ("--db", str(odd_ledger), "--backup-dir", "backups", "--config", config)
+    for spelling, expected in (("Full", "Full"), ("INCREMENTAL", "Incremental")):
+        proc = cli("backup", *common, "--type", spelling, "--json")
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert info["backup_type"] == expected
+        BackupInfo.model_validate(info)
+        add_odd_transactions(odd_ledger, 3)
+    wrong = cli("backup", *common, "--type", "weekly")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "weekly" in wrong.stderr
+
+
 # ------------------------------------------------------------------------------ the HTTP API
 
 
