@@ -23,13 +23,18 @@ from conftest import CliRunner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dagvault.backup import create_backup
+from dagvault.chain import materialize, resolve_chain
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import meta_path, read_meta, sidecar_checksum
+from dagvault.replicate import replicate
+from dagvault.storage import open_store
+from dagvault.target_ops import restore_from_target
 from dagvault.verify import verify_backup
 from tests._api import Server, api_server
 from tests._helpers import (
     ODD_LEDGER_CONFIG,
     add_odd_transactions,
+    content_digest,
     make_odd_ledger,
     read_meta_json,
     write_odd_ledger_config,
@@ -108,6 +113,7 @@ class ExportData(Rust):
 
 
 PROFILE = LedgerProfile(**ODD_LEDGER_CONFIG["ledger"])
+KEY = bytes(range(32))
 
 
 def _backups(ledger: Path, directory: Path, compress: bool) -> list[Path]:
@@ -147,6 +153,8 @@ def _as_format(document: dict[str, Any], version: int) -> dict[str, Any]:
     metadata["duration_seconds"] = float(metadata["duration_seconds"])
     metadata["read_in_place"] = metadata["read_in_place"] == "true"
     metadata |= {"row_counts": document["row_counts"], "warnings": document["warnings"]}
+    if document.get("encryption"):
+        metadata["encryption"] = document["encryption"]
     old = {k: v for k, v in document.items() if k not in ("row_counts", "warnings", "encryption")}
     old |= {"metadata": metadata, "format_version": version}
     del old["meta_checksum"]
@@ -177,6 +185,24 @@ def test_older_sidecars_read_back_and_list_as_strings(
     rewritten = read_meta_json(taken[-1])  # the verdict was recorded in format 3
     assert rewritten["format_version"] == 3 and rewritten["verification"]["status"] == "verified"
     BackupInfo.model_validate(rewritten)
+
+
+def test_an_encrypted_copy_with_a_format_2_sidecar_still_restores(
+    odd_ledger: Path, tmp_path: Path
+) -> None:
+    """Before format 3 the plaintext's size and checksum were in metadata.encryption."""
+    taken = _backups(odd_ledger, tmp_path / "backups", compress=True)
+    store = open_store(f"file://{tmp_path / 'offsite'}")
+    replicate(tmp_path / "backups", store, KEY)
+    for path in taken:
+        sidecar = path.name + ".enc.meta"
+        old = _as_format(json.loads(store.read(sidecar)), 2)
+        assert old["metadata"]["encryption"]["plaintext_checksum"] == read_meta(path).checksum
+        store.write(sidecar, json.dumps(old).encode())
+    restore_from_target(store, taken[-1].name, tmp_path / "restored.db", KEY)
+    restored, expected = tmp_path / "restored.db", tmp_path / "expected.db"
+    materialize(resolve_chain(taken[-1], read_meta(taken[-1])), expected)
+    assert content_digest(restored) == content_digest(expected)
 
 
 def test_a_format_3_sidecar_with_a_number_in_metadata_is_invalid(
