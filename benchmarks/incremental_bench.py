@@ -279,9 +279,9 @@ def make_round(change: str, timed: Timed, db: Path) -> Round:
         seconds=timed.seconds,
         size=info.file_size,
         db_size=db.stat().st_size,
-        changed_pages=info.metadata["changed_pages"],
-        page_count=info.metadata["page_count"],
-        page_size=info.metadata["page_size"],
+        changed_pages=info.changed_pages,
+        page_count=info.page_count,
+        page_size=info.page_size,
         steps=timed.steps,
     )
 
@@ -300,7 +300,7 @@ def run(workdir: Path, transactions: int, scratch: Path, *, check: bool) -> Repo
         if n < 2:
             shutil.rmtree(directory)
     full = report.fulls[-1].info
-    report.db_size, report.page_count = live.stat().st_size, full.metadata["page_count"]
+    report.db_size, report.page_count = live.stat().st_size, full.page_count
     report.transactions = full.total_transactions
 
     print("10 rounds of a change + incremental ...", flush=True)

@@ -30,6 +30,7 @@ from dagvault.errors import ConfigError, DagvaultError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, write_meta
+from dagvault.meta_values import as_strings
 from dagvault.pinned import PinnedRead
 from dagvault.snapshot import Snapshot, snapshot_to_file
 
@@ -38,6 +39,18 @@ _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 log = logging.getLogger(__name__)
 DELTA_SUFFIXES = {"Incremental": ".incr", "Differential": ".diff"}
 BACKUP_KINDS = ("full", "incremental", "differential")
+
+
+def backup_kind(backup_type: str) -> str:
+    """The kind ("full", "incremental", "differential") that ``backup_type`` names in any
+    case: the description's "Full"/"Incremental"/"Differential" as well as "full" or "FULL"."""
+    kind = backup_type.lower()
+    if kind not in BACKUP_KINDS:
+        raise ConfigError(
+            f"Unknown backup type {backup_type!r}",
+            "Use Full, Incremental or Differential (in any case).",
+        )
+    return kind
 
 
 def validate_name(name: str) -> str:
@@ -193,20 +206,22 @@ def write_backup(
             compression_enabled=compress,
             checksum=checksum,
             created_at=created_at,
-            metadata={
-                "description": description,
-                "row_counts": snap.row_counts,
-                "sqlite_version": snap.sqlite_version,
-                "page_size": snap.page_size,
-                "page_count": snap.page_count,
-                "source_journal_mode": snap.source_journal_mode,
-                "read_in_place": read_in_place,
-                "source_file_id": file_id(source_path),
-                "duration_seconds": round(time.monotonic() - started, 3),
-                "hostname": socket.gethostname(),
-                "warnings": warnings,
-                **extra,
-            },
+            metadata=as_strings(
+                {
+                    "description": description,
+                    "sqlite_version": snap.sqlite_version,
+                    "page_size": snap.page_size,
+                    "page_count": snap.page_count,
+                    "source_journal_mode": snap.source_journal_mode,
+                    "read_in_place": read_in_place,
+                    "source_file_id": file_id(source_path),
+                    "duration_seconds": round(time.monotonic() - started, 3),
+                    "hostname": socket.gethostname(),
+                    **extra,
+                }
+            ),
+            row_counts=snap.row_counts,
+            warnings=warnings,
         )
         if digests is not None:
             pages.save(final, snap.page_size, digests)  # the next delta starts from here
@@ -242,11 +257,10 @@ def create_backup(
     kind: str = "full",
     key: bytes | None = None,
 ) -> BackupInfo:
-    """Take a ``kind`` (full, incremental, differential) backup of ``db_path`` into
+    """Take a ``kind`` (full, incremental, differential, in any case) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
     full backup; ``metadata.full_backup_reason`` says why."""
-    if kind not in BACKUP_KINDS:
-        raise ConfigError(f"Unknown backup type {kind!r}", f"Use one of {', '.join(BACKUP_KINDS)}.")
+    kind = backup_kind(kind)
     name = validate_name(name or db_path.stem or "backup")
     db.require_file(db_path)
     ensure_dir(backup_dir)

@@ -58,8 +58,8 @@ def _trusted(digests: bytes | None, info: BackupInfo) -> bool:
     self-consistent but wrong, and a delta planned against it would miss pages."""
     if digests is None:
         return False
-    count = info.metadata.get("page_count")
-    if isinstance(count, int) and len(digests) != count * pages.DIGEST_BYTES:
+    count = info.page_count
+    if count is not None and len(digests) != count * pages.DIGEST_BYTES:
         return False
     expected = info.metadata.get("image_digest")
     return expected is None or pages.image_digest(digests) == expected
@@ -119,7 +119,7 @@ def plan_delta(base: Base, digests: bytes, page_size: int) -> DeltaPlan:
     """Compare the page ``digests`` of a new snapshot with ``base``'s, page by page."""
     page_count = len(digests) // pages.DIGEST_BYTES
     image_digest = pages.image_digest(digests)
-    base_page_size = int(base.info.metadata.get("page_size", 0))
+    base_page_size = base.info.page_size or 0
     if base_page_size != page_size:
         return DeltaPlan(
             page_size,

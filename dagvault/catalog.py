@@ -44,19 +44,24 @@ class CatalogEntry:
         return (self.timestamp, created, self.path.name)
 
     def to_json(self) -> dict[str, Any]:
+        """The description's BackupInfo fields (typed as it types them, so that its clients
+        can read every entry) plus dagvault's. An entry without readable metadata has the
+        type and compression its file name says, and "" for what only metadata knows."""
         info = self.info
+        name = self.path.name
         return {
             "timestamp": self.timestamp,
             "backup_path": self.where,
+            "database_path": info.database_path if info else "",
             "file_size": self.file_size,
             "total_transactions": info.total_transactions if info else 0,
             "total_nodes": info.total_nodes if info else 0,
-            "backup_type": info.backup_type if info else "Unknown",
+            "backup_type": info.backup_type if info else type_in_name(name),
+            "compression_enabled": info.compression_enabled if info else name.endswith(".zst"),
+            "checksum": info.checksum if info else "",
+            "metadata": info.metadata if info else {},
             "parent": info.metadata.get("parent") if info else None,
             "base_full": info.metadata.get("base_full") if info else None,
-            "compression_enabled": info.compression_enabled if info else False,
-            "checksum": info.checksum if info else None,
-            "database_path": info.database_path if info else None,
             "created_at": info.created_at if info else None,
             "description": info.metadata.get("description", "") if info else "",
             "verification": info.verification.status if info else "unverified",
@@ -77,6 +82,12 @@ def _candidates(directory: Path) -> list[Path]:
         elif entry.name.endswith(DATA_SUFFIXES) and entry.is_file():
             found.add(entry)
     return list(found)
+
+
+def type_in_name(name: str) -> str:
+    """The backup type a data file's suffix stands for (``.incr``, ``.diff``, else full)."""
+    stem = name.removesuffix(".zst")
+    return {".incr": "Incremental", ".diff": "Differential"}.get(Path(stem).suffix, "Full")
 
 
 def timestamp_in_name(name: str) -> int | None:

@@ -1,12 +1,14 @@
-"""``BackupInfo`` and its ``.meta`` JSON sidecar (format version 1).
+"""``BackupInfo`` and its ``.meta`` JSON sidecar (format version 3).
 
 The sidecar holds the description's BackupInfo fields at the top level, plus
-``format_version``, ``checksum_algorithm``, ``created_at``, ``verification`` and, once a
+``format_version``, ``checksum_algorithm``, ``created_at``, ``row_counts``, ``warnings``,
+``encryption`` (at an encrypted storage target), ``verification`` and, once a
 data-quality gate ran, ``quality`` (passed, checked_at, expectations, warnings, data_docs;
 absent or null in older sidecars).
-``metadata`` is a JSON object (description, row_counts, sqlite_version, page_size,
-page_count, duration_seconds, …); the description's map of strings is widened to
-JSON values so that row counts stay numbers.
+``metadata`` is the description's map of strings (description, sqlite_version,
+page_size, page_count, duration_seconds, …; numbers in decimal, see meta_values).
+Format 1 and 2 sidecars (typed values and row_counts/warnings/encryption inside
+``metadata``) still read: they are upgraded to this layout in memory.
 
 ``meta_checksum`` is the SHA3-256 of the sidecar's other fields in canonical JSON: any
 edit of a field the data cannot vouch for (a timestamp, a parent's name, a row count…)
@@ -24,10 +26,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from dagvault import meta_values
 from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 
-# 2 added meta_checksum, 3 auth_tag (dagvault.authtag); sidecars of 1 and 2 still read
+# 2 added meta_checksum; 3 made metadata a map of strings (the description's type), moved
+# row_counts, warnings and encryption out of it, and added auth_tag (dagvault.authtag).
+# Versions 1 and 2 still read.
 FORMAT_VERSION = 3
 META_SUFFIX = ".meta"
 BACKUP_TYPES = ("Full", "Incremental", "Differential")
@@ -56,18 +61,42 @@ class BackupInfo:
     backup_type: str
     compression_enabled: bool
     checksum: str
-    metadata: dict[str, Any]
+    metadata: dict[str, str]
     created_at: str
     checksum_algorithm: str = "sha3-256"
     format_version: int = FORMAT_VERSION
     verification: Verification = field(default_factory=Verification)
     quality: dict[str, Any] | None = None
+    row_counts: dict[str, int] = field(default_factory=dict)  # every table of the snapshot
+    warnings: list[str] = field(default_factory=list)
+    # At an encrypted storage target: algorithm, key_id, plaintext_size, plaintext_checksum.
+    encryption: dict[str, Any] | None = None
     # The keyed tag of dagvault.authtag (algorithm, key_id, tag); None when no key was set.
     auth_tag: dict[str, str] | None = None
 
+    def _number(self, key: str) -> int | None:
+        value = self.metadata.get(key)
+        return None if value is None else int(value)
+
     @property
-    def row_counts(self) -> dict[str, int]:
-        return dict(self.metadata.get("row_counts", {}))
+    def page_size(self) -> int | None:
+        return self._number("page_size")
+
+    @property
+    def page_count(self) -> int | None:
+        return self._number("page_count")
+
+    @property
+    def changed_pages(self) -> int | None:
+        return self._number("changed_pages")
+
+    @property
+    def duration_seconds(self) -> float:
+        return float(self.metadata.get("duration_seconds", "0"))
+
+    @property
+    def read_in_place(self) -> bool:
+        return meta_values.flag(self.metadata.get("read_in_place", "false"))
 
     @property
     def verified(self) -> bool:
@@ -168,11 +197,6 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
         for name in ("file_size", "total_transactions", "total_nodes"):
             if document[name] < 0:
                 problems.append(f"field {name!r} is negative")
-        counts = document["metadata"].get("row_counts", {})
-        if not isinstance(counts, dict) or not all(
-            isinstance(v, int) and v >= 0 for v in counts.values()
-        ):
-            problems.append("metadata.row_counts is not a map of table names to counts")
         raw = document.get("verification") or {}
         if (
             not isinstance(raw, dict)
@@ -198,6 +222,10 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
                 "meta_checksum is missing or does not match the other fields "
                 "(the metadata was edited or damaged after it was written)"
             )
+    if not problems:
+        if document["format_version"] < 3:  # checked as written; read in today's layout
+            document = meta_values.upgrade(document)
+        problems = _layout_problems(document)
     if problems:
         raise VerificationError(
             f"{backup}: invalid metadata in {name}: {'; '.join(problems)}",
@@ -211,7 +239,25 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
         method=raw_verification.get("method"),
         problems=list(raw_verification.get("problems", [])),
     )
-    known = {f for f in BackupInfo.__dataclass_fields__ if f != "verification"}
+    # In memory a sidecar of any version has today's layout, and is written back as such.
+    known = set(BackupInfo.__dataclass_fields__) - {"verification", "format_version"}
     return BackupInfo(
         **{k: v for k, v in document.items() if k in known}, verification=verification
     )
+
+
+def _layout_problems(document: dict[str, Any]) -> list[str]:
+    """What is wrong with the format 3 fields: the metadata strings and the moved fields."""
+    problems = meta_values.problems_in(document["metadata"])
+    counts = document.get("row_counts", {})
+    if not isinstance(counts, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()
+    ):
+        problems.append("field 'row_counts' is not a map of table names to counts")
+    warnings = document.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        problems.append("field 'warnings' is not a list of strings")
+    encryption = document.get("encryption")
+    if encryption is not None and not isinstance(encryption, dict):
+        problems.append("field 'encryption' is not an object")
+    return problems

@@ -3,8 +3,8 @@
 Object layout at a target: the data object ``<backup>`` (``<backup>.enc`` when
 encrypted) and its sidecar ``<data object>.meta``, the same JSON as a local ``.meta``
 except that ``file_size`` and ``checksum`` describe the stored (encrypted) bytes and
-``metadata.encryption`` records the algorithm, the key id and the plaintext's size and
-SHA3-256. An unencrypted target is therefore also an ordinary backup directory.
+``encryption`` records the algorithm, the key id and the plaintext's size and SHA3-256.
+An unencrypted target is therefore also an ordinary backup directory.
 
 Atomicity: the data object is uploaded first and read back (size and SHA3-256 of what
 the store returns), the sidecar last. A backup exists at a target only when its sidecar
@@ -132,11 +132,11 @@ def upload_backup(backup: Path, info: BackupInfo, store: Store, key: bytes | Non
     data = data_object(backup.name, key is not None)
     sealed = temp_path(backup.with_name(backup.name + ".sealed"))
     try:
-        stored, checksum, metadata = backup, info.checksum, dict(info.metadata)
+        stored, checksum, encryption = backup, info.checksum, None
         if key is not None:
             crypto.encrypt_file(backup, sealed, key)
             stored, checksum = sealed, sha3_256_file(sealed)
-            metadata["encryption"] = {
+            encryption = {
                 "algorithm": crypto.ALGORITHM,
                 "key_id": crypto.key_id(key).hex(),
                 "plaintext_size": info.file_size,
@@ -159,7 +159,7 @@ def upload_backup(backup: Path, info: BackupInfo, store: Store, key: bytes | Non
             backup_path=store.location(data),
             file_size=stored_size,
             checksum=checksum,
-            metadata=metadata,
+            encryption=encryption,
         )
         store.write(data + META_SUFFIX, meta_json(remote))
         return remote
@@ -201,22 +201,19 @@ def _fetch_one(store: Store, entry: CatalogEntry, dest_dir: Path, key: bytes | N
                 "Restore from another replica or backup; `dagvault replicate` copies it again "
                 "once the damaged copy is removed.",
             )
-        encryption = info.metadata.get("encryption")
-        plain = dict(info.metadata)
+        encryption = info.encryption
         if encryption:
             key = crypto.require_key(key, f"{entry.where} (encrypted)")
             crypto.decrypt_file(fetched, local, key)
-            plain.pop("encryption")
             info = replace(
                 info,
                 file_size=encryption["plaintext_size"],
                 checksum=encryption["plaintext_checksum"],
+                encryption=None,
             )
         else:
             os.replace(fetched, local)
-        write_atomic(
-            meta_path(local), meta_json(replace(info, backup_path=str(local), metadata=plain))
-        )
+        write_atomic(meta_path(local), meta_json(replace(info, backup_path=str(local))))
         return local
     finally:
         discard(fetched)

@@ -165,7 +165,7 @@ def _prepare_target(target: sqlite3.Connection, info: BackupInfo) -> str:
             "could tear it, so dagvault will not restore into it",
             "Switch the database to WAL (PRAGMA journal_mode=WAL) and run the restore again.",
         )
-    backup_page_size = int(info.metadata.get("page_size", 0))
+    backup_page_size = info.page_size or 0
     if mode == "wal" and backup_page_size and backup_page_size != pragma(target, "page_size"):
         # A WAL database cannot change page size; leave WAL for the copy and return to it.
         try:

@@ -69,7 +69,7 @@ class _StorageCollector(Collector):
             seen.add(info.backup_type)
             kind = info.backup_type.lower()
             last.add_metric([kind], info.timestamp)
-            duration.add_metric([kind], float(info.metadata.get("duration_seconds", 0.0)))
+            duration.add_metric([kind], info.duration_seconds)
             volume.add_metric([kind], entry.file_size)
         yield from (last, duration, volume)
         yield from _replication(self.backup_dir)

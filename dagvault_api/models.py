@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dagvault.config import EXPORT_FORMATS
 from dagvault_api.paths import MAX_PATH_CHARS, encodable
 
-BackupKind = Literal["full", "incremental", "differential"]
+# The description's spellings; a request may use any case ("full", "FULL").
+BackupType = Literal["Full", "Incremental", "Differential"]
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 
@@ -41,11 +42,18 @@ class BackupRequest(_Request):
         examples=["./backups/blockchain"],
     )
     description: str = Field(default="", max_length=1000)
-    backup_type: BackupKind = "full"
+    backup_type: BackupType = Field(
+        default="Full", description="Full, Incremental or Differential, in any case"
+    )
     compress: bool | None = Field(default=None, description="BACKUP_COMPRESSION_ENABLED if unset")
     verify: bool = Field(default=True, description="integrity check right after the backup")
     quality: bool = Field(default=True, description="run the data-quality gate (GX)")
     allow_decrease: bool = False
+
+    @field_validator("backup_type", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.capitalize() if isinstance(value, str) else value
 
 
 class RestoreRequest(_Request):
@@ -65,8 +73,10 @@ class ExportRequest(_Request):
         default=None,
         min_length=1,
         max_length=MAX_PATH_CHARS,
-        description="Target inside EXPORT_DIR ('./exports/blockchain' with format sql writes "
-        "./exports/blockchain.sql); a directory or nothing: a new numbered name there.",
+        description="Name prefix inside EXPORT_DIR: every request writes a new export "
+        "('./exports/blockchain' with format sql writes ./exports/blockchain_<unix-seconds>.sql, "
+        "with json/csv/parquet the dataset directory ./exports/blockchain_<unix-seconds>/); "
+        "a directory that is not an export, or nothing: <database>_<unix-seconds> in it.",
     )
     format: ExportFormat | None = Field(default=None, description="DEFAULT_EXPORT_FORMAT if unset")
     backup_path: str | None = Field(
@@ -147,11 +157,18 @@ class ExportData(OperationData):
 
 
 class BackupEntry(BaseModel):
+    """The description's BackupInfo (typed as it types it) plus dagvault's fields."""
+
     timestamp: int
     backup_path: str
+    database_path: str
     file_size: int
     total_transactions: int
+    total_nodes: int
     backup_type: str
+    compression_enabled: bool
+    checksum: str
+    metadata: dict[str, str]
     model_config = ConfigDict(extra="allow")
 
 

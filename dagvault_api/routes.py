@@ -17,6 +17,7 @@ import flows.export
 import flows.restore
 import flows.verify
 from dagvault import db
+from dagvault_api.export_paths import export_prefix, fresh_export
 from dagvault_api.models import (
     BackupData,
     BackupRequest,
@@ -91,28 +92,34 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
     @router.post("/backup/export", response_model=Envelope[ExportData])
     def export(body: ExportRequest, request: Request) -> dict[str, Any]:
         """Export the live database (or a backup) to sql, json, jsonl, csv or parquet in
-        EXPORT_DIR."""
+        EXPORT_DIR: every request writes a new export, `<export_path>_<unix-seconds>` (see
+        README)."""
         out = exports.confine("export_path", body.export_path or str(settings.export_dir))
-        export_dir, out_path = out, None
-        if out != settings.export_dir and not exports.is_directory(out):
-            export_dir, out_path = out.parent, out
         source = None
         if body.backup_path:
             source = service.existing(backups.confine("backup_path", body.backup_path))
         fmt = body.format or settings.default_export_format
-        data = service.run(
-            request,
-            {**body.model_dump(), "export_path": str(out), "format": fmt},
-            flows.export.export_flow,
-            "Database exported.",
-            fmt=fmt,
-            database_path=str(settings.database_path),
-            backup_path=str(source) if source else None,
-            out=str(out_path) if out_path else None,
-            export_dir=str(export_dir),
-            tables=body.tables,
-            quality=body.quality,
+        prefix = export_prefix(
+            out,
+            service.local(out),
+            fmt,
+            str(source or settings.database_path),
+            root=out == settings.export_dir,
         )
+        with fresh_export(prefix, fmt, service.config.base) as target:
+            data = service.run(
+                request,
+                {**body.model_dump(), "export_path": str(target), "format": fmt},
+                flows.export.export_flow,
+                "Database exported.",
+                fmt=fmt,
+                database_path=str(settings.database_path),
+                backup_path=str(source) if source else None,
+                out=str(target),
+                export_dir=str(target.parent),
+                tables=body.tables,
+                quality=body.quality,
+            )
         return envelope({**data, "export_path": data["result"]["export_path"], "format": fmt})
 
     @router.post("/backup/import", response_model=Envelope[OperationData])

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--type",
         dest="backup_type",
+        type=str.lower,  # the description's "Full", "Incremental", "Differential" too
         choices=BACKUP_KINDS,
         default="full",
         help="full; incremental (pages changed since the newest backup); differential "
@@ -389,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ledgers", nargs="*", help="ledger files (with or instead of --glob)")
     p.add_argument("--glob", help="a pattern matching the ledgers ('**' recurses)")
     p.add_argument("--backup-dir", help="the root of the nodes' backup directories (BACKUP_DIR)")
-    p.add_argument("--type", dest="backup_type", choices=BACKUP_KINDS, default="full")
+    p.add_argument(
+        "--type", dest="backup_type", type=str.lower, choices=BACKUP_KINDS, default="full"
+    )
     p.add_argument("--no-quality", action="store_true", help="skip the data-quality gates")
     p.add_argument(
         "--task-runner",

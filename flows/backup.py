@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.backup import backup_kind
 from dagvault.config import Settings, replica_targets
 from dagvault.crypto import writing_key
 from dagvault.errors import ConfigError, VerificationError
@@ -77,7 +78,8 @@ def backup_flow(
     encrypt: bool | None = None,
     encryption_key_file: str | None = None,
 ) -> dict[str, Any]:
-    """Back up the ledger (full, incremental or differential; compressed with zstd when
+    """Back up the ledger (``backup_type`` full, incremental or differential, in any case:
+    the description's "Full" too; compressed with zstd when
     BACKUP_COMPRESSION_ENABLED or ``compress``), verify what was written (for a
     delta: its whole chain and the rebuilt image), then run the data-quality gate
     (GX expectations on the backup; Data Docs under DAGVAULT_REPORTS_DIR).
@@ -101,6 +103,7 @@ def backup_flow(
         encryption_key_file=encryption_key_file,
     )
     replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
+    backup_type = backup_kind(backup_type)  # "Full" (the description's), "full", "FULL"…
     _check_targets(settings, replicas, backup_type)
     with (
         one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),

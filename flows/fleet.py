@@ -18,6 +18,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from dagvault.backup import backup_kind
 from dagvault.errors import ConfigError, DagvaultError
 from dagvault.fleet import Member, fleet_members
 from flows._notify import HOOKS
@@ -128,6 +129,7 @@ def fleet_backup_flow(
     ``<BACKUP_DIR>/<label>``; ``task_runner`` "dask" runs them on the Dask cluster at
     ``dask_address`` (or on a local one). Fails, after all have run, if any failed."""
     settings = resolve(config_file, backup_dir=backup_dir)
+    backup_type = backup_kind(backup_type)  # a misspelt type fails once, not once per node
     members = fleet_members(ledgers, glob, settings.backup_dir)
     with _task_runner(task_runner, dask_address, len(members)) as runner:
         futures = [

@@ -50,7 +50,7 @@ def take_backup(
                 "checksum (SHA3-256)": info.checksum,
                 "total_transactions": info.total_transactions,
                 "total_nodes": info.total_nodes,
-                "duration_seconds": info.metadata["duration_seconds"],
+                "duration_seconds": info.duration_seconds,
                 "row_counts": info.row_counts,
             }.items()
         ],

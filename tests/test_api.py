@@ -151,15 +151,49 @@ def test_export_sql_loads_into_the_same_database(server: Server, client: httpx.C
     data = ok(
         client.post("/backup/export", json={"export_path": "./exports/blockchain", "format": "sql"})
     )
-    assert data["export_path"] == "exports/blockchain.sql" and data["format"] == "sql"
+    assert re.fullmatch(r"exports/blockchain_\d{10}\.sql", data["export_path"])
+    assert data["format"] == "sql"
     rebuilt = server.workdir / "rebuilt.db"
     with closing(sqlite3.connect(rebuilt)) as conn:
         conn.executescript((server.workdir / data["export_path"]).read_text())
     assert content_digest(rebuilt) == content_digest(server.workdir / "blockchain.db")
-    again = client.post(
-        "/backup/export", json={"export_path": "./exports/blockchain", "format": "sql"}
-    )
-    assert again.status_code == 400 and "already exists" in again.json()["error"]
+    refused = client.post("/backup/export", json={"format": "sql", "tables": ["no_such_table"]})
+    assert refused.status_code == 400 and "no_such_table" in refused.json()["error"]
+
+
+def test_repeated_exports_to_one_path_are_new_siblings(
+    server: Server, client: httpx.Client
+) -> None:
+    """Each request writes a new export beside the earlier ones: never a 400 "already
+    exists", never a dataset inside an earlier dataset's directory."""
+    sent = [("json", "./exports/ledger"), ("json", "./exports/ledger"), ("csv", "./exports/ledger")]
+    sent += [("parquet", "./exports/ledger"), ("sql", "./exports/ledger.sql")]
+    sent += [("sql", "./exports/ledger")]
+    paths = []
+    for fmt, export_path in sent:
+        body = {"export_path": export_path, "format": fmt, "tables": ["nodes"], "quality": False}
+        paths.append(ok(client.post("/backup/export", json=body))["export_path"])
+    assert len(set(paths)) == len(paths)
+    for (fmt, _), path in zip(sent, paths, strict=True):
+        assert re.fullmatch(
+            r"exports/ledger_\d{10}(_\d+)?" + (r"\.sql" if fmt == "sql" else ""), path
+        )
+        written = server.workdir / path
+        manifest = Path(f"{written}.manifest.json") if fmt == "sql" else written / "manifest.json"
+        assert json.loads(manifest.read_text())["format"] == fmt
+        if fmt != "sql":  # the dataset holds its own files only, no earlier export
+            file = json.loads(manifest.read_text())["tables"]["nodes"]["file"]
+            assert {p.name for p in written.iterdir()} == {"manifest.json", file}
+    # Naming an earlier dataset itself makes a sibling too; a plain folder gets one inside.
+    dataset = paths[0]
+    body = {"export_path": dataset, "format": "csv", "tables": ["nodes"], "quality": False}
+    again = ok(client.post("/backup/export", json=body))
+    assert Path(again["export_path"]).parent == Path("exports")
+    assert again["export_path"].startswith(f"{dataset}_")
+    (server.workdir / "exports" / "daily").mkdir()
+    body = {"export_path": "./exports/daily/", "tables": ["nodes"], "quality": False}
+    inside = ok(client.post("/backup/export", json=body))
+    assert re.fullmatch(r"exports/daily/blockchain_\d{10}(_\d+)?\.sql", inside["export_path"])
 
 
 def test_export_parquet_of_a_backup(server: Server, client: httpx.Client) -> None:
@@ -356,7 +390,7 @@ def test_audit_log_has_one_line_per_operation(server: Server) -> None:
         {"time", "action", "request", "result", "status", "flow_run_id"} <= set(e) for e in lines
     )
     failed_export = [e for e in lines if e["action"] == "export" and e["result"] == "failure"]
-    assert len(failed_export) == 1 and "already exists" in failed_export[0]["error"]
+    assert len(failed_export) == 1 and "no_such_table" in failed_export[0]["error"]
     restores = [e for e in lines if e["action"] == "restore" and e["result"] == "success"]
     assert restores and all(e["request"]["create_pre_restore_backup"] for e in restores)
     assert oct(server.audit_log.stat().st_mode & 0o777) == "0o600"

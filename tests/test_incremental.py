@@ -237,19 +237,19 @@ def test_incremental_and_differential_parents_and_metadata(ledger: Path, tmp_pat
         if info.backup_type == "Full":
             continue
         header, records = parse_delta(path)
-        page_size = info.metadata["page_size"]
+        page_size = info.page_size
         parent_image = image_of(path.with_name(info.metadata["parent"]))
         new, old = split_pages(image, page_size), split_pages(parent_image, page_size)
         differing = {
             n + 1 for n, page in enumerate(new) if n >= len(old) or old[n] != page
         }  # 1-based, like the format
         assert set(records) == differing, "the delta holds exactly the pages that changed"
-        assert info.metadata["changed_pages"] == len(differing) == header["changed_pages"]
-        assert header["page_count"] == info.metadata["page_count"] == len(new)
+        assert info.changed_pages == len(differing) == header["changed_pages"]
+        assert header["page_count"] == info.page_count == len(new)
         assert header["parent_checksum"] == info.metadata["parent_checksum"]
         assert info.metadata["image_digest"] == header["image_digest"]
         assert info.metadata["image_digest"] == independent_image_digest(image, page_size)
-    assert incr3.metadata["changed_pages"] <= 1  # at most the header page
+    assert incr3.changed_pages <= 1  # at most the header page
 
     listed = {Path(e["backup_path"]).name: e for e in (x.to_json() for x in list_backups(backups))}
     assert len(listed) == len(taken)
@@ -410,15 +410,15 @@ def test_a_shrinking_database_gives_a_delta_that_truncates(tmp_path: Path) -> No
     execute(db, "DELETE FROM t WHERE id > 240")
     info = take(db, backups, "incremental")
     assert info.backup_type == "Incremental"
-    assert info.metadata["page_count"] < full.metadata["page_count"] - 50
+    assert info.page_count < full.page_count - 50
     image = image_of(path_of(info))
-    assert len(image) == info.metadata["page_count"] * info.metadata["page_size"]
+    assert len(image) == info.page_count * info.page_size
     assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
     # Growing again past the old size.
     execute(db, "INSERT INTO t (body) SELECT randomblob(3000) FROM t WHERE id <= 100")
     grown = take(db, backups, "incremental")
     assert grown.backup_type == "Incremental"
-    assert grown.metadata["page_count"] > full.metadata["page_count"]
+    assert grown.page_count > full.page_count
     assert content_digest(restored(path_of(grown), tmp_path / "out")) == content_digest(db)
 
 
@@ -441,7 +441,7 @@ def test_page_size_change_gives_a_full_backup(tmp_path: Path) -> None:
         info = take(db, tmp_path / kind, kind)
         assert info.backup_type == "Full"
         assert "page size changed from 4096 to 8192" in info.metadata["full_backup_reason"]
-        assert info.metadata["page_size"] == 8192
+        assert info.page_size == 8192
         assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
 
 
@@ -531,7 +531,7 @@ def test_a_small_change_gives_a_small_delta(
     assert info.file_size < 0.10 * db_size, (info.file_size, db_size)
     assert info.file_size < 0.10 * full.file_size
     # Size follows the changed pages: a record is a page plus its 4-byte number.
-    overhead = info.file_size - info.metadata["changed_pages"] * (info.metadata["page_size"] + 4)
+    overhead = info.file_size - info.changed_pages * (info.page_size + 4)
     assert 0 < overhead < 1024
     assert content_digest(restored(path_of(info), tmp_path / "out")) == content_digest(db)
 
@@ -830,7 +830,7 @@ def test_a_cache_belonging_to_another_backup_is_not_trusted(ledger: Path, tmp_pa
     execute(ledger, "UPDATE transactions SET amount = amount - 1 WHERE id % 6 = 0")
     nxt = take(ledger, backups, "incremental")
     assert nxt.metadata["parent"] == incr.name
-    assert nxt.metadata["changed_pages"] > 1
+    assert nxt.changed_pages > 1
     assert verify_file(path_of(nxt)).ok
     assert content_digest(restored(path_of(nxt), tmp_path / "out")) == content_digest(ledger)
 
@@ -856,7 +856,7 @@ def test_a_stale_cache_of_a_replaced_full_is_not_trusted(ledger: Path, tmp_path:
     execute(ledger, "UPDATE transactions SET amount = amount - 1 WHERE id % 6 = 0")  # S0
     nxt = take(ledger, backups, "incremental")
     assert nxt.metadata["parent"] == old.name
-    assert nxt.metadata["changed_pages"] > 1  # against S0's digests: nothing changed
+    assert nxt.changed_pages > 1  # against S0's digests: nothing changed
     assert verify_file(path_of(nxt)).ok
     assert content_digest(restored(path_of(nxt), tmp_path / "out")) == content_digest(ledger)
 
@@ -1015,7 +1015,7 @@ def test_incrementals_under_a_concurrent_writer_restore_committed_states(
         versions.append(version)
         target.unlink()
     assert versions == sorted(versions) and versions[0] < versions[-1]
-    assert all(i.metadata["changed_pages"] > 0 for i in infos[1:])
+    assert all(i.changed_pages > 0 for i in infos[1:])
     assert query(live, INVARIANT)[0][1:] == (1, 1)
     assert integrity(live) == ["ok"]
 

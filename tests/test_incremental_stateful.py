@@ -201,7 +201,7 @@ class IncrementalBackups(RuleBasedStateMachine):
         else:
             assert info.backup_type == kind.capitalize()
             assert info.metadata["parent"] == parent.path.name
-            assert 0 <= info.metadata["changed_pages"] <= info.metadata["page_count"]
+            assert 0 <= info.changed_pages <= info.page_count
         event(f"{kind} backup taken as {info.backup_type}")
         self.taken.append(
             Taken(path, info.backup_type, content_digest(self.db), tuple(self.tables))

@@ -129,7 +129,7 @@ def test_a_reader_holding_an_old_state_makes_the_delta_use_a_copy(tmp_path: Path
     finally:
         old_reader.communicate("", timeout=30)
     assert info.backup_type == "Incremental"
-    assert info.metadata["read_in_place"] is False
+    assert info.read_in_place is False
     assert restored_digest(info.backup_path, tmp_path) == content_digest(db)
 
 
@@ -140,14 +140,14 @@ def test_a_delta_of_a_rollback_journal_database_is_read_in_place(tmp_path: Path)
         assert conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
     backups = tmp_path / "backups"
     full = create_backup(db, backups, kind="full")
-    assert full.metadata["read_in_place"] is False  # a full backup is always the copy
+    assert full.read_in_place is False  # a full backup is always the copy
     with closing(sqlite3.connect(db, isolation_level=None)) as conn:
         conn.execute("UPDATE transactions SET fee = fee + 1 WHERE id % 10 = 0")
     delta = create_backup(db, backups, kind="incremental")
     assert delta.backup_type == "Incremental"
-    assert delta.metadata["read_in_place"] is True
+    assert delta.read_in_place is True
     assert delta.metadata["source_journal_mode"] == "delete"
-    assert 0 < delta.metadata["changed_pages"] < full.metadata["page_count"]
+    assert 0 < delta.changed_pages < full.page_count
     assert restored_digest(delta.backup_path, tmp_path) == content_digest(db)
 
 
@@ -164,7 +164,7 @@ def test_a_failing_page_reader_gives_the_copy(
     monkeypatch.setattr(sys, "executable", broken)
     delta = create_backup(db, backups, kind="incremental")
     assert delta.backup_type == "Incremental"
-    assert delta.metadata["read_in_place"] is False
+    assert delta.read_in_place is False
     assert sorted(p.name for p in backups.iterdir() if p.name.endswith(".tmp")) == []
     monkeypatch.undo()
     assert restored_digest(delta.backup_path, tmp_path) == content_digest(db)

@@ -142,7 +142,7 @@ def test_encrypted_copies_checksum_the_stored_bytes_and_need_the_key(
     meta = json.loads(objects[full.name + ".enc.meta"])
     assert meta["checksum"] == hashlib.sha3_256(stored).hexdigest()
     assert (
-        meta["metadata"]["encryption"]["plaintext_checksum"]
+        meta["encryption"]["plaintext_checksum"]
         == json.loads((backups / f"{full.name}.meta").read_text())["checksum"]
     )
 

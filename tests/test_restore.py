@@ -348,7 +348,7 @@ def _ledger_with_page_size(path: Path, page_size: int) -> Path:
 def test_restore_8k_page_backup_into_4k_wal_database(ledger: Path, tmp_path: Path) -> None:
     source = _ledger_with_page_size(tmp_path / "source8k.db", 8192)
     backup, info, at_backup = backup_of(source, tmp_path / "backups")
-    assert info.metadata["page_size"] == 8192
+    assert info.page_size == 8192
     assert scalar(ledger, "PRAGMA page_size") == 4096
     before = digest_of(ledger)
 

@@ -143,7 +143,7 @@ def test_backup_then_restore_reproduces_the_database(
         info = create_backup(source, root / "backups")
         backup = Path(info.backup_path)
         assert info.row_counts == counts
-        assert info.metadata["page_size"] == page_size
+        assert info.page_size == page_size
         assert digest_of(backup) == expected
 
         target = root / "restored" / "ledger.db"

@@ -185,15 +185,15 @@ def _truncate(backup: Path) -> None:
 
 
 def _bump_row_count(document: dict[str, object]) -> None:
-    metadata = document["metadata"]
-    assert isinstance(metadata, dict)
-    metadata["row_counts"]["transactions"] += 1
+    counts = document["row_counts"]
+    assert isinstance(counts, dict)
+    counts["transactions"] += 1
 
 
 def _extra_table(document: dict[str, object]) -> None:
-    metadata = document["metadata"]
-    assert isinstance(metadata, dict)
-    metadata["row_counts"]["ghosts"] = 0
+    counts = document["row_counts"]
+    assert isinstance(counts, dict)
+    counts["ghosts"] = 0
 
 
 def _garble_header_and_fix_checksum(backup: Path) -> None:

@@ -120,7 +120,7 @@ def test_backups_under_a_concurrent_writer_are_committed_states(
         [(rows,)] = query(path, "SELECT count(*) FROM ticks")
         assert counter == rows, "backup is not a state any transaction committed"
         assert counter in committed
-        assert info.metadata["row_counts"]["ticks"] == rows
+        assert info.row_counts["ticks"] == rows
         assert info.total_transactions == BIG_TRANSACTIONS
         during = [t for t, _ in result["commits"] if started <= t <= finished]
         assert len(during) > 0, "the writer was blocked by the backup"

@@ -221,7 +221,7 @@ def _zero_btree_page_and_forge_checksum(backup: Path, info: BackupInfo) -> None:
 
 def _forge_row_counts(backup: Path, info: BackupInfo) -> None:
     counts = {**info.row_counts, "transactions": info.row_counts["transactions"] + 1}
-    write_meta(backup, replace(info, metadata={**info.metadata, "row_counts": counts}))
+    write_meta(backup, replace(info, row_counts=counts))
 
 
 @pytest.mark.parametrize(
@@ -370,7 +370,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> BigLedger:
     shrink_ledger(db, BIG_TRANSACTIONS - 2_500)
     b = back_up(db, root / "backups")
     assert a.digest != b.digest
-    assert a.info.metadata["page_count"] > 3 * STEP_PAGES  # several backup-API steps
+    assert a.info.page_count > 3 * STEP_PAGES  # several backup-API steps
     return BigLedger(db, a, b)
 
 
@@ -463,8 +463,8 @@ def test_sigkill_during_restore_leaves_old_or_new_content(
     db = live_copy(big, tmp_path, mode)
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    steps = math.ceil(big.b.info.metadata["page_count"] / STEP_PAGES) + math.ceil(
-        big.a.info.metadata["page_count"] / STEP_PAGES
+    steps = math.ceil(big.b.info.page_count / STEP_PAGES) + math.ceil(
+        big.a.info.page_count / STEP_PAGES
     )
     current, other = big.b, big.a
     outcomes = []
@@ -552,8 +552,8 @@ def test_failed_restore_of_other_page_size_leaves_wal_target_as_found(
         conn.execute("PRAGMA page_size=8192")
         conn.execute("VACUUM")
     backup = back_up(source, tmp_path / "backups")
-    assert backup.info.metadata["page_size"] == 8192
-    assert backup.info.metadata["page_count"] > STEP_PAGES
+    assert backup.info.page_size == 8192
+    assert backup.info.page_count > STEP_PAGES
     before = digest_of(ledger)
 
     with pytest.raises(RestoreError, match="max_restore_time"):
@@ -577,7 +577,7 @@ def test_max_seconds_error_is_only_raised_when_nothing_changed(
     """A single-step restore commits inside its only step: once it has, the time limit
     must not report a rollback that did not happen."""
     good = back_up(ledger, tmp_path / "backups")
-    assert good.info.metadata["page_count"] <= STEP_PAGES
+    assert good.info.page_count <= STEP_PAGES
     shrink_ledger(ledger, 200)
     before = digest_of(ledger)
     try:

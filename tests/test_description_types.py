@@ -1,0 +1,338 @@
+"""Clients written from the system description can read what dagvault writes.
+
+The description's Rust types (BackupInfo, BackupType, RestoreResult, BackupSchedule, the
+response envelope and each operation's ``data``) as strict pydantic models: every field the
+description has must be there with exactly its type (u64/i64 in range, String, bool,
+Option, Vec<String>, HashMap<String, String>, the BackupType spellings). Other fields are
+allowed: serde ignores unknown fields unless told otherwise. Checked against real ``.meta``
+sidecars of the odd ledger (full, incremental, differential; plain and compressed), format 1
+and 2 sidecars, ``list --json`` and the API's answers over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import httpx
+import pytest
+from conftest import CliRunner
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dagvault.backup import create_backup
+from dagvault.chain import materialize, resolve_chain
+from dagvault.ledger import LedgerProfile
+from dagvault.meta import meta_path, read_meta, sidecar_checksum
+from dagvault.replicate import replicate
+from dagvault.storage import open_store
+from dagvault.target_ops import restore_from_target
+from dagvault.verify import verify_backup
+from tests._api import Server, api_server
+from tests._helpers import (
+    ODD_LEDGER_CONFIG,
+    add_odd_transactions,
+    content_digest,
+    make_odd_ledger,
+    read_meta_json,
+    write_odd_ledger_config,
+)
+
+U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+T = TypeVar("T")
+
+
+class Rust(BaseModel):
+    """serde's defaults: exact types (no "1" for 1, no 1 for true), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class BackupInfo(Rust):
+    timestamp: I64
+    backup_path: str
+    database_path: str
+    file_size: U64
+    total_transactions: U64
+    total_nodes: U64
+    backup_type: Literal["Full", "Incremental", "Differential"]  # serde's enum spelling
+    compression_enabled: bool
+    checksum: str
+    metadata: dict[str, str]
+
+
+class RestoreResult(Rust):
+    success: bool
+    backup_info: BackupInfo
+    restore_timestamp: I64
+    pre_restore_backup: str | None = None  # Option<String>: serde reads a missing one as None
+    warnings: list[str]
+
+
+class BackupSchedule(Rust):
+    last_backup: I64
+    next_backup: I64
+    interval_hours: U64
+    backup_dir: str
+    is_due: bool
+
+
+class Envelope(Rust, Generic[T]):
+    success: bool
+    data: T
+    error: str | None = None
+    timestamp: str
+
+
+class BackupData(Rust):  # the description's POST /backup "data"
+    success: bool
+    message: str
+    backup_path: str
+    timestamp: str
+    result: BackupInfo  # dagvault's: the backup taken
+
+
+class RestoreData(Rust):
+    success: bool
+    message: str
+    backup_path: str
+    create_pre_restore_backup: bool
+    timestamp: str
+    result: RestoreResult
+
+
+class ExportData(Rust):
+    success: bool
+    message: str
+    export_path: str
+    format: str
+    timestamp: str
+
+
+PROFILE = LedgerProfile(**ODD_LEDGER_CONFIG["ledger"])
+KEY = bytes(range(32))
+
+
+def _backups(ledger: Path, directory: Path, compress: bool) -> list[Path]:
+    """Full, incremental and differential backups of ``ledger``, each after new rows."""
+    taken = []
+    for kind in ("full", "incremental", "differential"):
+        info = create_backup(ledger, directory, profile=PROFILE, compression=compress, kind=kind)
+        assert info.backup_type == kind.capitalize(), info.metadata.get("full_backup_reason")
+        taken.append(Path(info.backup_path))
+        add_odd_transactions(ledger, 3)
+    return taken
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "zstd"])
+def test_sidecars_are_the_description_backup_info(
+    odd_ledger: Path, tmp_path: Path, compress: bool
+) -> None:
+    for path in _backups(odd_ledger, tmp_path / "backups", compress):
+        document = read_meta_json(path)
+        BackupInfo.model_validate(document)
+        assert document["compression_enabled"] is compress
+        info = read_meta(path)  # the strings read back as the numbers and flags they are
+        assert info.page_size == 8192 and info.page_count and info.page_count > 1
+        assert isinstance(info.read_in_place, bool) and info.duration_seconds >= 0
+        assert info.row_counts["tx_log"] == info.total_transactions >= 200
+        if info.backup_type != "Full":
+            assert info.changed_pages and 0 < info.changed_pages < info.page_count
+
+
+def _as_format(document: dict[str, Any], version: int) -> dict[str, Any]:
+    """``document`` (format 3) as dagvault wrote it in format ``version`` (1 or 2): typed
+    values, and row_counts and warnings inside metadata."""
+    typed = {"page_size": int, "page_count": int, "changed_pages": int}
+    metadata: dict[str, Any] = {
+        k: typed[k](v) if k in typed else v for k, v in document["metadata"].items()
+    }
+    metadata["duration_seconds"] = float(metadata["duration_seconds"])
+    metadata["read_in_place"] = metadata["read_in_place"] == "true"
+    metadata |= {"row_counts": document["row_counts"], "warnings": document["warnings"]}
+    if document.get("encryption"):
+        metadata["encryption"] = document["encryption"]
+    old = {k: v for k, v in document.items() if k not in ("row_counts", "warnings", "encryption")}
+    old |= {"metadata": metadata, "format_version": version}
+    del old["meta_checksum"]
+    if version >= 2:
+        old["meta_checksum"] = sidecar_checksum(old)
+    return old
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_sidecars_read_back_and_list_as_strings(
+    odd_ledger: Path, tmp_path: Path, cli: CliRunner, version: int
+) -> None:
+    backups = tmp_path / "backups"
+    taken = _backups(odd_ledger, backups, compress=False)
+    written = {path: read_meta(path) for path in taken}
+    for path in taken:
+        old = _as_format(read_meta_json(path), version)
+        assert isinstance(old["metadata"]["page_size"], int)  # what such a client choked on
+        meta_path(path).write_text(json.dumps(old, indent=2))
+        assert read_meta(path) == written[path]  # the same facts, in today's layout
+
+    listed = _list_json(cli, backups, tmp_path)
+    assert [entry["backup_path"] for entry in listed] == [str(p) for p in reversed(taken)]
+    assert listed[0]["metadata"]["page_size"] == "8192"
+
+    report = verify_backup(taken[-1])  # a delta: its whole chain has old sidecars
+    assert report.ok, report.problems
+    rewritten = read_meta_json(taken[-1])  # the verdict was recorded in format 3
+    assert rewritten["format_version"] == 3 and rewritten["verification"]["status"] == "verified"
+    BackupInfo.model_validate(rewritten)
+
+
+def test_an_encrypted_copy_with_a_format_2_sidecar_still_restores(
+    odd_ledger: Path, tmp_path: Path
+) -> None:
+    """Before format 3 the plaintext's size and checksum were in metadata.encryption."""
+    taken = _backups(odd_ledger, tmp_path / "backups", compress=True)
+    store = open_store(f"file://{tmp_path / 'offsite'}")
+    replicate(tmp_path / "backups", store, KEY)
+    for path in taken:
+        sidecar = path.name + ".enc.meta"
+        old = _as_format(json.loads(store.read(sidecar)), 2)
+        assert old["metadata"]["encryption"]["plaintext_checksum"] == read_meta(path).checksum
+        store.write(sidecar, json.dumps(old).encode())
+    restore_from_target(store, taken[-1].name, tmp_path / "restored.db", KEY)
+    restored, expected = tmp_path / "restored.db", tmp_path / "expected.db"
+    materialize(resolve_chain(taken[-1], read_meta(taken[-1])), expected)
+    assert content_digest(restored) == content_digest(expected)
+
+
+def test_a_format_3_sidecar_with_a_number_in_metadata_is_invalid(
+    odd_ledger: Path, tmp_path: Path
+) -> None:
+    info = create_backup(odd_ledger, tmp_path / "backups", profile=PROFILE)
+    path = Path(info.backup_path)
+    document = read_meta_json(path)
+    document["metadata"]["page_size"] = 8192
+    del document["meta_checksum"]
+    meta_path(path).write_text(
+        json.dumps({**document, "meta_checksum": sidecar_checksum(document)})
+    )
+    report = verify_backup(path)
+    assert not report.ok
+    assert "metadata.page_size is not a string" in report.checks["metadata"]
+
+
+def _list_json(cli: CliRunner, backups: Path, cwd: Path) -> list[dict[str, Any]]:
+    proc = cli("list", "--backup-dir", str(backups), "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    for entry in listed:
+        BackupInfo.model_validate(entry)
+    return listed
+
+
+def test_list_json_entries_are_the_description_backup_info(
+    odd_ledger: Path, tmp_path: Path, cli: CliRunner
+) -> None:
+    backups = tmp_path / "backups"
+    taken = _backups(odd_ledger, backups, compress=True)
+    stray = backups / "node-ledger_1000000000.incr.zst"  # a data file whose .meta is gone
+    shutil.copyfile(taken[1], stray)
+    listed = {Path(e["backup_path"]).name: e for e in _list_json(cli, backups, tmp_path)}
+    assert set(listed) == {p.name for p in [*taken, stray]}
+    for path in taken:
+        assert listed[path.name]["metadata"] == read_meta_json(path)["metadata"]
+    fallback = listed[stray.name]
+    assert fallback["has_metadata"] is False and fallback["metadata"] == {}
+    assert (fallback["backup_type"], fallback["compression_enabled"]) == ("Incremental", True)
+
+
+def test_the_cli_takes_backup_types_in_any_case(
+    odd_ledger: Path, tmp_path: Path, cli: CliRunner
+) -> None:
+    config = str(write_odd_ledger_config(tmp_path))
+    common = ("--db", str(odd_ledger), "--backup-dir", "backups", "--config", config)
+    for spelling, expected in (("Full", "Full"), ("INCREMENTAL", "Incremental")):
+        proc = cli("backup", *common, "--type", spelling, "--json")
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert info["backup_type"] == expected
+        BackupInfo.model_validate(info)
+        add_odd_transactions(odd_ledger, 3)
+    wrong = cli("backup", *common, "--type", "weekly")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "weekly" in wrong.stderr
+
+
+# ------------------------------------------------------------------------------ the HTTP API
+
+
+@pytest.fixture(scope="module")
+def server(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("api-types")
+    make_odd_ledger(workdir / "blockchain.db")
+    config = write_odd_ledger_config(workdir)
+    with api_server(workdir, prefect_api_url, extra_env={"DAGVAULT_CONFIG": str(config)}) as s:
+        yield s
+
+
+def _answer(response: httpx.Response, model: type[BaseModel]) -> Any:
+    assert response.status_code == 200, response.text
+    return model.model_validate(response.json()).data  # type: ignore[attr-defined]
+
+
+def test_api_answers_are_the_description_types(server: Server) -> None:
+    with server.client() as http:
+        taken = []
+        # The description's spelling, and any other case, of each backup type.
+        for spelling, compress in (("Full", True), ("incremental", False), ("DIFFERENTIAL", True)):
+            body = {"backup_type": spelling, "compress": compress, "description": "typed"}
+            data = _answer(http.post("/backup", json=body), Envelope[BackupData])
+            assert data.result.backup_type == spelling.capitalize()
+            assert data.result.compression_enabled is compress
+            taken.append(data.backup_path)
+            add_odd_transactions(server.workdir / "blockchain.db", 3)
+        wrong = http.post("/backup", json={"backup_type": "weekly"})
+        assert wrong.status_code == 400 and "backup_type" in wrong.json()["error"]
+
+        listed = _answer(http.get("/backup/list"), Envelope[list[BackupInfo]])
+        assert [e.backup_path for e in listed] == list(reversed(taken))
+        assert all(e.metadata["description"] == "typed" for e in listed)
+
+        body = {"backup_path": taken[-1], "create_pre_restore_backup": True}
+        restored = _answer(http.post("/backup/restore", json=body), Envelope[RestoreData])
+        assert restored.result.backup_info.backup_path == taken[-1]
+        assert restored.result.pre_restore_backup
+
+        _answer(http.get("/backup/schedule"), Envelope[BackupSchedule])
+        body = {"format": "sql", "tables": ["validators"], "quality": False}
+        _answer(http.post("/backup/export", json=body), Envelope[ExportData])
+
+
+def test_the_models_are_strict() -> None:
+    """The schema refuses what the description's client would: a test that can fail."""
+    good = {
+        "timestamp": 1704067200,
+        "backup_path": "./backups/blockchain_1704067200.db",
+        "database_path": "./blockchain.db",
+        "file_size": 1024000,
+        "total_transactions": 1000,
+        "total_nodes": 16,
+        "backup_type": "Full",
+        "compression_enabled": False,
+        "checksum": "0" * 64,
+        "metadata": {"page_size": "4096"},
+    }
+    BackupInfo.model_validate(good)
+    for field, value in [
+        ("metadata", {"page_size": 4096}),
+        ("metadata", {"row_counts": {"t": 1}}),
+        ("backup_type", "full"),
+        ("file_size", -1),
+        ("total_nodes", True),
+        ("compression_enabled", "false"),
+        ("checksum", None),
+    ]:
+        with pytest.raises(ValidationError):
+            BackupInfo.model_validate({**good, field: value})
+    with pytest.raises(ValidationError):
+        BackupInfo.model_validate({k: v for k, v in good.items() if k != "metadata"})
