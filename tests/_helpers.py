@@ -312,3 +312,23 @@ def write_odd_ledger_config(directory: Path, **sections: dict[str, Any]) -> Path
     path = directory / "dagvault-odd.json"
     path.write_text(json.dumps({**ODD_LEDGER_CONFIG, **sections}, indent=2))
     return path
+
+
+def legacy_sidecar(document: dict[str, Any], version: int) -> dict[str, Any]:
+    """``document`` (format 3) as dagvault wrote it in format ``version`` (1 or 2): typed
+    values, and row_counts and warnings inside metadata."""
+    typed = {"page_size": int, "page_count": int, "changed_pages": int}
+    metadata: dict[str, Any] = {
+        k: typed[k](v) if k in typed else v for k, v in document["metadata"].items()
+    }
+    metadata["duration_seconds"] = float(metadata["duration_seconds"])
+    metadata["read_in_place"] = metadata["read_in_place"] == "true"
+    metadata |= {"row_counts": document["row_counts"], "warnings": document["warnings"]}
+    if document.get("encryption"):
+        metadata["encryption"] = document["encryption"]
+    old = {k: v for k, v in document.items() if k not in ("row_counts", "warnings", "encryption")}
+    old |= {"metadata": metadata, "format_version": version}
+    del old["meta_checksum"]
+    if version >= 2:
+        old["meta_checksum"] = sidecar_checksum(old)
+    return old

@@ -19,6 +19,16 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import httpx
 import pytest
+from _api import Server, api_server
+from _helpers import (
+    ODD_LEDGER_CONFIG,
+    add_odd_transactions,
+    content_digest,
+    legacy_sidecar,
+    make_odd_ledger,
+    read_meta_json,
+    write_odd_ledger_config,
+)
 from conftest import CliRunner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,15 +40,6 @@ from dagvault.replicate import replicate
 from dagvault.storage import open_store
 from dagvault.target_ops import restore_from_target
 from dagvault.verify import verify_backup
-from tests._api import Server, api_server
-from tests._helpers import (
-    ODD_LEDGER_CONFIG,
-    add_odd_transactions,
-    content_digest,
-    make_odd_ledger,
-    read_meta_json,
-    write_odd_ledger_config,
-)
 
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -143,26 +144,6 @@ def test_sidecars_are_the_description_backup_info(
             assert info.changed_pages and 0 < info.changed_pages < info.page_count
 
 
-def _as_format(document: dict[str, Any], version: int) -> dict[str, Any]:
-    """``document`` (format 3) as dagvault wrote it in format ``version`` (1 or 2): typed
-    values, and row_counts and warnings inside metadata."""
-    typed = {"page_size": int, "page_count": int, "changed_pages": int}
-    metadata: dict[str, Any] = {
-        k: typed[k](v) if k in typed else v for k, v in document["metadata"].items()
-    }
-    metadata["duration_seconds"] = float(metadata["duration_seconds"])
-    metadata["read_in_place"] = metadata["read_in_place"] == "true"
-    metadata |= {"row_counts": document["row_counts"], "warnings": document["warnings"]}
-    if document.get("encryption"):
-        metadata["encryption"] = document["encryption"]
-    old = {k: v for k, v in document.items() if k not in ("row_counts", "warnings", "encryption")}
-    old |= {"metadata": metadata, "format_version": version}
-    del old["meta_checksum"]
-    if version >= 2:
-        old["meta_checksum"] = sidecar_checksum(old)
-    return old
-
-
 @pytest.mark.parametrize("version", [1, 2])
 def test_older_sidecars_read_back_and_list_as_strings(
     odd_ledger: Path, tmp_path: Path, cli: CliRunner, version: int
@@ -171,7 +152,7 @@ def test_older_sidecars_read_back_and_list_as_strings(
     taken = _backups(odd_ledger, backups, compress=False)
     written = {path: read_meta(path) for path in taken}
     for path in taken:
-        old = _as_format(read_meta_json(path), version)
+        old = legacy_sidecar(read_meta_json(path), version)
         assert isinstance(old["metadata"]["page_size"], int)  # what such a client choked on
         meta_path(path).write_text(json.dumps(old, indent=2))
         assert read_meta(path) == written[path]  # the same facts, in today's layout
@@ -196,7 +177,7 @@ def test_an_encrypted_copy_with_a_format_2_sidecar_still_restores(
     replicate(tmp_path / "backups", store, KEY)
     for path in taken:
         sidecar = path.name + ".enc.meta"
-        old = _as_format(json.loads(store.read(sidecar)), 2)
+        old = legacy_sidecar(json.loads(store.read(sidecar)), 2)
         assert old["metadata"]["encryption"]["plaintext_checksum"] == read_meta(path).checksum
         store.write(sidecar, json.dumps(old).encode())
     restore_from_target(store, taken[-1].name, tmp_path / "restored.db", KEY)

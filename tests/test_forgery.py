@@ -19,6 +19,7 @@ import pytest
 from _helpers import (
     add_odd_transactions,
     content_digest,
+    legacy_sidecar,
     query,
     read_meta_json,
     sha3_file,
@@ -200,16 +201,12 @@ def test_a_restore_with_a_key_tags_its_pre_restore_backup(odd_ledger: Path, key_
 
 
 def as_format(backup: Path, version: int) -> None:
-    """Rewrite a genuine sidecar as dagvault wrote it in format ``version`` (1: without
-    meta_checksum, 1 and 2: without auth_tag)."""
+    """Rewrite a genuine sidecar as dagvault wrote it in format ``version`` (1 or 2)."""
     document = read_meta_json(backup)
     document.pop("auth_tag", None)
-    document["format_version"] = version
-    if version == 1:
-        document.pop("meta_checksum")
-        backup.with_name(backup.name + ".meta").write_text(json.dumps(document))
-    else:
-        write_meta_json(backup, document)
+    backup.with_name(backup.name + ".meta").write_text(
+        json.dumps(legacy_sidecar(document, version))
+    )
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -219,7 +216,8 @@ def test_genuine_backups_of_every_format_restore_with_a_warning_without_a_key(
     backup = Path(create_backup(odd_ledger, odd_ledger.parent / "backups").backup_path)
     if version < 3:
         as_format(backup, version)
-    assert read_meta(backup).format_version == version
+    assert read_meta_json(backup)["format_version"] == version
+    read_meta(backup)  # reads
     target = odd_ledger.parent / "restored.db"
     result = restore_backup(backup, target)
     assert result.success and UNAUTHENTICATED in result.warnings
