@@ -104,5 +104,6 @@ class _Server(SubprocessASGIServer):
                 "on",
             ],
             env=env,
-            preexec_fn=_die_with(os.getpid()),
+            # Elsewhere than on Linux it is only stopped when its parent exits normally.
+            preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
         )

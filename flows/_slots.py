@@ -14,6 +14,9 @@ occupied for good. Hence, here:
   on a persistent server it revokes their leases; on a temporary server, where their
   leases are gone, it counts: slots occupied beyond those of live holders belong to dead
   runs, and it releases that many. Then it asks again every POLL_SECONDS.
+
+(Counting assumes that the runs sharing the temporary servers' database are all on this
+host, as that database is a file in PREFECT_HOME: a persistent server must keep its own.)
 """
 
 from __future__ import annotations
