@@ -77,17 +77,14 @@ class Registry:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def _lock(self, mode: int) -> contextlib.AbstractContextManager[None]:
-        @contextlib.contextmanager
-        def held() -> Iterator[None]:
-            fd = self._open(self.directory / ".lock", os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(fd, mode)
-                yield
-            finally:
-                os.close(fd)  # closing drops the flock
-
-        return held()
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[None]:
+        fd = self._open(self.directory / ".lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
 
     def asking(self) -> contextlib.AbstractContextManager[None]:
         """Hold while asking the server for slots and recording the grant."""
