@@ -27,8 +27,10 @@ def serve(host: str, port: int, *, config_file: str | None, audit_log: str | Non
     from dagvault_api.app import create_app  # imports Prefect
     from dagvault_api.service import ApiConfig
     from dagvault_cli.runner import quiet_known_errors, require_reachable_api
+    from flows._prefect_server import use_temporary_server
 
     quiet_known_errors()
+    use_temporary_server()  # in this main thread: the server must die with it
     require_reachable_api()
     app = create_app(
         ApiConfig(

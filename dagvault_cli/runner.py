@@ -49,6 +49,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
     import flows.restore
     import flows.scheduled
     import flows.verify
+    from flows._prefect_server import use_temporary_server
 
     known = {
         "backup": flows.backup.backup_flow,
@@ -63,6 +64,7 @@ def run_flow(flow_name: str, /, **parameters: Any) -> Any:
         "fleet-backup": flows.fleet.fleet_backup_flow,
     }
     quiet_known_errors()
+    use_temporary_server()
     require_reachable_api()
     return known[flow_name](**parameters)
 

@@ -9,6 +9,9 @@ resource, created on first use (an operator may later lower or deactivate them):
 * ``dagvault-dir-<name>-<hash>``, DIR_SLOTS slots: backup, restore and verify take one
   (they add or read backups), prune and cleanup take them all (they delete backups).
 
+Slots are held with a short, renewed lease, and a dead run's slots come back at once
+(``flows._slots``).
+
 The database is always acquired before the directory, as the core's locks are, so two
 runs never wait for each other.
 """
@@ -17,16 +20,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
 
 from dagvault.errors import OperationInProgress
 from dagvault.storage import is_url, split_location
+from flows._slots import ensure_limit, hold
 from tasks._runtime import artifact_key
 
 # Runs that may add to or read one backup directory at once (prune waits for all of them).
@@ -44,24 +43,17 @@ def limit_name(kind: str, place: Path | str) -> str:
     return artifact_key("dagvault", kind, Path(str(where).rstrip("/")).stem or "root", digest)
 
 
-def _ensure_limit(name: str, slots: int) -> None:
-    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
-
-
 @contextmanager
 def _occupy(name: str, slots: int, occupy: int) -> Iterator[None]:
-    _ensure_limit(name, slots)
-    try:
-        with concurrency(name, occupy=occupy, timeout_seconds=WAIT_SECONDS, strict=True):
-            yield
-    except TimeoutError:
-        raise OperationInProgress(
-            f"Waited {WAIT_SECONDS // 3600} h for the Prefect concurrency limit {name}; "
-            "another dagvault run still holds it",
-            f"Find that run in the Prefect UI (Concurrency page, limit {name}) or with "
-            f"`prefect global-concurrency-limit inspect {name}`; run this one again after it.",
-        ) from None
+    ensure_limit(name, slots)
+    too_long = OperationInProgress(
+        f"Waited {WAIT_SECONDS // 3600} h for the Prefect concurrency limit {name}; "
+        "another dagvault run still holds it",
+        f"Find that run in the Prefect UI (Concurrency page, limit {name}) or with "
+        f"`prefect global-concurrency-limit inspect {name}`; run this one again after it.",
+    )
+    with hold(name, occupy, WAIT_SECONDS, too_long):
+        yield
 
 
 def directory_of(backup: str) -> Path | str:

@@ -1,0 +1,109 @@
+"""The temporary Prefect server of one CLI command or one `dagvault api` process.
+
+Without PREFECT_API_URL, Prefect would start a temporary server by itself: open to every
+local user (run history, and a PATCH of a concurrency limit to 0 stops every backup), left
+running forever when its parent is SIGKILLed, and sending telemetry. We start it instead,
+as Prefect does (same command, same database under PREFECT_HOME), except that it
+
+* asks for a random secret per start (Prefect's basic auth: PREFECT_SERVER_API_AUTH_STRING
+  on the server, PREFECT_API_AUTH_STRING in this process);
+* dies with its parent (Linux PR_SET_PDEATHSIG), and is stopped when the parent exits;
+* sends no telemetry unless PREFECT_SERVER_ANALYTICS_ENABLED says otherwise (a node
+  without internet would log an ERROR for each run).
+
+The URL and secret go into this process's environment, so child processes (a local Dask
+cluster's workers) use the same server.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import prefect
+from prefect.context import refresh_global_settings_context
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, get_current_settings
+
+# Set to the URL of the server started here: the runs that use it (or another temporary
+# server on the same PREFECT_HOME) tell it apart from a persistent one by this.
+TEMPORARY_URL_ENV = "DAGVAULT_TEMPORARY_PREFECT_URL"
+_PR_SET_PDEATHSIG = 1
+
+
+def use_temporary_server() -> None:
+    """Unless a Prefect API is configured, start this process's temporary server and point
+    Prefect at it. Call it from the main thread: the server dies when that thread does."""
+    if PREFECT_API_URL.value():
+        return
+    secret = secrets.token_urlsafe(32)
+    server = _Server()
+    server.secret = secret
+    server.start()  # registers its stop() to run when this process exits
+    os.environ.update(
+        {
+            "PREFECT_API_URL": server.api_url,
+            "PREFECT_API_AUTH_STRING": secret,
+            TEMPORARY_URL_ENV: server.api_url,
+        }
+    )
+    refresh_global_settings_context()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    # Looked up before the fork: the child must only make the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+class _Server(SubprocessASGIServer):
+    # Its own instances: Prefect keeps one server per port, and ours must not be its.
+    _instances: ClassVar[dict[int | None, SubprocessASGIServer]] = {}
+    secret = ""
+
+    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+        # Prefect's own command and environment, plus the secret, the telemetry default
+        # and the parent-death signal.
+        env = {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+            "PREFECT_SERVER_API_AUTH_STRING": self.secret,
+        }
+        return subprocess.Popen(
+            args=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            # Elsewhere than on Linux it is only stopped when its parent exits normally.
+            preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
+        )
