@@ -268,9 +268,29 @@ def env_var(setting: str) -> str | None:
 _LAYOUT_HINT = "Fix the file; README.md (Configuration) shows its layout."
 
 
+def _json_mistake(exc: json.JSONDecodeError) -> str:
+    """The parser's complaint in the words of someone editing the file, and what it saw."""
+    before = exc.doc[: exc.pos].rstrip()
+    found = exc.doc[exc.pos : exc.pos + 1]
+    if not exc.doc[exc.pos :].strip():
+        return "the file ends before the JSON object does (empty or cut off)"
+    if before.endswith(",") and found in ("}", "]"):
+        return f"a trailing comma before {found!r}"
+    if exc.msg.startswith("Expecting property name"):
+        what = "expected a key in double quotes"
+    elif exc.msg.startswith("Expecting ',' delimiter"):
+        what = "a comma is missing between two entries"
+    elif exc.msg.startswith("Extra data"):
+        what = "text after the end of the JSON object"
+    else:
+        what = exc.msg[0].lower() + exc.msg[1:]
+    return f"{what}, found {found!r}"
+
+
 def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is no mistake.
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"Config file {path} does not exist",
@@ -283,8 +303,10 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"Config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            _LAYOUT_HINT,
+            f"Config file {path} is not valid JSON: line {exc.lineno}, column {exc.colno}: "
+            f"{_json_mistake(exc)}",
+            f"Fix line {exc.lineno} of {path}: JSON takes double-quoted keys and strings, "
+            "no trailing commas and no comments. README.md (Configuration) shows the layout.",
         ) from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise ConfigError(
@@ -308,6 +330,40 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     return values
 
 
+def _given(
+    name: str,
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: dict[tuple[str, str], Any],
+    file_name: str | os.PathLike[str] | None,
+) -> tuple[Any, str] | None:
+    """The raw value of setting ``name`` and where it came from, by precedence; None when
+    nothing sets it (the default applies)."""
+    spec = _SPECS[name]
+    if name in overrides:
+        return overrides[name], f"--{name.replace('_', '-')}"
+    if spec.env and spec.env in environ:
+        return environ[spec.env], f"environment variable {spec.env}"
+    if spec.file_key in file_values:
+        return file_values[spec.file_key], f"{'.'.join(spec.file_key)} in {file_name}"
+    return None
+
+
+def setting_source(
+    name: str,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Where the environment or the config file set ``name`` ("environment variable X",
+    "section.key in FILE"), or "the default": for messages that explain a behaviour."""
+    environ = os.environ if environ is None else environ
+    file_name = config_file if config_file is not None else environ.get(CONFIG_ENV)
+    file_values = _read_config_file(Path(file_name)) if file_name else {}
+    given = _given(name, {}, environ, file_values, file_name)
+    return given[1] if given else "the default"
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
@@ -325,18 +381,12 @@ def load_settings(
 
     resolved: dict[str, Any] = {}
     for field in fields(Settings):
-        spec = _SPECS[field.name]
-        if field.name in overrides:
-            raw, source = overrides[field.name], f"--{field.name.replace('_', '-')}"
-        elif spec.env and spec.env in environ:
-            raw, source = environ[spec.env], f"environment variable {spec.env}"
-        elif spec.file_key in file_values:
-            raw = file_values[spec.file_key]
-            source = f"{'.'.join(spec.file_key)} in {file_name}"
-        else:
+        given = _given(field.name, overrides, environ, file_values, file_name)
+        if given is None:
             continue
+        raw, source = given
         try:
-            resolved[field.name] = spec.parse(raw)
+            resolved[field.name] = _SPECS[field.name].parse(raw)
         except ValueError as exc:
             raise ConfigError(
                 f"Invalid value {raw!r} for {source}: {exc}",

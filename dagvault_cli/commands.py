@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dagvault import db
+from dagvault import db, events
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
@@ -49,18 +49,19 @@ def _when(timestamp: int) -> str:
 
 
 def backup(args: argparse.Namespace) -> int:
-    settings = _settings(
-        args,
-        database_path=args.db,
-        backup_dir=args.backup_dir,
-        reports_dir=args.reports_dir,
-        encryption_enabled=args.encrypt,
-        encryption_key_file=args.key_file,
-    )
-    writing_key(settings.encryption_enabled, settings.encryption_key_file)  # fail fast
-    if args.name is not None:
-        validate_name(args.name)
-    db.require_file(settings.database_path)  # fail fast, before a flow run starts
+    with events.failing_backup():  # fail fast, before a flow run starts; ❌ as in a run
+        settings = _settings(
+            args,
+            database_path=args.db,
+            backup_dir=args.backup_dir,
+            reports_dir=args.reports_dir,
+            encryption_enabled=args.encrypt,
+            encryption_key_file=args.key_file,
+        )
+        writing_key(settings.encryption_enabled, settings.encryption_key_file)
+        if args.name is not None:
+            validate_name(args.name)
+        db.require_file(settings.database_path)
     with progress_bar(not args.json):
         info = run_flow(
             "backup",
@@ -318,17 +319,15 @@ def schedule(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"database_path": args.db}
-    if args.no_pre_restore_backup:
-        overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides, encryption_key_file=args.key_file)
+    settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
     _require_backup(args.backup, settings)
     with progress_bar(not args.json):
         result = run_flow(
             "restore",
             backup_path=args.backup,
             database_path=str(settings.database_path),
-            pre_restore_backup=settings.create_pre_restore_backup,
+            # Not given: the flow resolves it and can name the env var or file key in a warning.
+            pre_restore_backup=False if args.no_pre_restore_backup else None,
             verify_first=not args.no_verify,
             config_file=args.config,
             encryption_key_file=args.key_file,
@@ -392,10 +391,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_sql(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"database_path": args.db}
-    if args.no_pre_import_backup:
-        overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides)
+    settings = _settings(args, database_path=args.db)
     if not Path(args.file).is_file():
         raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
     with progress_bar(not args.json):
@@ -403,7 +399,7 @@ def import_sql(args: argparse.Namespace) -> int:
             "import-sql",
             sql_path=args.file,
             database_path=str(settings.database_path),
-            pre_import_backup=settings.create_pre_restore_backup,
+            pre_import_backup=False if args.no_pre_import_backup else None,
             config_file=args.config,
         )
     if args.json:

@@ -90,12 +90,14 @@ def import_dump(
     profile: LedgerProfile,
     busy_timeout: float,
     max_seconds: float,
+    pre_import_off_by: str = "the caller",
 ) -> dict[str, Any]:
     """Build a database from an SQL dump, check it, and swap it in like a restore."""
     result = import_sql(
         Path(sql_path),
         Path(database_path),
         pre_import_backup=pre_import_backup,
+        pre_import_off_by=pre_import_off_by,
         profile=profile,
         busy_timeout=busy_timeout,
         max_seconds=max_seconds,

@@ -25,11 +25,13 @@ def restore(
     busy_timeout: float,
     max_seconds: float,
     key_file: str | None = None,
+    pre_restore_off_by: str = "the caller",
 ) -> dict[str, Any]:
     """Verify, take a pre-restore backup, restore atomically, check the result. A backup
     at a storage target (a URL) is downloaded beside the database first."""
     options: dict[str, Any] = {
         "pre_restore_backup": pre_restore_backup,
+        "pre_restore_off_by": pre_restore_off_by,
         "verify": verify,
         "verify_checksum": verify_checksum,
         "profile": profile,
