@@ -13,15 +13,15 @@ from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
 from dagvault.crypto import (
     ENCRYPTED_SUFFIX,
+    KEY_HINT,
     generate_key_file,
     load_key,
-    require_key,
     writing_key,
 )
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, EncryptionKeyError
 from dagvault.export.seal import decrypt_to
 from dagvault.presets import prune_policy
-from dagvault.remote import list_target
+from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
 from dagvault.storage import is_url, open_store
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
@@ -34,10 +34,15 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _require_backup(backup: str, settings: Settings) -> None:
     """Fail fast, before a flow run starts: a local backup that does not exist, or an
-    encrypted object at a target (``….enc``) and no key (other URLs are checked there)."""
-    if is_url(backup):
-        if backup.endswith(ENCRYPTED_SUFFIX):
-            require_key(load_key(settings.encryption_key_file), backup)
+    encrypted object (``….enc``, at a target or in a local directory) and no key (other
+    URLs are checked there)."""
+    location = backup_location(backup)
+    if is_url(location):
+        if location.endswith(ENCRYPTED_SUFFIX) and load_key(settings.encryption_key_file) is None:
+            raise EncryptionKeyError(
+                f"{backup} is encrypted: it needs the encryption key, and none was given",
+                KEY_HINT,
+            )
     elif not Path(backup).is_file():
         raise BackupNotFound(
             f"Backup {backup} does not exist", "List the backups with `dagvault list`."

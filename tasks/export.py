@@ -11,7 +11,7 @@ from dagvault.export import export_database
 from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import fetched
+from dagvault.remote import backup_location, fetched
 from dagvault.storage import is_url, open_store, split_location
 from tasks._runtime import artifact_key, task_options
 
@@ -42,6 +42,7 @@ def export(
         "timestamp_column": timestamp_column,
         "busy_timeout": busy_timeout,
     }
+    backup_path = backup_location(backup_path) if backup_path else None  # a local ….enc
     if backup_path and is_url(backup_path):
         target, name = split_location(backup_path)
         key = load_key(Path(key_file) if key_file else None)

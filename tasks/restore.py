@@ -8,6 +8,7 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
+from dagvault.remote import backup_location
 from dagvault.restore import restore_backup
 from dagvault.storage import is_url, open_store, split_location
 from dagvault.target_ops import restore_from_target
@@ -38,6 +39,7 @@ def restore(
         "busy_timeout": busy_timeout,
         "max_seconds": max_seconds,
     }
+    backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted
     if is_url(backup_path):
         target, name = split_location(backup_path)
         key = load_key(Path(key_file) if key_file else None)
