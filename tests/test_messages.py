@@ -125,7 +125,10 @@ def test_restore_names_what_turned_the_pre_restore_backup_off(
     plain = write_odd_ledger_config(tmp_path / "plain")
     off = write_odd_ledger_config(tmp_path / "off", restore={"create_pre_restore_backup": False})
     runs = {
-        "--no-pre-restore-backup": (["--config", str(plain), "--no-pre-restore-backup"], {}),
+        "--no-pre-restore-backup (API: create_pre_restore_backup=false)": (
+            ["--config", str(plain), "--no-pre-restore-backup"],
+            {},
+        ),
         "environment variable CREATE_PRE_RESTORE_BACKUP": (
             ["--config", str(plain)],
             {"CREATE_PRE_RESTORE_BACKUP": "false"},
