@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.errors import ConfigError
+from dagvault.json_errors import describe_json_error
 from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
 
@@ -268,25 +269,6 @@ def env_var(setting: str) -> str | None:
 _LAYOUT_HINT = "Fix the file; README.md (Configuration) shows its layout."
 
 
-def _json_mistake(exc: json.JSONDecodeError) -> str:
-    """The parser's complaint in the words of someone editing the file, and what it saw."""
-    before = exc.doc[: exc.pos].rstrip()
-    found = exc.doc[exc.pos : exc.pos + 1]
-    if not exc.doc[exc.pos :].strip():
-        return "the file ends before the JSON object does (empty or cut off)"
-    if before.endswith(",") and found in ("}", "]"):
-        return f"a trailing comma before {found!r}"
-    if exc.msg.startswith("Expecting property name"):
-        what = "expected a key in double quotes"
-    elif exc.msg.startswith("Expecting ',' delimiter"):
-        what = "a comma is missing between two entries"
-    elif exc.msg.startswith("Extra data"):
-        what = "text after the end of the JSON object"
-    else:
-        what = exc.msg[0].lower() + exc.msg[1:]
-    return f"{what}, found {found!r}"
-
-
 def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     try:
         # utf-8-sig: a byte-order mark, as some Windows editors write, is no mistake.
@@ -303,8 +285,7 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"Config file {path} is not valid JSON: line {exc.lineno}, column {exc.colno}: "
-            f"{_json_mistake(exc)}",
+            f"Config file {path} is not valid JSON: {describe_json_error(exc)}",
             f"Fix line {exc.lineno} of {path}: JSON takes double-quoted keys and strings, "
             "no trailing commas and no comments. README.md (Configuration) shows the layout.",
         ) from None

@@ -286,8 +286,18 @@ def test_the_api_warning_without_a_token_says_what_the_server_allows(
 
     from tests._api import api_server
 
-    with api_server(tmp_path, prefect_api_url) as server:
+    with api_server(tmp_path, prefect_api_url) as server, server.client() as http:
         log = server.log.read_text()
+        # and a body that is not JSON is described, not "20: JSON decode error"
+        answer = http.post(
+            "/backup",
+            content=b'{"description": "x",}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "Invalid request: body is not JSON: line 1, column 21: a trailing comma before '}'"
+    )
     [warning] = [line for line in log.splitlines() if line.startswith("Warning: no ")]
     uid = os.geteuid()
     who = (
