@@ -26,7 +26,7 @@ from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
 from dagvault.compress import SUFFIX, compress_file
 from dagvault.delta import write_delta
-from dagvault.errors import ConfigError, DagvaultError, storage_error
+from dagvault.errors import ConfigError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, write_meta
@@ -232,12 +232,11 @@ def write_backup(
         if published:
             discard(final)  # a data file without its sidecar must not linger
             discard(pages.cache_path(final))
-        if isinstance(exc, DagvaultError):
-            events.backup_failed(exc.message)
-        elif isinstance(exc, OSError):
+        if isinstance(exc, OSError):
             err = storage_error(exc, "writing backup", str(final))
-            events.backup_failed(err.message)
+            events.backup_failure(err)
             raise err from exc
+        events.backup_failure(exc)
         raise
     finally:
         for temp in (image, stored_temp):
@@ -260,30 +259,31 @@ def create_backup(
     """Take a ``kind`` (full, incremental, differential, in any case) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
     full backup; ``metadata.full_backup_reason`` says why."""
-    kind = backup_kind(kind)
-    name = validate_name(name or db_path.stem or "backup")
-    db.require_file(db_path)
-    ensure_dir(backup_dir)
-    # Backups are as readable as the ledger, never more (see permissions.py).
-    with (
-        permissions.files_like(db_path),
-        lock.database_and_directory(db_path, backup_dir, "backup"),
-    ):
-        remove_stale_temp_files(backup_dir)
-        base, reason = find_base(backup_dir, db_path, kind) if kind != "full" else (None, None)
-        with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:
-            final, info = write_backup(
-                source,
-                db_path,
-                numbered_paths(backup_dir, name + "_{ts}{n}"),
-                description=description,
-                profile=profile or LedgerProfile(),
-                compress=compression,
-                base=base,
-                delta_type="Differential" if kind == "differential" else "Incremental",
-                reason=reason,
-                busy_timeout=busy_timeout,
-                key=key,
-            )
+    with events.failing_backup():  # every failure, the permission denied of ensure_dir too
+        kind = backup_kind(kind)
+        name = validate_name(name or db_path.stem or "backup")
+        db.require_file(db_path)
+        ensure_dir(backup_dir)
+        # Backups are as readable as the ledger, never more (see permissions.py).
+        with (
+            permissions.files_like(db_path),
+            lock.database_and_directory(db_path, backup_dir, "backup"),
+        ):
+            remove_stale_temp_files(backup_dir)
+            base, reason = find_base(backup_dir, db_path, kind) if kind != "full" else (None, None)
+            with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:
+                final, info = write_backup(
+                    source,
+                    db_path,
+                    numbered_paths(backup_dir, name + "_{ts}{n}"),
+                    description=description,
+                    profile=profile or LedgerProfile(),
+                    compress=compression,
+                    base=base,
+                    delta_type="Differential" if kind == "differential" else "Incremental",
+                    reason=reason,
+                    busy_timeout=busy_timeout,
+                    key=key,
+                )
     events.backup_created(final)
     return info

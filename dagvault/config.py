@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.errors import ConfigError
+from dagvault.json_errors import describe_json_error
 from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
 
@@ -270,7 +271,8 @@ _LAYOUT_HINT = "Fix the file; README.md (Configuration) shows its layout."
 
 def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is no mistake.
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"Config file {path} does not exist",
@@ -283,8 +285,9 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"Config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            _LAYOUT_HINT,
+            f"Config file {path} is not valid JSON: {describe_json_error(exc)}",
+            f"Fix line {exc.lineno} of {path}: JSON takes double-quoted keys and strings, "
+            "no trailing commas and no comments. README.md (Configuration) shows the layout.",
         ) from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise ConfigError(
@@ -308,6 +311,40 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
     return values
 
 
+def _given(
+    name: str,
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: dict[tuple[str, str], Any],
+    file_name: str | os.PathLike[str] | None,
+) -> tuple[Any, str] | None:
+    """The raw value of setting ``name`` and where it came from, by precedence; None when
+    nothing sets it (the default applies)."""
+    spec = _SPECS[name]
+    if name in overrides:
+        return overrides[name], f"--{name.replace('_', '-')}"
+    if spec.env and spec.env in environ:
+        return environ[spec.env], f"environment variable {spec.env}"
+    if spec.file_key in file_values:
+        return file_values[spec.file_key], f"{'.'.join(spec.file_key)} in {file_name}"
+    return None
+
+
+def setting_source(
+    name: str,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Where the environment or the config file set ``name`` ("environment variable X",
+    "section.key in FILE"), or "the default": for messages that explain a behaviour."""
+    environ = os.environ if environ is None else environ
+    file_name = config_file if config_file is not None else environ.get(CONFIG_ENV)
+    file_values = _read_config_file(Path(file_name)) if file_name else {}
+    given = _given(name, {}, environ, file_values, file_name)
+    return given[1] if given else "the default"
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
@@ -325,18 +362,12 @@ def load_settings(
 
     resolved: dict[str, Any] = {}
     for field in fields(Settings):
-        spec = _SPECS[field.name]
-        if field.name in overrides:
-            raw, source = overrides[field.name], f"--{field.name.replace('_', '-')}"
-        elif spec.env and spec.env in environ:
-            raw, source = environ[spec.env], f"environment variable {spec.env}"
-        elif spec.file_key in file_values:
-            raw = file_values[spec.file_key]
-            source = f"{'.'.join(spec.file_key)} in {file_name}"
-        else:
+        given = _given(field.name, overrides, environ, file_values, file_name)
+        if given is None:
             continue
+        raw, source = given
         try:
-            resolved[field.name] = spec.parse(raw)
+            resolved[field.name] = _SPECS[field.name].parse(raw)
         except ValueError as exc:
             raise ConfigError(
                 f"Invalid value {raw!r} for {source}: {exc}",

@@ -173,6 +173,17 @@ def encrypt_file(source: Path, dest: Path, key: bytes) -> None:
         os.fsync(out.fileno())
 
 
-def decrypt_file(source: Path, dest: Path, key: bytes) -> None:
+def decrypt_file(source: Path, dest: Path, key: bytes, what: str | None = None) -> None:
+    """``what`` names the file in errors when ``source`` is only a temporary copy of it
+    (an object downloaded from a target): the user asked for that, not for the copy."""
     with open(source, "rb") as src, open(dest, "xb") as out:
-        decrypt_stream(src, out, key, str(source))
+        decrypt_stream(src, out, key, what or str(source))
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether ``path`` starts like a dagvault-encrypted file (DVENC001)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False

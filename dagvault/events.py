@@ -5,7 +5,11 @@ Operators grep for these lines; keep their wording stable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+
+from dagvault.errors import DagvaultError
 
 log = logging.getLogger("dagvault")
 
@@ -22,6 +26,10 @@ def restored(path: object) -> None:
     log.info("✅ Database restored from backup: %s", path)
 
 
+def imported(database: object, dump: object) -> None:
+    log.info("✅ Database %s imported from SQL dump: %s", database, dump)
+
+
 def integrity_failed(path: object, reason: str) -> None:
     log.warning("⚠️  Backup integrity check failed: %s: %s", path, reason)
 
@@ -32,6 +40,27 @@ def full_instead_of_delta(reason: str) -> None:
 
 def backup_failed(reason: str) -> None:
     log.error("❌ Backup creation failed: %s", reason)
+
+
+def backup_failure(exc: BaseException) -> None:
+    """The ❌ line for ``exc``, once: the layer nearest the failure logs it and marks the
+    exception, so the layers it passes through (core, flow, CLI) do not repeat it."""
+    if getattr(exc, "backup_failure_logged", False) or not isinstance(exc, Exception):
+        return  # a KeyboardInterrupt is no failure of the backup
+    backup_failed(exc.message if isinstance(exc, DagvaultError) else f"{type(exc).__name__}: {exc}")
+    with contextlib.suppress(AttributeError):  # (built-in exceptions take attributes too)
+        exc.backup_failure_logged = True  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def failing_backup() -> Iterator[None]:
+    """Log ❌ Backup creation failed for whatever escapes the block (permission denied,
+    disk full, a lock held, bad input, a failed verification or quality gate)."""
+    try:
+        yield
+    except BaseException as exc:
+        backup_failure(exc)
+        raise
 
 
 def restore_failed(reason: str) -> None:

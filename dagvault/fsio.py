@@ -43,7 +43,7 @@ def ensure_dir(directory: Path) -> Path:
         raise storage_error(exc, "creating directory", str(directory)) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
         raise StorageError(
-            f"Directory {directory} is not writable",
+            f"Permission denied: directory {directory} is not writable",
             "Fix its permissions or choose another directory (--backup-dir / BACKUP_DIR).",
         )
     return directory

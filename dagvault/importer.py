@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagvault import permissions
+from dagvault import events, permissions
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.db import connection, row_counts
 from dagvault.errors import BackupNotFound, InvalidDump, storage_error
@@ -112,6 +112,7 @@ def import_sql(
     db_path: Path,
     *,
     pre_import_backup: bool = True,
+    pre_import_off_by: str = "the caller",
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
@@ -147,13 +148,16 @@ def import_sql(
             backup_path,
             db_path,
             pre_restore_backup=pre_import_backup,
+            pre_restore_off_by=pre_import_off_by,
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
             guard=False,  # built above from the dump the operator named
+            announce=False,  # the staged backup is gone once this returns: name the dump
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    events.imported(db_path, sql_path)
     return ImportResult(
         success=True,
         sql_path=str(sql_path),

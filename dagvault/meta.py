@@ -112,6 +112,21 @@ class BackupInfo:
         return replace(self, quality=quality, verification=verification)
 
 
+EDITED = (
+    "meta_checksum is missing or does not match the other fields "
+    "(the metadata was edited or damaged after it was written)"
+)
+
+
+class EditedMetadata(VerificationError):
+    """A sidecar whose fields are all well-formed but whose meta_checksum does not match:
+    ``document`` holds them, for ``dagvault.meta_fields`` to find the edited one."""
+
+    def __init__(self, message: str, hint: str, *, document: dict[str, Any]) -> None:
+        super().__init__(message, hint)
+        self.document = document
+
+
 def meta_path(backup: Path) -> Path:
     return backup.with_name(backup.name + META_SUFFIX)
 
@@ -194,9 +209,9 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
             problems.append(f"field 'backup_type' is {document['backup_type']!r}")
         if document.get("checksum_algorithm", "sha3-256") != "sha3-256":
             problems.append(f"unsupported checksum_algorithm {document['checksum_algorithm']!r}")
-        for name in ("file_size", "total_transactions", "total_nodes"):
-            if document[name] < 0:
-                problems.append(f"field {name!r} is negative")
+        for key in ("file_size", "total_transactions", "total_nodes"):
+            if document[key] < 0:
+                problems.append(f"field {key!r} is negative")
         raw = document.get("verification") or {}
         if (
             not isinstance(raw, dict)
@@ -218,10 +233,16 @@ def parse_meta(text: bytes, backup: str, name: str) -> BackupInfo:
             problems.append("field 'auth_tag' is not an authentication tag record")
         signed = version >= 2 or "meta_checksum" in document
         if signed and document.get("meta_checksum") != sidecar_checksum(document):
-            problems.append(
-                "meta_checksum is missing or does not match the other fields "
-                "(the metadata was edited or damaged after it was written)"
-            )
+            problems.append(EDITED)
+    if problems == [EDITED] and "meta_checksum" in document:
+        # Every field reads well and one was changed: verify_file can tell which.
+        if document["format_version"] < 3:
+            document = meta_values.upgrade(document)
+        raise EditedMetadata(
+            f"{backup}: invalid metadata in {name}: {EDITED}",
+            "Do not restore this backup; take a new one with `dagvault backup`.",
+            document=document,
+        )
     if not problems:
         if document["format_version"] < 3:  # checked as written; read in today's layout
             document = meta_values.upgrade(document)

@@ -204,7 +204,7 @@ def _fetch_one(store: Store, entry: CatalogEntry, dest_dir: Path, key: bytes | N
         encryption = info.encryption
         if encryption:
             key = crypto.require_key(key, f"{entry.where} (encrypted)")
-            crypto.decrypt_file(fetched, local, key)
+            crypto.decrypt_file(fetched, local, key, entry.where)
             info = replace(
                 info,
                 file_size=encryption["plaintext_size"],
@@ -262,6 +262,19 @@ def fetched(
         yield fetch_chain(store, name, staging, key, by_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def backup_location(backup: str) -> str:
+    """Where to read the backup ``backup`` names: an encrypted object in a local directory
+    (``….enc``, a copy of a target or the target itself) is read as at a ``file://``
+    target — fetched, checked, decrypted with the key — since it is no SQLite file;
+    anything else is returned as given."""
+    path = Path(backup)
+    if is_url(backup) or not backup.endswith(crypto.ENCRYPTED_SUFFIX):
+        return backup
+    if not (path.is_file() and crypto.is_encrypted(path)):
+        return backup
+    return f"file://{path.absolute()}"
 
 
 def name_timestamp(name: str) -> int | None:

@@ -190,6 +190,7 @@ def restore_backup(
     db_path: Path,
     *,
     pre_restore_backup: bool = True,
+    pre_restore_off_by: str = "the caller",
     verify: bool = True,
     verify_checksum: bool = True,
     profile: LedgerProfile | None = None,
@@ -198,6 +199,7 @@ def restore_backup(
     key: bytes | None = None,
     allow_schema_change: bool = False,
     guard: bool = True,
+    announce: bool = True,
 ) -> RestoreResult:
     """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file).
 
@@ -205,7 +207,10 @@ def restore_backup(
     (dagvault.authtag) and the pre-restore backup is tagged; without one, a backup that
     changes the schema in a suspicious way is refused unless ``allow_schema_change``
     (dagvault.schema_guard). ``guard=False`` is for a backup the caller has just built
-    itself (an SQL import): there is nothing to authenticate."""
+    itself (an SQL import): there is nothing to authenticate. ``pre_restore_off_by`` names
+    what turned the pre-restore backup off (a flag, an environment variable, a config file
+    key) for the warning; ``announce=False`` leaves the ✅ log line to a caller whose
+    ``backup`` is only a step (an import)."""
     started = time.monotonic()
     if not backup.is_file():
         raise BackupNotFound(
@@ -234,6 +239,7 @@ def restore_backup(
                 info,
                 warnings,
                 pre_restore_backup,
+                pre_restore_off_by,
                 profile,
                 busy_timeout,
                 max_seconds,
@@ -241,7 +247,8 @@ def restore_backup(
             )
         finally:
             discard(image)
-    events.restored(backup)
+    if announce:
+        events.restored(backup)
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -253,6 +260,7 @@ def _restore_into(
     info: BackupInfo,
     warnings: list[str],
     pre_restore_backup: bool,
+    pre_restore_off_by: str,
     profile: LedgerProfile | None,
     busy_timeout: float,
     max_seconds: float,
@@ -270,7 +278,7 @@ def _restore_into(
         elif pre_restore_backup:
             warnings.append("the target database was empty; no pre-restore backup taken")
         else:
-            warnings.append("no pre-restore backup taken (--no-pre-restore-backup)")
+            warnings.append(f"no pre-restore backup taken: {pre_restore_off_by} turned it off")
         return_to = _prepare_target(target, info)
         _copy_file(source, target, max_seconds)
         if return_to:

@@ -23,7 +23,15 @@ from dagvault.compress import is_compressed
 from dagvault.db import open_database, row_counts
 from dagvault.errors import BackupNotFound, DagvaultError, VerificationError
 from dagvault.fsio import discard, temp_path
-from dagvault.meta import BackupInfo, Verification, read_meta, write_meta
+from dagvault.meta import (
+    BackupInfo,
+    EditedMetadata,
+    Verification,
+    meta_path,
+    read_meta,
+    write_meta,
+)
+from dagvault.meta_fields import edited_fields
 
 
 @dataclass
@@ -160,9 +168,15 @@ def verify_file(
     try:
         info = read_meta(path)
     except VerificationError as exc:
-        report.fail("metadata", exc.message)
+        reason = exc.message
+        if isinstance(exc, EditedMetadata):  # say which field, not only that one changed
+            reason = (
+                f"{meta_path(path).name} was edited after it was written (its meta_checksum "
+                f"no longer matches): {edited_fields(path, exc.document)}"
+            )
+        report.fail("metadata", reason)
         report.duration_seconds = time.monotonic() - started
-        events.integrity_failed(path, exc.message)
+        events.integrity_failed(path, reason)
         return report
     report.info = info
     written_as = Path(info.backup_path).name

@@ -20,6 +20,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from dagvault.catalog import list_backups
 from dagvault.errors import DagvaultError
 from dagvault.health import check_health
+from dagvault.json_errors import describe_json_error
 from dagvault.schedule import backup_schedule
 from dagvault.storage import is_url
 from dagvault_api import auth
@@ -158,6 +159,11 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
+            if error["type"] == "json_invalid" and isinstance(exc.body, str):
+                # FastAPI says "16: JSON decode error" (16: a character offset): say where.
+                syntax = json.JSONDecodeError(error["ctx"]["error"], exc.body, error["loc"][1])
+                problems.append(f"body is not JSON: {describe_json_error(syntax, 'the body')}")
+                continue
             where = [str(part) for part in error["loc"] if part not in ("body", "query")]
             problems.append(f"{'.'.join(where) or 'body'}: {error['msg']}")
         message = "Invalid request: " + "; ".join(problems)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
+import pwd
 
 from dagvault.errors import ConfigError
 
@@ -49,6 +51,23 @@ def check_bind(host: str, token: str | None) -> None:
             f"Set {TOKEN_ENV} (e.g. `export {TOKEN_ENV}=$(openssl rand -hex 32)`), or listen on "
             "127.0.0.1.",
         )
+
+
+def tokenless_warning(host: str) -> str:
+    """What a server without a token allows (app.py's _require_own_user enforces it)."""
+    uid = os.geteuid()
+    try:
+        user = f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        user = f"uid {uid}"
+    who = f"only processes of user {user} and root may" if uid else "only root's processes may"
+    if not os.path.exists("/proc/net/tcp"):  # peer.py cannot tell who the client is
+        who = "no client may (this system does not show who owns a connection)"
+    return (
+        f"Warning: no {TOKEN_ENV}: listening on {host} (loopback only); {who} back up, "
+        "restore, export, import, verify or clean up. Every local account may read (list, "
+        f"schedule, health, metrics). Set {TOKEN_ENV} to require a bearer token instead."
+    )
 
 
 def token_matches(presented: str, token: str) -> bool:

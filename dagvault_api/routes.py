@@ -84,7 +84,8 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             "Database restored.",
             backup_path=str(source),
             database_path=str(settings.database_path),
-            pre_restore_backup=pre,
+            # Not given: the flow resolves it and can name the env var or file key in a warning.
+            pre_restore_backup=body.create_pre_restore_backup,
             allow_schema_change=body.allow_schema_change,
         )
         return envelope({**data, **params})

@@ -43,10 +43,6 @@ def serve(host: str, port: int, *, config_file: str | None, audit_log: str | Non
         )
     )
     if token is None:
-        print(
-            f"Warning: no {auth.TOKEN_ENV}: every local process may back up, restore and "
-            "delete backups through this API (it listens on loopback only).",
-            file=sys.stderr,
-        )
+        print(auth.tokenless_warning(host), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0

@@ -7,23 +7,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dagvault import db
+from dagvault import db, events
 from dagvault.backup import validate_name
 from dagvault.catalog import list_backups
 from dagvault.config import Settings, load_settings
 from dagvault.crypto import (
     ENCRYPTED_SUFFIX,
+    KEY_HINT,
     generate_key_file,
     load_key,
     require_key,
     writing_key,
 )
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, EncryptionKeyError
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
 from dagvault.presets import prune_policy
-from dagvault.remote import list_target
+from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
 from dagvault.storage import is_url, open_store
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
@@ -36,10 +37,15 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _require_backup(backup: str, settings: Settings) -> None:
     """Fail fast, before a flow run starts: a local backup that does not exist, or an
-    encrypted object at a target (``….enc``) and no key (other URLs are checked there)."""
-    if is_url(backup):
-        if backup.endswith(ENCRYPTED_SUFFIX):
-            require_key(load_key(settings.encryption_key_file), backup)
+    encrypted object (``….enc``, at a target or in a local directory) and no key (other
+    URLs are checked there)."""
+    location = backup_location(backup)
+    if is_url(location):
+        if location.endswith(ENCRYPTED_SUFFIX) and load_key(settings.encryption_key_file) is None:
+            raise EncryptionKeyError(
+                f"{backup} is encrypted: it needs the encryption key, and none was given",
+                KEY_HINT,
+            )
     elif not Path(backup).is_file():
         raise BackupNotFound(
             f"Backup {backup} does not exist", "List the backups with `dagvault list`."
@@ -51,18 +57,19 @@ def _when(timestamp: int) -> str:
 
 
 def backup(args: argparse.Namespace) -> int:
-    settings = _settings(
-        args,
-        database_path=args.db,
-        backup_dir=args.backup_dir,
-        reports_dir=args.reports_dir,
-        encryption_enabled=args.encrypt,
-        encryption_key_file=args.key_file,
-    )
-    writing_key(settings.encryption_enabled, settings.encryption_key_file)  # fail fast
-    if args.name is not None:
-        validate_name(args.name)
-    db.require_file(settings.database_path)  # fail fast, before a flow run starts
+    with events.failing_backup():  # fail fast, before a flow run starts; ❌ as in a run
+        settings = _settings(
+            args,
+            database_path=args.db,
+            backup_dir=args.backup_dir,
+            reports_dir=args.reports_dir,
+            encryption_enabled=args.encrypt,
+            encryption_key_file=args.key_file,
+        )
+        writing_key(settings.encryption_enabled, settings.encryption_key_file)
+        if args.name is not None:
+            validate_name(args.name)
+        db.require_file(settings.database_path)
     with progress_bar(not args.json):
         info = run_flow(
             "backup",
@@ -350,17 +357,15 @@ def schedule(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"database_path": args.db}
-    if args.no_pre_restore_backup:
-        overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides, encryption_key_file=args.key_file)
+    settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
     _require_backup(args.backup, settings)
     with progress_bar(not args.json):
         result = run_flow(
             "restore",
             backup_path=args.backup,
             database_path=str(settings.database_path),
-            pre_restore_backup=settings.create_pre_restore_backup,
+            # Not given: the flow resolves it and can name the env var or file key in a warning.
+            pre_restore_backup=False if args.no_pre_restore_backup else None,
             verify_first=not args.no_verify,
             config_file=args.config,
             encryption_key_file=args.key_file,
@@ -425,10 +430,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_sql(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"database_path": args.db}
-    if args.no_pre_import_backup:
-        overrides["create_pre_restore_backup"] = False
-    settings = _settings(args, **overrides)
+    settings = _settings(args, database_path=args.db)
     if not Path(args.file).is_file():
         raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
     with progress_bar(not args.json):
@@ -436,7 +438,7 @@ def import_sql(args: argparse.Namespace) -> int:
             "import-sql",
             sql_path=args.file,
             database_path=str(settings.database_path),
-            pre_import_backup=settings.create_pre_restore_backup,
+            pre_import_backup=False if args.no_pre_import_backup else None,
             config_file=args.config,
         )
     if args.json:

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault import events
 from dagvault.backup import backup_kind
 from dagvault.config import Settings, replica_targets
 from dagvault.crypto import writing_key
@@ -93,26 +94,27 @@ def backup_flow(
     (``backup.replicas`` and ``replicate_to``) receives what it lacks, encrypted when
     ``encrypt`` / BACKUP_ENCRYPTION_ENABLED.
     """
-    settings = resolve(
-        config_file,
-        database_path=database_path,
-        backup_dir=backup_dir,
-        compression_enabled=compress,
-        reports_dir=reports_dir,
-        encryption_enabled=encrypt,
-        encryption_key_file=encryption_key_file,
-    )
-    replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
-    backup_type = backup_kind(backup_type)  # "Full" (the description's), "full", "FULL"…
-    _check_targets(settings, replicas, backup_type)
-    with (
-        one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
-        _local_directory(settings) as directory,
-    ):
-        info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
-        if quality:
-            _gate(settings, info, allow_decrease)
-        info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
+    with events.failing_backup():  # ❌ for a bad setting, a lock, a failed check or gate too
+        settings = resolve(
+            config_file,
+            database_path=database_path,
+            backup_dir=backup_dir,
+            compression_enabled=compress,
+            reports_dir=reports_dir,
+            encryption_enabled=encrypt,
+            encryption_key_file=encryption_key_file,
+        )
+        replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
+        backup_type = backup_kind(backup_type)  # "Full" (the description's), "full", "FULL"…
+        _check_targets(settings, replicas, backup_type)
+        with (
+            one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
+            _local_directory(settings) as directory,
+        ):
+            info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
+            if quality:
+                _gate(settings, info, allow_decrease)
+            info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
     return info
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.config import setting_source
 from dagvault.crypto import writing_key
 from dagvault.quality import gate_failure
 from flows._concurrency import one_at_a_time
@@ -87,4 +88,7 @@ def import_sql_flow(
             ledger_profile(settings),
             settings.busy_timeout_seconds,
             settings.max_restore_time,
+            "--no-pre-import-backup (API: create_pre_import_backup=false)"
+            if pre_import_backup is not None
+            else setting_source("create_pre_restore_backup", config_file=config_file),
         )

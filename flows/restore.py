@@ -4,6 +4,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.config import setting_source
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
@@ -46,4 +47,8 @@ def restore_flow(
             settings.max_restore_time,
             key_file(settings),
             allow_schema_change,
+            # A given parameter is the run's own request; else the environment or the file.
+            "--no-pre-restore-backup (API: create_pre_restore_backup=false)"
+            if pre_restore_backup is not None
+            else setting_source("create_pre_restore_backup", config_file=config_file),
         )

@@ -11,7 +11,7 @@ from dagvault.export import export_database
 from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import fetched
+from dagvault.remote import backup_location, fetched
 from dagvault.storage import is_url, open_store, split_location
 from tasks._runtime import artifact_key, task_options
 
@@ -42,6 +42,7 @@ def export(
         "timestamp_column": timestamp_column,
         "busy_timeout": busy_timeout,
     }
+    backup_path = backup_location(backup_path) if backup_path else None  # a local ….enc
     if backup_path and is_url(backup_path):
         target, name = split_location(backup_path)
         key = load_key(Path(key_file) if key_file else None)
@@ -90,12 +91,14 @@ def import_dump(
     profile: LedgerProfile,
     busy_timeout: float,
     max_seconds: float,
+    pre_import_off_by: str = "the caller",
 ) -> dict[str, Any]:
     """Build a database from an SQL dump, check it, and swap it in like a restore."""
     result = import_sql(
         Path(sql_path),
         Path(database_path),
         pre_import_backup=pre_import_backup,
+        pre_import_off_by=pre_import_off_by,
         profile=profile,
         busy_timeout=busy_timeout,
         max_seconds=max_seconds,

@@ -8,6 +8,7 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
+from dagvault.remote import backup_location
 from dagvault.restore import restore_backup
 from dagvault.storage import is_url, open_store, split_location
 from dagvault.target_ops import restore_from_target
@@ -26,12 +27,14 @@ def restore(
     max_seconds: float,
     key_file: str | None = None,
     allow_schema_change: bool = False,
+    pre_restore_off_by: str = "the caller",
 ) -> dict[str, Any]:
     """Verify (authenticate, with a key), take a pre-restore backup, restore atomically,
     check the result. A backup at a storage target (a URL) is downloaded beside the
     database first."""
     options: dict[str, Any] = {
         "pre_restore_backup": pre_restore_backup,
+        "pre_restore_off_by": pre_restore_off_by,
         "verify": verify,
         "verify_checksum": verify_checksum,
         "profile": profile,
@@ -40,6 +43,7 @@ def restore(
         "allow_schema_change": allow_schema_change,
     }
     key = load_key(Path(key_file) if key_file else None)
+    backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted
     if is_url(backup_path):
         target, name = split_location(backup_path)
         result = restore_from_target(open_store(target), name, Path(database_path), key, **options)

@@ -7,6 +7,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key
+from dagvault.remote import backup_location
 from dagvault.storage import is_url, open_store, split_location
 from dagvault.target_ops import verify_at_target
 from dagvault.verify import verify_backup
@@ -25,6 +26,7 @@ def verify(
     """Verify one backup (checksum, metadata, integrity, row counts), local or at a
     storage target (fetched into ``staging_dir`` first); report, never raise for a bad
     backup: the flow decides what a failure means."""
+    backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted
     if is_url(backup_path):
         target, name = split_location(backup_path)
         return verify_at_target(

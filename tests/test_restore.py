@@ -291,11 +291,17 @@ def test_restore_without_pre_restore_backup(ledger: Path, tmp_path: Path) -> Non
     backup, _, at_backup = backup_of(ledger, tmp_path / "backups")
     modify_ledger(ledger)
 
-    result = restore_backup(backup, ledger, pre_restore_backup=False, allow_schema_change=True)
+    result = restore_backup(
+        backup,
+        ledger,
+        pre_restore_backup=False,
+        pre_restore_off_by="--no-pre-restore-backup",
+        allow_schema_change=True,
+    )
 
     assert result.success
     assert result.pre_restore_backup is None
-    assert "no pre-restore backup taken (--no-pre-restore-backup)" in result.warnings
+    assert "no pre-restore backup taken: --no-pre-restore-backup turned it off" in result.warnings
     assert pre_restore_files(ledger) == []
     assert digest_of(ledger) == at_backup
 
