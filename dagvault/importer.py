@@ -149,6 +149,7 @@ def import_sql(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            origin=f"SQL dump {sql_path}",
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

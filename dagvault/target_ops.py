@@ -91,6 +91,7 @@ def restore_from_target(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    allow_gate_failed: bool = False,
 ) -> RestoreResult:
     """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore."""
     with fetched(store, name, key, staging or db_path.absolute().parent) as local:
@@ -103,6 +104,7 @@ def restore_from_target(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            allow_gate_failed=allow_gate_failed,
         )
 
 

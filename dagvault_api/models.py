@@ -14,6 +14,10 @@ from dagvault.config import EXPORT_FORMATS
 from dagvault_api.paths import MAX_PATH_CHARS, encodable
 
 BackupKind = Literal["full", "incremental", "differential"]
+ALLOW_DECREASE = (
+    "accept fewer transactions than the baseline (the previous good backup, or a restore "
+    "or import since); DAGVAULT_ALLOW_DECREASE if unset"
+)
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 
@@ -45,13 +49,18 @@ class BackupRequest(_Request):
     compress: bool | None = Field(default=None, description="BACKUP_COMPRESSION_ENABLED if unset")
     verify: bool = Field(default=True, description="integrity check right after the backup")
     quality: bool = Field(default=True, description="run the data-quality gate (GX)")
-    allow_decrease: bool = False
+    allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
 
 
 class RestoreRequest(_Request):
     backup_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS)
     create_pre_restore_backup: bool | None = Field(
         default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
+    )
+    allow_gate_failed: bool = Field(
+        default=False,
+        description="restore a backup whose data-quality gate failed (audit-logged; e.g. "
+        "into a scratch database to investigate it)",
     )
 
 
@@ -86,7 +95,7 @@ class VerifyRequest(_Request):
     all: bool = Field(default=False, description="every backup of BACKUP_DIR")
     quick: bool = False
     quality: bool = False
-    allow_decrease: bool = False
+    allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
 
     @model_validator(mode="after")
     def _one_target(self) -> VerifyRequest:
@@ -133,6 +142,7 @@ class BackupData(OperationData):
 class RestoreData(OperationData):
     backup_path: str
     create_pre_restore_backup: bool
+    allow_gate_failed: bool = False
 
 
 class ExportData(OperationData):

@@ -71,7 +71,11 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         source = service.existing(backups.confine("backup_path", body.backup_path))
         pre = body.create_pre_restore_backup
         pre = settings.create_pre_restore_backup if pre is None else pre
-        params = {"backup_path": str(source), "create_pre_restore_backup": pre}
+        params = {
+            "backup_path": str(source),
+            "create_pre_restore_backup": pre,
+            "allow_gate_failed": body.allow_gate_failed,
+        }
         data = service.run(
             request,
             params,
@@ -80,6 +84,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             backup_path=str(source),
             database_path=str(settings.database_path),
             pre_restore_backup=pre,
+            allow_gate_failed=body.allow_gate_failed,
         )
         return envelope({**data, **params})
 

@@ -18,11 +18,15 @@ def restore_flow(
     verify_first: bool = True,
     config_file: str | None = None,
     encryption_key_file: str | None = None,
+    allow_gate_failed: bool = False,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
     pre-restore backup, copy atomically, check the result (the description's RestoreResult).
     A backup at a storage target (``s3://bucket/prefix/NAME``) is downloaded beside the
-    database and checked on the way, then restored the same way."""
+    database and checked on the way, then restored the same way.
+
+    A backup whose data-quality gate failed is refused unless ``allow_gate_failed``. The
+    restore becomes the baseline of the next backups' transactions_not_decreased gate."""
     settings = resolve(
         config_file,
         database_path=database_path,
@@ -40,4 +44,5 @@ def restore_flow(
             settings.busy_timeout_seconds,
             settings.max_restore_time,
             key_file(settings),
+            allow_gate_failed,
         )

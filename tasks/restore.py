@@ -25,6 +25,7 @@ def restore(
     busy_timeout: float,
     max_seconds: float,
     key_file: str | None = None,
+    allow_gate_failed: bool = False,
 ) -> dict[str, Any]:
     """Verify, take a pre-restore backup, restore atomically, check the result. A backup
     at a storage target (a URL) is downloaded beside the database first."""
@@ -35,6 +36,7 @@ def restore(
         "profile": profile,
         "busy_timeout": busy_timeout,
         "max_seconds": max_seconds,
+        "allow_gate_failed": allow_gate_failed,
     }
     if is_url(backup_path):
         target, name = split_location(backup_path)
