@@ -37,6 +37,7 @@ class ImportResult:
     import_timestamp: int
     warnings: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
+    transactions_went_back: int = 0  # the import is the next backups' baseline
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -161,5 +162,6 @@ def import_sql(
         pre_import_backup=result.pre_restore_backup,
         import_timestamp=int(time.time()),
         warnings=result.warnings,
+        transactions_went_back=result.transactions_went_back,
         duration_seconds=round(time.monotonic() - started, 3),
     )
