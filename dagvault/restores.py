@@ -29,6 +29,7 @@ from dagvault.meta import BackupInfo, sidecar_checksum
 
 log = logging.getLogger("dagvault")
 HISTORY_LIMIT = 100
+HISTORY_SUFFIX = ".dagvault-restores.json"
 FORMAT_VERSION = 1
 
 
@@ -47,7 +48,7 @@ class RestoreEvent:
 
 def history_path(database: Path) -> Path:
     database = database.absolute()
-    return database.with_name(f".{database.name}.dagvault-restores.json")
+    return database.with_name(f".{database.name}{HISTORY_SUFFIX}")
 
 
 def read_history(database: Path) -> list[RestoreEvent]:
