@@ -376,11 +376,12 @@ def _record(db_path: Path, result: RestoreResult, profile: LedgerProfile, origin
 
 
 def _remove_stale_temps(db_path: Path) -> None:
-    """Temp files of pre-restore backups and rebuilt images whose writer died (a restore
-    killed mid-way)."""
+    """Temp files of pre-restore backups, rebuilt images and the restore history
+    (``..<db>.dagvault-restores.json.<pid>.tmp``) whose writer died (a restore killed
+    mid-way)."""
     prefix = f".{db_path.name}."
     for stale in stale_temp_files(db_path.absolute().parent):
-        if stale.name.startswith(prefix):
+        if stale.name.startswith((prefix, f".{prefix}")):
             discard(stale)
 
 
