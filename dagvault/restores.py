@@ -8,8 +8,8 @@ sidecar): when, from what, the transactions before and after, and the database f
 identity (device:inode).
 
 An event counts for a backup of that same file (its path and identity: a database put in
-place with cp or mv is not covered, and the history does not travel with a copied file)
-taken after it, and only until a good backup is newer than it: the next backup that
+place with cp then mv is another file, and the history does not travel with a copied
+file) taken after it, and only until a good backup is newer than it: the next backup that
 passes supersedes it. A decrease no restore explains still fails. The newest
 ``HISTORY_LIMIT`` events are kept, so re-gating older backups (``verify --quality --all``)
 still finds the restores between them.
