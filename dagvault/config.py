@@ -79,6 +79,10 @@ class Settings:
     # (2009-01-03) to this far past the current time (clock skew between nodes).
     min_timestamp: int = 1_231_006_805
     max_future_seconds: int = 86_400
+    # Accept fewer transactions than the baseline (the previous good backup, or a later
+    # restore/import) in the gates. For one run of a deployment or a command without the
+    # flag; left on, every data loss passes (with a warning). Default: off.
+    allow_decrease: bool = False
     # A named schedule of the description (production, development, critical): defaults
     # for interval_hours and retention_count below any flag, env var or file value.
     preset: str | None = None
@@ -254,6 +258,7 @@ _SPECS: dict[str, _Spec] = {
     "reports_dir": _Spec("DAGVAULT_REPORTS_DIR", ("quality", "reports_dir"), _path),
     "min_timestamp": _Spec(None, ("quality", "min_timestamp"), _non_negative_int),
     "max_future_seconds": _Spec(None, ("quality", "max_future_seconds"), _non_negative_int),
+    "allow_decrease": _Spec("DAGVAULT_ALLOW_DECREASE", ("quality", "allow_decrease"), _boolean),
     "preset": _Spec("BACKUP_PRESET", ("backup", "preset"), _preset),
     "notify_block": _Spec("DAGVAULT_NOTIFY_BLOCK", ("notify", "block"), _block_name),
 }

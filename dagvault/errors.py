@@ -37,9 +37,18 @@ class DagvaultError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # A refusal an operator may overrule names its override in the words of the
+        # interface showing it (dagvault.overrides): "cli", "api"; ``hint`` is the
+        # flow's (Prefect runs, deployments, the core API).
+        self.hints: dict[str, str] = {}
+
+    def hint_for(self, interface: str) -> str:
+        return self.hints.get(interface, self.hint)
 
     def __str__(self) -> str:
-        return self.message
+        # Prefect shows str(exc) as a failed run's message (UI, notifications): there an
+        # overridable refusal names its override too.
+        return f"{self.message}. Try: {self.hint}" if self.hints else self.message
 
 
 class ConfigError(DagvaultError):

@@ -30,6 +30,20 @@ def imported(database: object, dump: object) -> None:
     log.info("✅ Database %s imported from SQL dump: %s", database, dump)
 
 
+def went_back(source: str, transactions: int, now: int) -> None:
+    log.warning(
+        "⚠️  Ledger went back %d transactions, restored from %s (%d now); the next backups "
+        "compare with this state",
+        transactions,
+        source,
+        now,
+    )
+
+
+def gate_failed_restored(path: object, verdict: str) -> None:
+    log.warning("⚠️  Restoring a backup although %s: %s", verdict, path)
+
+
 def integrity_failed(path: object, reason: str) -> None:
     log.warning("⚠️  Backup integrity check failed: %s: %s", path, reason)
 

@@ -38,6 +38,7 @@ class ImportResult:
     import_timestamp: int
     warnings: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
+    transactions_went_back: int = 0  # the import is the next backups' baseline
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -154,6 +155,7 @@ def import_sql(
             max_seconds=max_seconds,
             guard=False,  # built above from the dump the operator named
             announce=False,  # the staged backup is gone once this returns: name the dump
+            origin=f"SQL dump {sql_path}",
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -166,5 +168,6 @@ def import_sql(
         pre_import_backup=result.pre_restore_backup,
         import_timestamp=int(time.time()),
         warnings=result.warnings,
+        transactions_went_back=result.transactions_went_back,
         duration_seconds=round(time.monotonic() - started, 3),
     )

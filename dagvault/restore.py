@@ -20,19 +20,32 @@ from typing import Any
 
 from dagvault import authtag, events, lock, permissions, progress, schema_guard
 from dagvault.backup import numbered_paths, write_backup
+from dagvault.base import file_id
 from dagvault.chain import materialize, resolve_chain
-from dagvault.db import connection, open_database, pragma, row_counts, translate
+from dagvault.db import (
+    connection,
+    open_database,
+    pragma,
+    quote_identifier,
+    row_counts,
+    table_names,
+    translate,
+)
 from dagvault.errors import (
     BackupNotFound,
     ConfigError,
     DagvaultError,
     DatabaseLocked,
+    QualityGateFailed,
     RestoreError,
     VerificationError,
 )
 from dagvault.fsio import discard, ensure_dir, stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, read_meta
+from dagvault.overrides import ALLOW_GATE_FAILED, overridable
+from dagvault.quality.report import Outcome
+from dagvault.restores import RestoreEvent, record_restore
 from dagvault.snapshot import STEP_PAGES
 from dagvault.verify import needs_rebuild, record, verify_file
 
@@ -48,6 +61,8 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
     database_path: str = ""
     duration_seconds: float = 0.0
+    transactions_before: int | None = None  # the live database's, before the copy
+    transactions_went_back: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +73,7 @@ class RestoreResult:
             "warnings": self.warnings,
             "database_path": self.database_path,
             "duration_seconds": round(self.duration_seconds, 3),
+            "transactions_went_back": self.transactions_went_back,
         }
 
 
@@ -119,6 +135,35 @@ def _post_check(target: sqlite3.Connection, info: BackupInfo, warnings: list[str
             )
 
 
+def _check_gate_verdict(
+    backup: Path, info: BackupInfo, allow_gate_failed: bool, warnings: list[str]
+) -> None:
+    """Refuse a backup whose data-quality gate failed: its bytes are intact, its data is
+    not trusted. ``allow_gate_failed`` restores it anyway, with a warning."""
+    quality = info.quality
+    if quality is None or quality.get("passed") is not False:
+        return
+    failed = [Outcome(**e) for e in quality.get("expectations", []) if not e["success"]]
+    verdict = (
+        f"its data-quality gate failed at {quality.get('checked_at')} "
+        f"({', '.join(o.name for o in failed) or 'see its .meta'})"
+    )
+    if allow_gate_failed:
+        warnings.append(f"{backup.name}: {verdict}; restored anyway (allow_gate_failed)")
+        events.gate_failed_restored(backup, verdict)
+        return
+    problems = [o.problem() for o in failed]
+    raise overridable(
+        QualityGateFailed(
+            f"Backup {backup}: {verdict}; refusing to restore it: {'; '.join(problems)}",
+            problems=problems,
+        ),
+        "The live database was not touched. Pick another backup (`dagvault list`); to "
+        "restore this one anyway (to investigate its data, say), use {override}.",
+        ALLOW_GATE_FAILED,
+    )
+
+
 def _checked_backup(
     backup: Path,
     verify: bool,
@@ -126,6 +171,7 @@ def _checked_backup(
     warnings: list[str],
     image: Path,
     key: bytes | None,
+    allow_gate_failed: bool,
 ) -> tuple[BackupInfo, Path]:
     """The backup's metadata and the plain SQLite file to copy from: the backup itself,
     or for a delta or compressed backup its image, rebuilt (and proven) into ``image``.
@@ -135,14 +181,17 @@ def _checked_backup(
         info = read_meta(backup)
         if key is not None:
             authtag.authenticate(backup, info, key)
+        _check_gate_verdict(backup, info, allow_gate_failed, warnings)
         if not needs_rebuild(backup, info):
             return info, backup
         materialize(resolve_chain(backup, info), image)  # still proves the image digest
         return info, image
     report = verify_file(backup, checksum=verify_checksum, image_dest=image, key=key)
-    record(report, "integrity_check")
+    record(report, "integrity_check")  # keeps a failed gate's verdict in the sidecar
     warnings.extend(report.warnings)
-    if not report.ok or report.info is None:
+    # The verdict of the gate is carried as a "quality: …" problem; the others are damage.
+    damage = [p for p in report.problems if not p.startswith("quality: ")]
+    if damage or report.info is None:
         forged = any(authtag.MARKER in problem for problem in report.problems)
         raise VerificationError(
             f"Backup {backup} failed verification; refusing to restore it: "
@@ -153,6 +202,7 @@ def _checked_backup(
             "and run `dagvault verify` on it.",
             problems=report.problems,
         )
+    _check_gate_verdict(backup, report.info, allow_gate_failed, warnings)
     return report.info, image if needs_rebuild(backup, report.info) else backup
 
 
@@ -200,8 +250,13 @@ def restore_backup(
     allow_schema_change: bool = False,
     guard: bool = True,
     announce: bool = True,
+    allow_gate_failed: bool = False,
+    origin: str | None = None,
 ) -> RestoreResult:
-    """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file).
+    """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file) and
+    record the restore in the database's history (``origin``: what was restored, for the
+    history and the log; default "backup <path>"): the baseline of the next backups'
+    transactions_not_decreased gate.
 
     With ``key`` the backup (every link of its chain) must be authenticated
     (dagvault.authtag) and the pre-restore backup is tagged; without one, a backup that
@@ -228,7 +283,9 @@ def restore_backup(
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:
-            info, source = _checked_backup(backup, verify, verify_checksum, warnings, image, key)
+            info, source = _checked_backup(
+                backup, verify, verify_checksum, warnings, image, key, allow_gate_failed
+            )
             if key is None and guard:
                 warnings.append(authtag.UNAUTHENTICATED)
                 schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
@@ -247,6 +304,7 @@ def restore_backup(
             )
         finally:
             discard(image)
+        _record(db_path, result, profile or LedgerProfile(), origin or f"backup {backup}")
     if announce:
         events.restored(backup)
     result.duration_seconds = time.monotonic() - started
@@ -272,6 +330,7 @@ def _restore_into(
     return_to = ""
     try:
         pre_path = None
+        before = _transactions(target, profile or LedgerProfile())
         has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
         if pre_restore_backup and has_content:
             pre_path = _take_pre_restore_backup(target, db_path, backup, profile, key)
@@ -310,15 +369,52 @@ def _restore_into(
         pre_restore_backup=str(pre_path) if pre_path else None,
         warnings=warnings,
         database_path=str(db_path),
+        transactions_before=before,
     )
 
 
+def _transactions(conn: sqlite3.Connection, profile: LedgerProfile) -> int | None:
+    """The live database's transaction count (None: no such table, e.g. a new file)."""
+    table = profile.transactions_table
+    if table not in table_names(conn):
+        return None
+    return int(conn.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0])
+
+
+def _record(db_path: Path, result: RestoreResult, profile: LedgerProfile, origin: str) -> None:
+    """Record the restore as the next backups' baseline; say how far the ledger went back.
+    Called under the database lock, so no backup can start between the copy and this."""
+    event = RestoreEvent(
+        restored_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        source=origin,
+        total_transactions=profile.totals(result.backup_info.row_counts)[0],
+        transactions_before=result.transactions_before,
+        file_id=file_id(db_path),
+    )
+    result.transactions_went_back = event.went_back
+    if event.went_back:
+        result.warnings.append(
+            f"the ledger went back {event.went_back} transactions "
+            f"({event.transactions_before} before, {event.total_transactions} now); the "
+            "next backups' transactions_not_decreased gate compares with this restored state"
+        )
+        events.went_back(origin, event.went_back, event.total_transactions)
+    try:
+        record_restore(db_path, event)
+    except DagvaultError as exc:
+        result.warnings.append(
+            f"the restore was not recorded as the next backups' baseline ({exc.message}): "
+            "their gate compares with the previous backup"
+        )
+
+
 def _remove_stale_temps(db_path: Path) -> None:
-    """Temp files of pre-restore backups and rebuilt images whose writer died (a restore
-    killed mid-way)."""
+    """Temp files of pre-restore backups, rebuilt images and the restore history
+    (``..<db>.dagvault-restores.json.<pid>.tmp``) whose writer died (a restore killed
+    mid-way)."""
     prefix = f".{db_path.name}."
     for stale in stale_temp_files(db_path.absolute().parent):
-        if stale.name.startswith(prefix):
+        if stale.name.startswith((prefix, f".{prefix}")):
             discard(stale)
 
 

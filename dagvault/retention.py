@@ -12,8 +12,9 @@ plans are chain-aware and share two guarantees whatever the rules say:
 Calendar buckets are computed in UTC, not local time as restic does: the plan is the
 same on every host and in every container, and a DST change never makes a 23- or
 25-hour "day". A backup without readable metadata cannot be trusted (we cannot know
-its type, parent or verification): only ``keep_last`` (which counts every file, like
-``cleanup --keep``) or a kept child naming it as parent keeps it.
+its type, parent or verification): only ``keep_last`` (which counts every file) or a
+kept child naming it as parent keeps it. ``cleanup --keep N`` counts only backups a
+restore would not refuse (see ``plan_cleanup``).
 """
 
 from __future__ import annotations
@@ -203,12 +204,26 @@ def check_keep(keep: int) -> None:
         )
 
 
+def restorable(entry: CatalogEntry) -> bool:
+    """Not known to be refused by a restore: readable metadata, and neither its
+    verification nor its data-quality gate failed."""
+    return entry.info is not None and entry.info.verification.status != "failed"
+
+
 def plan_cleanup(entries: list[CatalogEntry], keep: int) -> CleanupPlan:
-    """Keep the newest ``keep`` entries, the newest verified one, the chains they need and
-    the newest verified full backup; remove the rest."""
+    """Keep the newest ``keep`` restorable entries, the newest verified one, the chains
+    they need and the newest verified full backup; remove the rest. A backup a restore
+    would refuse (failed, or without metadata) never counts among the ``keep``: it is kept
+    only while among the newest ``keep`` of all, for investigation."""
     check_keep(keep)
     ordered = _newest_first(entries)
-    reasons = {i: [f"among the newest {keep}"] for i in range(min(keep, len(ordered)))}
+    reasons: dict[int, list[str]] = {}
+    good = [i for i, e in enumerate(ordered) if restorable(e)]
+    for i in good[:keep]:
+        reasons[i] = [f"among the newest {keep}"]
+    for i in range(min(keep, len(ordered))):
+        if i not in reasons:
+            reasons[i] = [f"among the newest {keep} files; a restore would refuse it: not counted"]
     verified = next((i for i, e in enumerate(ordered) if e.verified), None)
     if verified is not None:
         reasons.setdefault(verified, []).append("newest verified backup")

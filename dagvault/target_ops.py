@@ -93,6 +93,7 @@ def restore_from_target(
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
     allow_schema_change: bool = False,
+    allow_gate_failed: bool = False,
 ) -> RestoreResult:
     """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore
     (authenticated with ``key``, when given)."""
@@ -109,6 +110,7 @@ def restore_from_target(
             max_seconds=max_seconds,
             key=key,
             allow_schema_change=allow_schema_change,
+            allow_gate_failed=allow_gate_failed,
         )
 
 

@@ -15,6 +15,10 @@ from dagvault_api.paths import MAX_PATH_CHARS, encodable
 
 # The description's spellings; a request may use any case ("full", "FULL").
 BackupType = Literal["Full", "Incremental", "Differential"]
+ALLOW_DECREASE = (
+    "accept fewer transactions than the baseline (the previous good backup, or a restore "
+    "or import since); DAGVAULT_ALLOW_DECREASE if unset"
+)
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 
@@ -48,7 +52,7 @@ class BackupRequest(_Request):
     compress: bool | None = Field(default=None, description="BACKUP_COMPRESSION_ENABLED if unset")
     verify: bool = Field(default=True, description="integrity check right after the backup")
     quality: bool = Field(default=True, description="run the data-quality gate (GX)")
-    allow_decrease: bool = False
+    allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
 
     @field_validator("backup_type", mode="before")
     @classmethod
@@ -65,6 +69,11 @@ class RestoreRequest(_Request):
         default=False,
         description="restore an unauthenticated backup (no key configured) even though it "
         "adds or changes triggers or views, or drops tables or triggers; audit-logged",
+    )
+    allow_gate_failed: bool = Field(
+        default=False,
+        description="restore a backup whose data-quality gate failed (audit-logged; e.g. "
+        "into a scratch database to investigate it)",
     )
 
 
@@ -101,7 +110,7 @@ class VerifyRequest(_Request):
     all: bool = Field(default=False, description="every backup of BACKUP_DIR")
     quick: bool = False
     quality: bool = False
-    allow_decrease: bool = False
+    allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
 
     @model_validator(mode="after")
     def _one_target(self) -> VerifyRequest:
@@ -149,6 +158,7 @@ class RestoreData(OperationData):
     backup_path: str
     create_pre_restore_backup: bool
     allow_schema_change: bool = False
+    allow_gate_failed: bool = False
 
 
 class ExportData(OperationData):

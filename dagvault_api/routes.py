@@ -76,6 +76,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             "backup_path": str(source),
             "create_pre_restore_backup": pre,
             "allow_schema_change": body.allow_schema_change,
+            "allow_gate_failed": body.allow_gate_failed,
         }
         data = service.run(
             request,
@@ -87,6 +88,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             # Not given: the flow resolves it and can name the env var or file key in a warning.
             pre_restore_backup=body.create_pre_restore_backup,
             allow_schema_change=body.allow_schema_change,
+            allow_gate_failed=body.allow_gate_failed,
         )
         return envelope({**data, **params})
 

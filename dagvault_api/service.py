@@ -101,7 +101,7 @@ class Service:
         return ApiError(
             http_status(error),
             self.scrub(error.message),
-            self.scrub(error.hint) or None,
+            self.scrub(error.hint_for("api")) or None,
             {"reports": reports} if reports is not None else None,
         )
 

@@ -82,7 +82,7 @@ def backup(args: argparse.Namespace) -> int:
             compress=args.compress,
             config_file=args.config,
             quality=not args.no_quality,
-            allow_decrease=args.allow_decrease,
+            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
             reports_dir=args.reports_dir,
             replicate_to=args.replicate_to,
             encrypt=args.encrypt,
@@ -153,7 +153,7 @@ def verify(args: argparse.Namespace) -> int:
             quick=args.quick,
             config_file=args.config,
             quality=args.quality,
-            allow_decrease=args.allow_decrease,
+            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
             reports_dir=args.reports_dir,
         )
     except DagvaultError as exc:
@@ -370,6 +370,7 @@ def restore(args: argparse.Namespace) -> int:
             config_file=args.config,
             encryption_key_file=args.key_file,
             allow_schema_change=args.allow_schema_change,
+            allow_gate_failed=args.allow_gate_failed,
         )
     if args.json:
         emit_json(result)
@@ -448,6 +449,8 @@ def import_sql(args: argparse.Namespace) -> int:
     print(table(sorted(result["row_counts"].items()), ["table", "rows"]))
     if result["pre_import_backup"]:
         print(f"pre-import backup: {result['pre_import_backup']}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
     return 0
 
 

@@ -93,7 +93,8 @@ def _quality_options(p: argparse.ArgumentParser, *, gate_by_default: bool) -> No
     p.add_argument(
         "--allow-decrease",
         action="store_true",
-        help="accept fewer transactions than the previous backup (a pruned or reset ledger)",
+        help="accept fewer transactions than the previous backup or the last restore/import "
+        "(a pruned or reset ledger; DAGVAULT_ALLOW_DECREASE)",
     )
     p.add_argument("--reports-dir", help=REPORTS_HELP)
 
@@ -313,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="without a key: restore even though the backup adds or changes triggers or "
         "views, or drops tables or triggers (written to the audit log beside the database)",
     )
+    p.add_argument(
+        "--allow-gate-failed",
+        action="store_true",
+        help="restore a backup whose data-quality gate failed (to investigate its data)",
+    )
 
     p = command(
         "export",
@@ -422,8 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report(exc: DagvaultError) -> int:
     print(f"Error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"Try: {exc.hint}", file=sys.stderr)
+    hint = exc.hint_for("cli")
+    if hint:
+        print(f"Try: {hint}", file=sys.stderr)
     return exc.exit_code
 
 

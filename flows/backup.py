@@ -73,7 +73,7 @@ def backup_flow(
     compress: bool | None = None,
     config_file: str | None = None,
     quality: bool = True,
-    allow_decrease: bool = False,
+    allow_decrease: bool | None = None,
     reports_dir: str | None = None,
     replicate_to: list[str] | None = None,
     encrypt: bool | None = None,
@@ -87,7 +87,8 @@ def backup_flow(
 
     A backup that fails verification or the gate fails the run (it stays on disk, marked
     failed, and is never counted as the newest verified backup). Fewer transactions than
-    the previous backup fail the gate unless ``allow_decrease``.
+    the baseline (the previous good backup, or a restore/import since) fail the gate unless
+    ``allow_decrease`` (default: DAGVAULT_ALLOW_DECREASE / quality.allow_decrease).
 
     BACKUP_DIR may be a storage target: the backup is then written, verified and gated in
     a local staging directory and uploaded (full backups only). Afterwards each replica
@@ -103,6 +104,7 @@ def backup_flow(
             reports_dir=reports_dir,
             encryption_enabled=encrypt,
             encryption_key_file=encryption_key_file,
+            allow_decrease=allow_decrease,
         )
         replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
         backup_type = backup_kind(backup_type)  # "Full" (the description's), "full", "FULL"…
@@ -113,7 +115,7 @@ def backup_flow(
         ):
             info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
             if quality:
-                _gate(settings, info, allow_decrease)
+                _gate(settings, info)
             info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
     return info
 
@@ -150,12 +152,12 @@ def _back_up(
     return info
 
 
-def _gate(settings: Settings, info: dict[str, Any], allow_decrease: bool) -> None:
+def _gate(settings: Settings, info: dict[str, Any]) -> None:
     gate = backup_quality_gate(
         info["backup_path"],
         ledger_profile(settings),
         str(settings.reports_dir),
-        allow_decrease,
+        settings.allow_decrease,
         settings.min_timestamp,
         settings.max_future_seconds,
     )

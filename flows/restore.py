@@ -20,6 +20,7 @@ def restore_flow(
     config_file: str | None = None,
     encryption_key_file: str | None = None,
     allow_schema_change: bool = False,
+    allow_gate_failed: bool = False,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
     pre-restore backup, copy atomically, check the result (the description's RestoreResult).
@@ -28,7 +29,9 @@ def restore_flow(
 
     With a key configured the backup must be authenticated; without one, a backup that
     adds or changes triggers or views, or drops tables or triggers, is refused unless
-    ``allow_schema_change`` (audit-logged; README 'Security')."""
+    ``allow_schema_change`` (audit-logged; README 'Security'). A backup whose data-quality
+    gate failed is refused unless ``allow_gate_failed``. The restore becomes the baseline
+    of the next backups' transactions_not_decreased gate."""
     settings = resolve(
         config_file,
         database_path=database_path,
@@ -51,4 +54,5 @@ def restore_flow(
             "--no-pre-restore-backup (API: create_pre_restore_backup=false)"
             if pre_restore_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
+            allow_gate_failed,
         )

@@ -45,7 +45,7 @@ def verify_flow(
     quick: bool = False,
     config_file: str | None = None,
     quality: bool = False,
-    allow_decrease: bool = False,
+    allow_decrease: bool | None = None,
     reports_dir: str | None = None,
     encryption_key_file: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -58,6 +58,7 @@ def verify_flow(
         backup_dir=backup_dir,
         reports_dir=reports_dir,
         encryption_key_file=encryption_key_file,
+        allow_decrease=allow_decrease,
     )
     if all_backups == (backup_path is not None):
         raise ConfigError("Name one backup to verify, or ask for all of them (--all)")
@@ -97,7 +98,7 @@ def verify_flow(
                         report["backup_path"],
                         profile,
                         str(settings.reports_dir),
-                        allow_decrease,
+                        settings.allow_decrease,
                         settings.min_timestamp,
                         settings.max_future_seconds,
                     )
@@ -108,13 +109,16 @@ def verify_flow(
     rejected = [r for r in reports if r.get("quality") and not r["quality"]["passed"]]
     if rejected and not failed:
         errors = [gate_failure(r["quality"], "the backup") for r in rejected]
-        raise BackupsFailedQualityGate(
+        overridden = next((e for e in errors if e.hints), errors[0])
+        failure = BackupsFailedQualityGate(
             f"{len(rejected)} of {len(reports)} backups failed the data-quality gate: "
             + " | ".join(e.message for e in errors),
-            errors[0].hint,
+            overridden.hint,
             problems=[p for e in errors for p in e.problems],
             reports=reports,
         )
+        failure.hints = overridden.hints
+        raise failure
     failed += rejected
     if failed:
         problems = [f"{r['backup_path']}: {'; '.join(_problems(r))}" for r in failed]

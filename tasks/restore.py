@@ -28,6 +28,7 @@ def restore(
     key_file: str | None = None,
     allow_schema_change: bool = False,
     pre_restore_off_by: str = "the caller",
+    allow_gate_failed: bool = False,
 ) -> dict[str, Any]:
     """Verify (authenticate, with a key), take a pre-restore backup, restore atomically,
     check the result. A backup at a storage target (a URL) is downloaded beside the
@@ -41,6 +42,7 @@ def restore(
         "busy_timeout": busy_timeout,
         "max_seconds": max_seconds,
         "allow_schema_change": allow_schema_change,
+        "allow_gate_failed": allow_gate_failed,
     }
     key = load_key(Path(key_file) if key_file else None)
     backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted

@@ -44,6 +44,7 @@ for _name in (
     "DAGVAULT_ENCRYPTION_KEY_FILE",
     "DAGVAULT_ENCRYPTION_KEY",
     "DAGVAULT_STAGING_DIR",
+    "DAGVAULT_ALLOW_DECREASE",
 ):
     os.environ.pop(_name, None)
 

@@ -20,6 +20,7 @@ from dagvault.digest import database_digest
 from dagvault.errors import InvalidDump
 from dagvault.export import export_database
 from dagvault.importer import import_sql
+from dagvault.restores import HISTORY_SUFFIX
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
 
@@ -55,11 +56,11 @@ def query_counts(db: Path) -> dict[str, int]:
 
 def leftovers(directory: Path) -> list[str]:
     """Hidden entries (the ``.dagvault-import.*`` staging directory, temp files) other than
-    the dagvault lock files, which stay by design."""
+    the dagvault lock files and the restore history, which stay by design."""
     return sorted(
         p.name
         for p in directory.iterdir()
-        if p.name.startswith(".") and not p.name.endswith(".dagvault.lock")
+        if p.name.startswith(".") and not p.name.endswith((".dagvault.lock", HISTORY_SUFFIX))
     )
 
 

@@ -154,14 +154,16 @@ def test_plan_cleanup_invariants(
 
     newest_first = sorted(entries, key=lambda e: e.sort_key, reverse=True)
     assert [d.entry.path for d in plan.decisions] == [e.path for e in newest_first]
-    expected = {e.path for e in newest_first[:keep]}
+    # N restorable backups (not failed, with metadata) are kept, however many newer ones a
+    # restore would refuse; those are kept only while among the N newest files.
+    restorable = [e for e in newest_first if e.info and e.info.verification.status != "failed"]
+    expected = {e.path for e in newest_first[:keep]} | {e.path for e in restorable[:keep]}
     verified = [e for e in newest_first if e.verified]
     if verified:
         expected.add(verified[0].path)
         assert verified[0].path in kept
     assert set(kept) == expected
-    assert len(kept) <= keep + 1
-    assert len(kept) == min(keep, len(entries)) + (len(expected) > min(keep, len(entries)))
+    assert len(kept) <= 2 * keep + 1
     for decision in plan.decisions:
         assert decision.reason
         assert decision.to_json()["action"] == ("keep" if decision.keep else "remove")
@@ -245,15 +247,19 @@ def test_older_verified_backup_survives_newer_unverified_and_failed(
     flip_bit(taken[4])
     assert not verify_backup(taken[3]).ok and not verify_backup(taken[4]).ok
 
-    result = cleanup_old_backups(backups, keep=2)
+    result = cleanup_old_backups(backups, keep=1)
 
-    assert [e.path for e in result.plan.keep] == [taken[4], taken[3], taken[0]]
+    # The two failed ones do not count among the 1 kept: the newest intact one does.
+    assert [e.path for e in result.plan.keep] == [taken[4], taken[2], taken[0]]
     reasons = {d.entry.path: d.reasons for d in result.plan.decisions}
+    assert reasons[taken[2]] == ("among the newest 1",)
+    assert "a restore would refuse it" in reasons[taken[4]][0]
     # A full backup: the newest verified backup is also the newest verified full.
     assert reasons[taken[0]] == ("newest verified backup", "newest verified full backup")
-    assert [e.path for e in list_backups(backups)] == [taken[4], taken[3], taken[0]]
+    assert [e.path for e in list_backups(backups)] == [taken[4], taken[2], taken[0]]
     assert read_meta_json(taken[0])["verification"]["status"] == "verified"
     assert not taken[1].exists() and not meta_path(taken[1]).exists()
+    assert not taken[3].exists()
 
 
 def test_cleanup_keeps_the_chain_of_a_kept_delta_and_removes_page_caches(

@@ -19,22 +19,41 @@ from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, Verification, read_meta, write_meta
 from dagvault.quality.ledger_checks import Limits, Previous, check_ledger
 from dagvault.quality.report import QualityReport
+from dagvault.restores import restore_baseline
 from dagvault.verify import needs_rebuild
 
 
 def previous_backup(path: Path, info: BackupInfo) -> Previous | None:
-    """The newest older backup of the same database with valid metadata that did not fail.
+    """The floor for total transactions: the newest older backup of the same database with
+    valid metadata that did not fail, or a restore/import of the database since (see
+    dagvault.restores), whichever is newer.
 
-    A failed one is skipped: after a rejected drop in transactions, the next backup must
-    still be compared with the last good total, not with the loss."""
+    A failed backup is skipped: after a rejected drop in transactions, the next backup must
+    still be compared with the last good total (or restored state), not with the loss."""
     current = entry_for(path).sort_key
+    previous = None
     for entry in list_backups(path.parent):
         other = entry.info
         if entry.path == path or entry.sort_key >= current or other is None:
             continue
         if other.database_path == info.database_path and other.verification.status != "failed":
-            return Previous(entry.path.name, other.total_transactions)
-    return None
+            previous = Previous(entry.path.name, other.total_transactions, other.created_at)
+            break
+    restore = restore_baseline(info, previous.created_at if previous else None)
+    if restore is None:
+        return previous
+    since = (
+        f", newer than the previous backup {previous.name} ({previous.total_transactions})"
+        if previous
+        else ""
+    )
+    return Previous(
+        restore.source,
+        restore.total_transactions,
+        restore.restored_at,
+        describe=f"restored from {restore.source} at {restore.restored_at} with "
+        f"{restore.total_transactions}{since}",
+    )
 
 
 def check_backup(
@@ -54,18 +73,22 @@ def check_backup(
         if needs_rebuild(path, info):
             materialize(resolve_chain(path, info), image)
             readable = image
-        return check_ledger(
+        previous = previous_backup(path, info)
+        report = check_ledger(
             readable,
             profile,
             snapshot_counts=info.row_counts,
             reports_dir=reports_dir,
             run_name=path.name,
             suite_prefix=Path(info.database_path).stem or "ledger",
-            previous=previous_backup(path, info),
+            previous=previous,
             allow_decrease=allow_decrease,
             limits=limits,
             subject=str(path),
         )
+        if previous is not None and previous.describe:  # a restore/import set the floor
+            report.warnings.append(f"transactions_not_decreased baseline: {previous}")
+        return report
     finally:
         discard(image)
 

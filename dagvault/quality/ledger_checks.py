@@ -30,10 +30,16 @@ _EXAMPLES = 3  # example rows quoted in a failed DAG check
 
 @dataclass(frozen=True)
 class Previous:
-    """The previous backup of the same database: the floor for total transactions."""
+    """The floor for total transactions: the previous backup of the same database, or a
+    restore/import of it since."""
 
     name: str
     total_transactions: int
+    created_at: str = ""
+    describe: str = ""  # default: "previous backup <name> had <total>"
+
+    def __str__(self) -> str:
+        return self.describe or f"previous backup {self.name} had {self.total_transactions}"
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,7 @@ def _transaction_checks(
                     "ExpectTableRowCountToBeBetween",
                     {"min_value": previous.total_transactions},
                     tx,
-                    describe=f"previous backup {previous.name} had {previous.total_transactions}",
+                    describe=str(previous),
                 )
             )
         elif current is not None and current < previous.total_transactions:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dagvault.errors import QualityGateFailed
+from dagvault.overrides import ALLOW_DECREASE, overridable
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,18 @@ def gate_failure(report: dict[str, Any], what: str) -> QualityGateFailed:
     problems = [Outcome(**e).problem() for e in failed]
     docs = report.get("data_docs")
     hint = f"See the GX Data Docs: {docs}. " if docs else ""
-    if any(e["name"] == "transactions_not_decreased" for e in failed):
-        hint += (
-            "Transactions of an append-only ledger never decrease: investigate the data loss. "
-            "If the drop is intended (the ledger was pruned or reset), accept it with "
-            "--allow-decrease (`dagvault backup --allow-decrease`, or for this backup "
-            "`dagvault verify --quality --allow-decrease BACKUP`)."
-        )
-    else:
-        hint += f"Investigate the ledger's data; {what} is kept but is not trusted."
-    return QualityGateFailed(
+    error = QualityGateFailed(
         f"Data-quality gate failed for {report['subject']}: {'; '.join(problems)}",
-        hint,
+        hint + f"Investigate the ledger's data; {what} is kept but is not trusted.",
         problems=problems,
     )
+    if any(e["name"] == "transactions_not_decreased" for e in failed):
+        overridable(
+            error,
+            hint + "Transactions of an append-only ledger never decrease, and no restore or "
+            "import-sql explains this drop (they move the baseline themselves): investigate "
+            "the data loss. If the drop is intended (the ledger was pruned or reset), accept "
+            "it with {override}.",
+            ALLOW_DECREASE,
+        )
+    return error
