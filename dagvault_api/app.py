@@ -1,6 +1,7 @@
-"""The FastAPI application: authentication, errors as envelopes, the audit middleware, and
-the reads (list, schedule, health, metrics), which go to the core directly: they change
-nothing and must stay fast while an operation runs (routes.py has the operations)."""
+"""The FastAPI application: authentication, errors as envelopes, its middleware (body
+limit, audit), and the reads (list, schedule, health, metrics), which go to the core
+directly: they change nothing and must stay fast while an operation runs (routes.py has
+the operations)."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
@@ -21,7 +22,7 @@ from dagvault.catalog import list_backups
 from dagvault.errors import DagvaultError
 from dagvault.schedule import backup_schedule
 from dagvault_api.audit_requests import AuditRequests
-from dagvault_api.caller import Caller, identify
+from dagvault_api.caller import identify
 from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.metrics import CONTENT_TYPE
@@ -53,10 +54,6 @@ class SafeJSONResponse(JSONResponse):
         return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
-def _caller(request: Request, token: str | None) -> Caller:
-    return identify(request.scope, token)
-
-
 def _closing(service: Service) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +75,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         # the headers before the body was read (limits.py).
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if _caller(request, config.token).authenticated:
+        if identify(request.scope, config.token).authenticated:
             return
         request.state.denied = True
         if config.token is None:

@@ -4,10 +4,11 @@ Lines are appended with one write(2) each to a file opened O_APPEND and fsynced,
 concurrent requests never interleave and an acknowledged operation's line survives a
 crash. The file is created 0600: it names clients and paths.
 
-Refused requests (``result: denied``) cost an attacker nothing, so their lines are
-rate-limited: at most DENIED_PER_MINUTE in a minute; the rest are counted, and one
-``suppressed`` line per minute (and at shutdown) gives their number and the addresses that
-sent most of them. Every other line (operations run, failed or invalid) is always written.
+Requests of callers who are not authenticated (refused with 401, or answered 405 or 400
+before that) cost an attacker nothing, so their lines are rate-limited: at most
+DENIED_PER_MINUTE in a minute; the rest are counted, and one ``suppressed`` line per minute
+(and at shutdown) gives their number and the addresses that sent most of them. Every line of
+an authenticated caller (operations run, failed or invalid) is always written.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class AuditLog:
         except OSError as exc:  # at start: a server that cannot audit must not serve
             raise storage_error(exc, "opening the audit log", str(path)) from exc
 
-    def record(self, **entry: Any) -> None:
-        """Append one line (a denied one only within the minute's allowance)."""
+    def record(self, *, limited: bool = False, **entry: Any) -> None:
+        """Append one line; a ``limited`` one (an unauthenticated caller's) only within the
+        minute's allowance."""
         with self._lock:
             text = self._roll_window(time.monotonic())
-            if entry.get("result") == "denied":
+            if limited:
                 if self._denied_written >= self.denied_per_minute:
                     self._count_suppressed(str(entry.get("client")))
                     if text:

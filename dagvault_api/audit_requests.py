@@ -51,6 +51,7 @@ class AuditRequests:
             return
         caller = identify(scope, self.token)  # type: ignore[arg-type]
         self.audit.record(
+            limited=not caller.authenticated,
             who=caller.who,
             client=caller.address,
             action=self.actions.get(path, path),

@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from _helpers import ODD_LEDGER_CONFIG, make_odd_ledger, scalar
 
 from dagvault.export import export_database
 from dagvault.ledger import LedgerProfile
-from dagvault.quality import check_export
+from dagvault.quality import check_export, count_exported
 from dagvault.quality.ledger_checks import check_ledger
 
 TABLES = ("tx_log", "validators", "tx_edges")
@@ -42,4 +43,19 @@ def test_the_export_gate_accepts_a_backslash_in_the_name(odd_ledger: Path, tmp_p
     """GX's stores refuse '\\' in a run name: the gate used to crash after the export."""
     result = export_database("csv", database=odd_ledger, out=tmp_path / "exp\\orts")
     report = check_export(Path(result.export_path), result.row_counts, reports_dir=tmp_path / "r")
+    assert report.passed, report.problems()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_an_export_named_like_a_glob_is_counted_from_its_own_files(
+    odd_ledger: Path, tmp_path: Path, fmt: str
+) -> None:
+    """DuckDB reads ``ex[1]/tx_log.csv`` as a glob matching ``ex1/tx_log.csv``: a decoy with
+    other counts lies there, so an unescaped read-back or gate counts the wrong rows."""
+    small = make_odd_ledger(tmp_path / "small.db", transactions=20)
+    export_database(fmt, database=small, out=tmp_path / "ex1")
+    result = export_database(fmt, database=odd_ledger, out=tmp_path / "ex[1]")
+    assert result.row_counts["tx_log"] == 200
+    assert count_exported(Path(result.export_path)) == result.row_counts
+    report = check_export(Path(result.export_path), result.row_counts, reports_dir=None)
     assert report.passed, report.problems()

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from dagvault.db import quote_identifier
 from dagvault.export.arrow_stream import Column, record_batches, table_columns
+from dagvault.export.literal import duckdb_name
 
 SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".jsonl"}
 
@@ -94,7 +95,8 @@ def _read_back_count(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> in
         "escape = '\"')",
         "json": "read_ndjson_objects(?)",
     }[fmt]
-    rows = con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchall()
+    with duckdb_name(path) as name:
+        rows = con.execute(f"SELECT count(*) FROM {reader}", [name]).fetchall()
     return int(rows[0][0])
 
 
