@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,17 @@ SHOWN_CLIENTS = 10
 
 
 class AuditLog:
-    def __init__(self, path: Path, denied_per_minute: int = DENIED_PER_MINUTE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        denied_per_minute: int = DENIED_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.denied_per_minute = denied_per_minute
+        self._clock = clock
         self._lock = threading.Lock()
-        self._window_start = time.monotonic()
+        self._window_start = clock()
         self._window_since = _now()
         self._denied_written = 0
         self._suppressed: Counter[str] = Counter()
@@ -56,7 +63,7 @@ class AuditLog:
         """Append one line; a ``limited`` one (an unauthenticated caller's) only within the
         minute's allowance."""
         with self._lock:
-            text = self._roll_window(time.monotonic())
+            text = self._roll_window(self._clock())
             if limited:
                 if self._denied_written >= self.denied_per_minute:
                     self._count_suppressed(str(entry.get("client")))

@@ -1,5 +1,5 @@
 """The audit middleware: one line per mutating request (refused, invalid or run), and per
-refused read, written after the answer went out.
+refused read, written when the request has been handled, before its answer goes out.
 
 A plain ASGI middleware, not Starlette's BaseHTTPMiddleware: that one reads the request in
 a task group, which would turn the body limit's 413 (raised while FastAPI reads the body,
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from anyio import to_thread
 
 from dagvault_api.audit import AuditLog
 from dagvault_api.caller import identify
@@ -29,18 +31,27 @@ class AuditRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500  # an error escaping the app becomes a 500 (ServerErrorMiddleware)
+        recorded = False
 
-        async def noting_status(message: Message) -> None:
-            nonlocal status
+        async def record(status: int) -> None:
+            nonlocal recorded
+            recorded = True
+            # In a worker thread: the line is fsynced, and a token-less server reads
+            # /proc/net/tcp to know the caller; neither may stall the event loop.
+            await to_thread.run_sync(self._record, scope, status)
+
+        async def recording_first(message: Message) -> None:
+            # The line is on disk before the client can read the answer: an acknowledged
+            # operation is always in the log.
             if message["type"] == "http.response.start":
-                status = message["status"]
+                await record(message["status"])
             await send(message)
 
         try:
-            await self.app(scope, receive, noting_status)
+            await self.app(scope, receive, recording_first)
         finally:
-            self._record(scope, status)
+            if not recorded:  # an error escaped the app: ServerErrorMiddleware answers 500
+                await record(500)
 
     def _record(self, scope: Scope, status: int) -> None:
         # Routes and handlers leave their details in request.state, i.e. scope["state"].
@@ -49,7 +60,7 @@ class AuditRequests:
         denied = state.get("denied", False)
         if path not in self.actions and not denied:
             return
-        caller = identify(scope, self.token)  # type: ignore[arg-type]
+        caller = identify(scope, self.token)
         self.audit.record(
             limited=not caller.authenticated,
             who=caller.who,

@@ -9,6 +9,7 @@ request and kept in the ASGI scope's state, which Starlette's ``request.state`` 
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ class Caller:
     authenticated: bool
 
 
-def _bearer(scope: dict[str, Any]) -> str | None:
+def _bearer(scope: MutableMapping[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, credentials = value.decode("latin-1").partition(" ")
@@ -33,7 +34,7 @@ def _bearer(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def _own_user(scope: dict[str, Any]) -> bool:
+def _own_user(scope: MutableMapping[str, Any]) -> bool:
     """Every account on the node can reach a loopback port: without a token only processes
     of the server's own user (or root) count as authenticated."""
     client, server = scope.get("client"), scope.get("server")
@@ -42,7 +43,7 @@ def _own_user(scope: dict[str, Any]) -> bool:
     return peer_uid((client[0], client[1]), (server[0], server[1])) in (os.geteuid(), 0)
 
 
-def identify(scope: dict[str, Any], token: str | None) -> Caller:
+def identify(scope: MutableMapping[str, Any], token: str | None) -> Caller:
     """The caller of this request (computed once, then read from the scope's state)."""
     state = scope.setdefault("state", {})
     known = state.get(_STATE_KEY)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from anyio import to_thread
 from starlette.exceptions import HTTPException
 
 from dagvault_api.caller import identify
@@ -103,5 +104,6 @@ class BodyLimit:
                 message["headers"] = [*headers, (b"connection", b"close")]
             await send(message)
 
-        authenticated = identify(scope, self.token).authenticated  # type: ignore[arg-type]
-        await self.app(scope, counted if authenticated else no_body, closing)
+        # In a worker thread: without a token, the caller's uid is read from /proc/net/tcp.
+        caller = await to_thread.run_sync(identify, scope, self.token)
+        await self.app(scope, counted if caller.authenticated else no_body, closing)

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
-import socket
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.config import load_settings
 from dagvault.errors import ConfigError
+from dagvault_api.audit import AuditLog
 from tests._api import TOKEN, Server, api_server
 
 MiB = 1024 * 1024
@@ -60,59 +60,75 @@ def _peak_rss(pid: int) -> int:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
 
 
-def _push(port: int, headers: dict[str, str], total: int, *, chunked: bool) -> int | None:
-    """POST /backup with a ``total``-byte body sent in 1 MiB pieces until the server
-    answers or drops the connection; the answer's status (None without one)."""
-    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(total)}
-    head = "".join(
-        f"{k}: {v}\r\n"
-        for k, v in {"Host": "127.0.0.1", "Content-Type": "application/json", **headers}.items()
+# POST /backup with a body of argv[3] bytes sent in 1 MiB pieces (chunked if argv[4] is
+# "chunked", else with Content-Length) until the server answers or drops the connection;
+# prints the answer's status (0 without one). Standalone: it also runs as another user.
+STREAM_CLIENT = r"""
+import re, select, socket, sys
+port, authorization, total, framing = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+MiB = 1024 * 1024
+head = "POST /backup HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+head += f"Authorization: {authorization}\r\n" if authorization else ""
+chunked = framing == "chunked"
+head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {total}\r\n"
+piece = b" " * MiB
+if chunked:
+    piece = b"%x\r\n" % MiB + piece + b"\r\n"
+answer = b""
+with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    sock.sendall((head + "\r\n").encode())
+    try:
+        for _ in range(total // MiB):
+            if select.select([sock], [], [], 0)[0]:
+                break  # answered before the body ended
+            sock.sendall(piece)
+        else:
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server closed the connection after answering
+    try:
+        while b"\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except ConnectionResetError:
+        pass
+match = re.match(rb"HTTP/1\.1 (\d{3}) ", answer)
+print(int(match.group(1)) if match else 0)
+"""
+
+
+def _push(
+    port: int, authorization: str, total: int, *, chunked: bool, as_user: str | None = None
+) -> int:
+    command = [sys.executable, "-c", STREAM_CLIENT]
+    if as_user is not None:
+        command = ["runuser", "-u", as_user, "--", "/usr/bin/python3", "-c", STREAM_CLIENT]
+    args = [str(port), authorization, str(total), "chunked" if chunked else "length"]
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, check=True
     )
-    head += "".join(f"{k}: {v}\r\n" for k, v in framing.items())
-    piece = b" " * MiB
-    if chunked:
-        piece = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall(f"POST /backup HTTP/1.1\r\n{head}\r\n".encode())
-        try:
-            for _ in range(total // MiB):
-                if select.select([sock], [], [], 0)[0]:
-                    break  # answered before the body ended
-                sock.sendall(piece)
-            else:
-                if chunked:
-                    sock.sendall(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server closed the connection after answering
-        try:
-            while b"\r\n" not in answer:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                answer += data
-        except ConnectionResetError:
-            pass
-    match = re.match(rb"HTTP/1\.1 (\d{3}) ", answer)
-    return int(match.group(1)) if match else None
+    return int(done.stdout)
 
 
 def test_big_bodies_are_refused_without_being_buffered(server: Server) -> None:
     """256 MiB to POST /backup, streamed (chunked) and declared (Content-Length), without
     and with the token: 401 or 413, and the server's peak memory grows by < 64 MiB. (Before,
     Starlette buffered the whole body before the 401: hundreds of MiB.)"""
-    good = {"Authorization": f"Bearer {TOKEN}"}
-    assert _push(server.port, {}, MiB, chunked=True) == 401  # warm both paths up
+    good = f"Bearer {TOKEN}"
+    assert _push(server.port, "", MiB, chunked=True) == 401  # warm both paths up
     assert _push(server.port, good, MiB, chunked=True) == 413
     before = _peak_rss(server.pid)
-    for headers, chunked, status in (
-        ({}, True, 401),
-        ({}, False, 401),
-        ({"Authorization": "Bearer wrong-token-0123456789"}, True, 401),
+    for authorization, chunked, status in (
+        ("", True, 401),
+        ("", False, 401),
+        ("Bearer wrong-token-0123456789", True, 401),
         (good, True, 413),
         (good, False, 413),
     ):
-        assert _push(server.port, headers, 256 * MiB, chunked=chunked) == status
+        assert _push(server.port, authorization, 256 * MiB, chunked=chunked) == status
     assert _peak_rss(server.pid) - before < 64 * MiB
     assert httpx.get(server.url + "/health").status_code == 200
     refused = [json.loads(line) for line in server.audit_log.read_text().splitlines()]
@@ -274,3 +290,33 @@ def test_a_flood_of_refused_requests_grows_the_audit_log_by_a_bounded_amount(
     assert [(e["action"], e["result"], e["client"]) for e in others] == [
         ("cleanup", "success", "127.0.0.1")
     ]
+
+
+def test_without_a_token_another_users_body_is_never_read(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    """A token-less server (loopback): a process of another local user gets 401 for 256 MiB
+    without the server reading it; the server's own user gets 413 past the cap."""
+    if os.geteuid() != 0 or not shutil.which("runuser") or not Path("/usr/bin/python3").exists():
+        pytest.skip("needs root, runuser and /usr/bin/python3 to act as another local user")
+    with api_server(tmp_path, prefect_api_url) as running:
+        assert _push(running.port, "", MiB, chunked=True, as_user="nobody") == 401
+        assert _push(running.port, "", MiB, chunked=True) == 413
+        before = _peak_rss(running.pid)
+        assert _push(running.port, "", 256 * MiB, chunked=True, as_user="nobody") == 401
+        assert _push(running.port, "", 256 * MiB, chunked=False) == 413
+        assert _peak_rss(running.pid) - before < 64 * MiB
+
+
+def test_each_minute_of_suppressed_lines_is_closed_by_a_summary(tmp_path: Path) -> None:
+    now = [1000.0]
+    audit = AuditLog(tmp_path / "audit.jsonl", denied_per_minute=3, clock=lambda: now[0])
+    for n in range(10):
+        audit.record(limited=True, client=f"10.0.0.{n % 2}", result="denied", status=401)
+    audit.record(client="10.0.0.9", result="success", status=200)  # never limited
+    now[0] += 61
+    audit.record(limited=True, client="10.0.0.1", result="denied", status=401)
+    audit.close()  # nothing suppressed in this minute: no second summary
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [e["result"] for e in lines] == [*["denied"] * 3, "success", "suppressed", "denied"]
+    assert lines[4]["suppressed"] == 7 and lines[4]["clients"] == {"10.0.0.1": 4, "10.0.0.0": 3}
