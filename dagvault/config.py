@@ -89,6 +89,9 @@ class Settings:
     # A Prefect notification block ("<type-slug>/<name>", e.g. slack-webhook/ops) that
     # failed or crashed runs post to; None sends nothing.
     notify_block: str | None = None
+    # The largest request body `dagvault api` reads; larger ones are refused (413) before
+    # they are buffered. The API's JSON bodies are a few KiB. Default: 256 KiB.
+    api_max_body_bytes: int = 256 * 1024
 
 
 def _positive_int(raw: Any) -> int:
@@ -261,6 +264,9 @@ _SPECS: dict[str, _Spec] = {
     "allow_decrease": _Spec("DAGVAULT_ALLOW_DECREASE", ("quality", "allow_decrease"), _boolean),
     "preset": _Spec("BACKUP_PRESET", ("backup", "preset"), _preset),
     "notify_block": _Spec("DAGVAULT_NOTIFY_BLOCK", ("notify", "block"), _block_name),
+    "api_max_body_bytes": _Spec(
+        "DAGVAULT_API_MAX_BODY_BYTES", ("api", "max_body_bytes"), _positive_int
+    ),
 }
 
 _FILE_KEYS = {spec.file_key for spec in _SPECS.values()}

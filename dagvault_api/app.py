@@ -1,13 +1,14 @@
-"""The FastAPI application: authentication, errors as envelopes, the audit middleware, and
-the reads (list, schedule, health, metrics), which go to the core directly: they change
-nothing and must stay fast while an operation runs (routes.py has the operations)."""
+"""The FastAPI application: authentication, errors as envelopes, its middleware (body
+limit, audit), and the reads (list, schedule, health, metrics), which go to the core
+directly: they change nothing and must stay fast while an operation runs (routes.py has
+the operations)."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
 import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -23,12 +24,14 @@ from dagvault.health import check_health
 from dagvault.json_errors import describe_json_error
 from dagvault.schedule import backup_schedule
 from dagvault.storage import is_url
-from dagvault_api import auth
+from dagvault_api.audit_requests import AuditRequests
+from dagvault_api.caller import identify
+from dagvault_api.docs import add_docs
+from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.metrics import CONTENT_TYPE
 from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
 from dagvault_api.operations import ERROR_STATUSES
 from dagvault_api.paths import MAX_PATH_CHARS
-from dagvault_api.peer import peer_uid
 from dagvault_api.routes import operations_router
 from dagvault_api.service import (
     ACTIONS,
@@ -42,7 +45,7 @@ from dagvault_api.service import (
 )
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope} for status in [*ERROR_STATUSES, 405]
+    status: {"model": ErrorEnvelope} for status in [*ERROR_STATUSES, 405, 413]
 }
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 
@@ -54,26 +57,13 @@ class SafeJSONResponse(JSONResponse):
         return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
-def _caller(request: Request) -> str:
-    return f"client:{request.client.host}" if request.client else "client:unknown"
+def _closing(service: Service) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.audit.close()  # the last minute's count of suppressed denied lines
 
-
-def _require_own_user(request: Request) -> None:
-    """Without a token, only processes of the server's own user (or root) may change
-    anything: every account on the node can reach a loopback port."""
-    server = request.scope.get("server")
-    uid = None
-    if request.client and server:
-        uid = peer_uid((request.client.host, request.client.port), (server[0], server[1]))
-    if uid not in (os.geteuid(), 0):
-        request.state.denied = True
-        raise ApiError(
-            401,
-            "Without DAGVAULT_API_TOKEN only processes of the user running the server may "
-            "change anything",
-            "Run the client as that user, or set DAGVAULT_API_TOKEN on the server and send "
-            "`Authorization: Bearer <token>`.",
-        )
+    return lifespan
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -84,59 +74,46 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     def require_token(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        # Publishes the bearer scheme in OpenAPI; the check itself is caller.py's, made from
+        # the headers before the body was read (limits.py).
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        request.state.who = _caller(request)
-        if config.token is None:
-            _require_own_user(request)
+        if identify(request.scope, config.token).authenticated:
             return
-        if credentials is None or not auth.token_matches(credentials.credentials, config.token):
-            request.state.denied = True
+        request.state.denied = True
+        if config.token is None:
             raise ApiError(
                 401,
-                "Missing or wrong bearer token",
-                "Send `Authorization: Bearer <DAGVAULT_API_TOKEN>`.",
+                "Without DAGVAULT_API_TOKEN only processes of the user running the server may "
+                "change anything",
+                "Run the client as that user, or give the server a token "
+                "(DAGVAULT_API_TOKEN_FILE) and send `Authorization: Bearer <token>`.",
             )
-        request.state.who = auth.fingerprint(config.token)
+        raise ApiError(
+            401,
+            "Missing or wrong bearer token",
+            "Send `Authorization: Bearer <token>` with the server's DAGVAULT_API_TOKEN.",
+        )
 
-    def open_read(request: Request) -> None:
-        request.state.who = _caller(request)
-
-    reads = [Depends(require_token if config.protect_reads else open_read)]
+    reads = [Depends(require_token)] if config.protect_reads else []
     app = FastAPI(
         title="dagvault",
         summary="Backup, restore and export of the DAG ledger's SQLite database",
         version="1",
         responses=ERROR_RESPONSES,
         default_response_class=SafeJSONResponse,
+        docs_url=None,  # docs.py serves /docs from local files; ReDoc only exists on a CDN
+        redoc_url=None,
+        lifespan=_closing(service),
     )
+    add_docs(app)
     if config.token is None:
         # Token-less means loopback only; refusing other Host headers keeps a web page
         # from reaching the API through DNS rebinding.
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
     app.include_router(operations_router(service, [Depends(require_token)]))
 
-    @app.middleware("http")
-    async def audit_mutations(request: Request, call_next: Callable[..., Any]) -> Response:
-        """One audit line per mutating request (refused, invalid or run), after it ended."""
-        status = 500  # an unexpected error escapes call_next and becomes a 500
-        try:
-            response: Response = await call_next(request)
-            status = response.status_code
-        finally:
-            state = request.state
-            denied = getattr(state, "denied", False)
-            if request.url.path in ACTIONS or denied:
-                service.audit.record(
-                    who=getattr(state, "who", _caller(request)),
-                    action=ACTIONS.get(request.url.path, request.url.path),
-                    request=getattr(state, "params", None),
-                    result="denied" if denied else "success" if status < 400 else "failure",
-                    status=status,
-                    error=getattr(state, "error", None),
-                    flow_run_id=getattr(state, "flow_run_id", None),
-                )
-        return response
+    app.add_middleware(AuditRequests, audit=service.audit, actions=ACTIONS, token=config.token)
 
     def answer(request: Request, error: ApiError) -> JSONResponse:
         request.state.error = error.message
@@ -168,6 +145,18 @@ def create_app(config: ApiConfig) -> FastAPI:
             problems.append(f"{'.'.join(where) or 'body'}: {error['msg']}")
         message = "Invalid request: " + "; ".join(problems)
         return answer(request, ApiError(400, message, "See the request schema at /docs."))
+
+    @app.exception_handler(BodyTooLarge)
+    async def on_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return answer(
+            request,
+            ApiError(
+                413,
+                str(exc.detail),
+                f"The API's requests are small JSON bodies; if one really needs more, raise "
+                f"{MAX_BODY_SETTING} (api.max_body_bytes) on the server.",
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -233,4 +222,6 @@ def create_app(config: ApiConfig) -> FastAPI:
         """Prometheus text exposition format."""
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    # Added last, so outermost: it decides on the body before any other layer reads it.
+    app.add_middleware(BodyLimit, token=config.token, max_body_bytes=settings.api_max_body_bytes)
     return app

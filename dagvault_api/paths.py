@@ -4,14 +4,19 @@ A request names a path the way the description's scripts do: relative to the ser
 working directory (``./backups/blockchain_1704067200.db`` with BACKUP_DIR=./backups) or
 absolute. A relative path that lands outside the directory but is a bare name
 (``./test_backup``, as in the description's curl example) names an entry of the directory.
-Rejected with a 400: a ``..`` component, a NUL byte, and any path whose real location
-(symlinks followed) is outside the directory. Accepted paths are handed on in the
-directory's configured spelling (``backups/x.db``), so results and errors show no other
-part of the filesystem.
+Rejected with a 400: a ``..`` component, control characters (NUL included), a backslash
+(a separator on Windows, an escape to globbing and URL layers), a percent-escape such as
+``%2e`` (a layer that treats the path as a URL would read another name than the one on
+disk), and any path whose real location (symlinks followed) is outside the directory.
+Names are taken literally: the path proven here is the one every later layer opens
+(dagvault.quality keeps it literal too). Accepted paths are handed on in the directory's
+configured spelling (``backups/x.db``), so results and errors show no other part of the
+filesystem.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +24,9 @@ from dagvault.errors import ConfigError
 
 MAX_PATH_CHARS = 4096
 NAME_MAX = 255  # bytes per file name on Linux filesystems (ENAMETOOLONG beyond)
+# Characters no request path may hold: C0/C1 controls and DEL, a backslash, or a
+# percent-escape (%2e, %2F…) that a URL layer would decode into another name.
+_AMBIGUOUS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]|%[0-9A-Fa-f]{2}")
 
 
 class PathRejected(ConfigError):
@@ -51,8 +59,17 @@ class Area:
         if not raw.strip():
             raise PathRejected(field, "must not be empty", f"Name a path inside {self.setting}.")
         given = PurePosixPath(raw)
-        if "\0" in raw or len(raw) > MAX_PATH_CHARS or not encodable(raw):
+        if len(raw) > MAX_PATH_CHARS or not encodable(raw):
             raise PathRejected(field, "is not a valid path", f"Name a path inside {self.setting}.")
+        bad = _AMBIGUOUS.search(raw)
+        if bad:
+            raise PathRejected(
+                field,
+                f"{bad.group()!r} is not allowed in a path (control characters, backslashes "
+                "and %-escapes are refused)",
+                f"Name the file inside {self.setting} with plain characters, e.g. "
+                "letters, digits, '.', '_', '-' and '/'.",
+            )
         if any(len(part.encode()) > NAME_MAX for part in given.parts):
             raise PathRejected(
                 field, f"a name in the path is longer than {NAME_MAX} bytes", "Use a shorter name."

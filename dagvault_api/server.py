@@ -17,9 +17,7 @@ DEFAULT_AUDIT_LOG = "./dagvault-audit.jsonl"
 def serve(host: str, port: int, *, config_file: str | None, audit_log: str | None) -> int:
     permissions.restrict_process_umask()
     settings = load_settings(config_file=config_file)
-    # Read once, then dropped from the environment: child processes (Prefect's temporary
-    # server) have no use for it. An empty value counts as unset.
-    token = os.environ.pop(auth.TOKEN_ENV, "") or None
+    token = auth.load_token(os.environ)
     auth.check_bind(host, token)
 
     import uvicorn

@@ -362,9 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
         "api",
         commands.api,
         "Serve the HTTP API (backup, restore, list, export, verify, cleanup, schedule, health, "
-        "metrics). Mutating endpoints need DAGVAULT_API_TOKEN when it is set; without it only "
+        "metrics). Mutating endpoints need the token of DAGVAULT_API_TOKEN_FILE (a file only "
+        "its owner can read; or DAGVAULT_API_TOKEN) when one is set; without it only "
         "loopback addresses are allowed.",
-        "DAGVAULT_API_TOKEN=$(openssl rand -hex 32) dagvault api --host 0.0.0.0 --port 8080",
+        "DAGVAULT_API_TOKEN_FILE=/etc/dagvault/api-token dagvault api --host 0.0.0.0 --port 8080",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="TCP port (8080)")

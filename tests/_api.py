@@ -32,6 +32,7 @@ class Server:
     workdir: Path
     audit_log: Path
     log: Path
+    pid: int  # the server process (its memory is measured from /proc)
 
     def client(self, token: str | None = None, timeout: float = 120) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -71,7 +72,9 @@ def api_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", port, workdir, workdir / "audit.jsonl", log)
+    server = Server(
+        f"http://127.0.0.1:{port}", port, workdir, workdir / "audit.jsonl", log, process.pid
+    )
     try:
         _wait_until_healthy(server, process)
         yield server

@@ -74,7 +74,7 @@ def _dagvault(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     [
         ("0.0.0.0", None, "Refusing to listen on 0.0.0.0 without DAGVAULT_API_TOKEN"),
         ("node.example", None, "Refusing to listen on node.example"),
-        ("127.0.0.1", "short", "DAGVAULT_API_TOKEN is too short"),
+        ("127.0.0.1", "short", "The API token is too short"),
     ],
 )
 def test_refuses_an_unsafe_bind(host: str, token: str | None, message: str, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from dagvault.db import quote_identifier
 from dagvault.errors import ExportMismatch, StorageError
 from dagvault.export.arrow_stream import Column, record_batches, table_columns
 from dagvault.export.json_rows import JSON_FORMATS, count_records, write_json_table
+from dagvault.export.literal import duckdb_name
 
 SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "json": ".json", "jsonl": ".jsonl"}
 
@@ -94,7 +95,8 @@ def _read_back_count(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> in
         "csv": "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', "
         "escape = '\"')",
     }[fmt]
-    rows = con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchall()
+    with duckdb_name(path) as name:
+        rows = con.execute(f"SELECT count(*) FROM {reader}", [name]).fetchall()
     return int(rows[0][0])
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.errors import VerificationError
+from dagvault.export.literal import duckdb_name
 from dagvault.quality.gx_runner import Asset, Expect, run_on_dataframe
 from dagvault.quality.report import QualityReport
 
@@ -65,7 +66,8 @@ def count_exported(export_path: Path) -> dict[str, int | None]:
             if not entry.get("file") or not file.is_file():
                 counts[table] = None
                 continue
-            counts[table] = int(con.execute(reader, [str(file)]).fetchone()[0])  # type: ignore[index]
+            with duckdb_name(file) as name:
+                counts[table] = int(con.execute(reader, [name]).fetchone()[0])  # type: ignore[index]
     finally:
         con.close()
     return counts

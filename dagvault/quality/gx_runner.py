@@ -202,6 +202,8 @@ def _run(
             result_format=RESULT_FORMAT,
         )
     )
+    # GX's stores refuse keys holding '/' or '\\'; a file may be named with a backslash.
+    run_name = run_name.replace("\\", "_").replace("/", "_")
     result = checkpoint.run(
         batch_parameters=batch_parameters, run_id=RunIdentifier(run_name=run_name)
     )
@@ -221,8 +223,12 @@ def _index(reports_dir: Path | None) -> str | None:
 
 
 def sqlite_url(path: Path) -> str:
-    """Read-only SQLAlchemy URL: checking a backup must never write to it."""
-    return f"sqlite:///file:{quote(str(path.absolute()))}?mode=ro&uri=true"
+    """Read-only SQLAlchemy URL: checking a backup must never write to it.
+
+    The path is percent-encoded twice, because it is decoded twice: SQLAlchemy unquotes the
+    URL's database part, then SQLite decodes its ``file:`` URI. Encoded once, a directory
+    named ``%2e%2e`` was read as ``..``: the gate checked another file than the backup."""
+    return f"sqlite:///file:{quote(quote(str(path.absolute())))}?mode=ro&uri=true"
 
 
 def run_on_sqlite(
