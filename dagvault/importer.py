@@ -25,6 +25,7 @@ from dagvault.errors import BackupNotFound, InvalidDump, storage_error
 from dagvault.fsio import remove_stale_temp_files
 from dagvault.ledger import LedgerProfile
 from dagvault.restore import restore_backup
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 
 
 @dataclass
@@ -114,6 +115,7 @@ def import_sql(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> ImportResult:
     started = time.monotonic()
     if not sql_path.is_file():
@@ -149,6 +151,7 @@ def import_sql(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            pre_restore_keep=pre_restore_keep,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,6 +6,12 @@ valid and see the restored data once it commits, and a restore killed mid-way is
 rolled back by SQLite (WAL frames never committed, or a hot journal) instead of
 leaving a torn file. Nothing touches the live database before the backup has
 passed verification and a verified pre-restore backup exists.
+
+Pre-restore backups (``<db>.pre_restore_<ts>``, beside the database) stay bounded: after
+taking one, the restore keeps the newest ``pre_restore_keep`` of the database's copies.
+A copy whose bytes equal the newest existing copy's is dropped and that one reused: a
+restore retried because the database was busy takes no second copy of an unchanged
+database.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from dagvault import events, lock, progress
 from dagvault.backup import numbered_paths, write_backup
+from dagvault.catalog import PRE_RESTORE_MARK, CatalogEntry, pre_restore_copies
 from dagvault.chain import materialize, resolve_chain
 from dagvault.db import connection, open_database, pragma, row_counts, translate
 from dagvault.errors import (
@@ -32,7 +39,9 @@ from dagvault.errors import (
 )
 from dagvault.fsio import discard, ensure_dir, stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
-from dagvault.meta import BackupInfo, read_meta
+from dagvault.meta import BackupInfo, meta_path, read_meta
+from dagvault.pages import cache_path
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
 from dagvault.snapshot import STEP_PAGES
 from dagvault.verify import needs_rebuild, record, verify_file
 
@@ -184,9 +193,11 @@ def restore_backup(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> RestoreResult:
     """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file)."""
     started = time.monotonic()
+    rule = PreRestoreRule(db_path, pre_restore_keep)  # bad input fails before any lock
     if not backup.is_file():
         raise BackupNotFound(
             f"Backup {backup} does not exist", "List the available backups with `dagvault list`."
@@ -206,7 +217,7 @@ def restore_backup(
                 db_path,
                 info,
                 warnings,
-                pre_restore_backup,
+                rule if pre_restore_backup else None,
                 profile,
                 busy_timeout,
                 max_seconds,
@@ -224,7 +235,7 @@ def _restore_into(
     db_path: Path,
     info: BackupInfo,
     warnings: list[str],
-    pre_restore_backup: bool,
+    pre_restore: PreRestoreRule | None,
     profile: LedgerProfile | None,
     busy_timeout: float,
     max_seconds: float,
@@ -236,9 +247,9 @@ def _restore_into(
     try:
         pre_path = None
         has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
-        if pre_restore_backup and has_content:
-            pre_path = _take_pre_restore_backup(target, db_path, backup, profile)
-        elif pre_restore_backup:
+        if pre_restore is not None and has_content:
+            pre_path = _take_pre_restore_backup(target, pre_restore, backup, profile)
+        elif pre_restore is not None:
             warnings.append("the target database was empty; no pre-restore backup taken")
         else:
             warnings.append("no pre-restore backup taken (--no-pre-restore-backup)")
@@ -286,23 +297,45 @@ def _remove_stale_temps(db_path: Path) -> None:
 
 
 def _take_pre_restore_backup(
-    target: sqlite3.Connection, db_path: Path, backup: Path, profile: LedgerProfile | None
+    target: sqlite3.Connection,
+    rule: PreRestoreRule,
+    backup: Path,
+    profile: LedgerProfile | None,
 ) -> Path:
-    pre_path, _ = write_backup(
+    db_path = rule.database
+    newest = next(iter(pre_restore_copies(db_path)), None)
+    pre_path, info = write_backup(
         target,
         db_path,
-        numbered_paths(db_path.parent, db_path.name + ".pre_restore_{ts}{n}"),
+        numbered_paths(db_path.parent, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
         description=f"pre-restore backup taken before restoring {backup}",
         profile=profile or LedgerProfile(),
         stage="pre-restore backup",
         full_suffix="",
     )
-    report = verify_file(pre_path, quick=True)
-    record(report, "quick_check")
-    if not report.ok:
-        raise RestoreError(
-            f"The pre-restore backup {pre_path} failed verification: " + "; ".join(report.problems),
-            "Nothing was restored. Check the disk holding the database, then retry.",
-        )
-    events.pre_restore_backup_created(pre_path)
+    if _intact_copy_of(newest, info.checksum):
+        # The database has not changed since ``newest`` (a retry of a restore that failed,
+        # e.g. on a busy database): a second identical copy would only take room.
+        for path in (meta_path(pre_path), cache_path(pre_path), pre_path):
+            discard(path)
+        pre_path = newest.path  # type: ignore[union-attr]
+        events.pre_restore_backup_reused(pre_path)
+    else:
+        report = verify_file(pre_path, quick=True)
+        record(report, "quick_check")
+        if not report.ok:
+            raise RestoreError(
+                f"The pre-restore backup {pre_path} failed verification: "
+                + "; ".join(report.problems),
+                "Nothing was restored. Check the disk holding the database, then retry.",
+            )
+        events.pre_restore_backup_created(pre_path)
+    rotate_pre_restore(rule, protect=pre_path)
     return pre_path
+
+
+def _intact_copy_of(entry: CatalogEntry | None, checksum: str) -> bool:
+    """``entry`` holds exactly the bytes ``checksum`` names, checked on disk."""
+    if entry is None or entry.info is None or entry.info.checksum != checksum:
+        return False
+    return verify_file(entry.path, quick=True).ok

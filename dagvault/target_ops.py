@@ -26,6 +26,7 @@ from dagvault.meta import META_SUFFIX
 from dagvault.remote import fetched, find_entry, list_target, name_timestamp, record_verification
 from dagvault.restore import RestoreResult, restore_backup
 from dagvault.retention import (
+    DEFAULT_PRE_RESTORE_KEEP,
     CleanupPlan,
     CleanupResult,
     RetentionPolicy,
@@ -91,6 +92,7 @@ def restore_from_target(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> RestoreResult:
     """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore."""
     with fetched(store, name, key, staging or db_path.absolute().parent) as local:
@@ -103,6 +105,7 @@ def restore_from_target(
             profile=profile,
             busy_timeout=busy_timeout,
             max_seconds=max_seconds,
+            pre_restore_keep=pre_restore_keep,
         )
 
 

@@ -86,4 +86,5 @@ def import_sql_flow(
             ledger_profile(settings),
             settings.busy_timeout_seconds,
             settings.max_restore_time,
+            settings.pre_restore_keep,
         )

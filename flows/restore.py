@@ -40,4 +40,5 @@ def restore_flow(
             settings.busy_timeout_seconds,
             settings.max_restore_time,
             key_file(settings),
+            settings.pre_restore_keep,
         )

@@ -12,6 +12,7 @@ from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
 from dagvault.remote import fetched
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
 from tasks._runtime import artifact_key, task_options
 
@@ -90,6 +91,7 @@ def import_dump(
     profile: LedgerProfile,
     busy_timeout: float,
     max_seconds: float,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> dict[str, Any]:
     """Build a database from an SQL dump, check it, and swap it in like a restore."""
     result = import_sql(
@@ -99,6 +101,7 @@ def import_dump(
         profile=profile,
         busy_timeout=busy_timeout,
         max_seconds=max_seconds,
+        pre_restore_keep=pre_restore_keep,
     )
     create_table_artifact(
         key=artifact_key("import", Path(database_path).stem),

@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from dagvault.restore import restore_backup
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
 from dagvault.target_ops import restore_from_target
 from tasks._runtime import artifact_key, task_options
@@ -25,6 +26,7 @@ def restore(
     busy_timeout: float,
     max_seconds: float,
     key_file: str | None = None,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> dict[str, Any]:
     """Verify, take a pre-restore backup, restore atomically, check the result. A backup
     at a storage target (a URL) is downloaded beside the database first."""
@@ -35,6 +37,7 @@ def restore(
         "profile": profile,
         "busy_timeout": busy_timeout,
         "max_seconds": max_seconds,
+        "pre_restore_keep": pre_restore_keep,
     }
     if is_url(backup_path):
         target, name = split_location(backup_path)
