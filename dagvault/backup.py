@@ -20,7 +20,7 @@ from pathlib import Path
 
 import zstandard
 
-from dagvault import db, events, lock, pages, progress
+from dagvault import db, events, journal, lock, pages, progress
 from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
 from dagvault.compress import SUFFIX, compress_file
@@ -245,7 +245,10 @@ def create_backup(
     name = validate_name(name or db_path.stem or "backup")
     db.require_file(db_path)
     ensure_dir(backup_dir)
-    with lock.database_and_directory(db_path, backup_dir, "backup"):
+    with (
+        journal.operation(backup_dir, "backup"),
+        lock.database_and_directory(db_path, backup_dir, "backup"),
+    ):
         remove_stale_temp_files(backup_dir)
         base, reason = find_base(backup_dir, db_path, kind) if kind != "full" else (None, None)
         with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:

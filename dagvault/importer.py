@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagvault import journal
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.db import connection, row_counts
 from dagvault.errors import BackupNotFound, InvalidDump, storage_error
@@ -120,41 +121,42 @@ def import_sql(
     started = time.monotonic()
     if not sql_path.is_file():
         raise BackupNotFound(f"SQL dump {sql_path} does not exist", "Check the path.")
-    staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
-    remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
-    try:
-        staging.mkdir(parents=True)
-    except OSError as exc:
-        raise storage_error(exc, "creating the import staging directory", str(staging)) from exc
-    try:
-        built = staging / "imported.db"
-        _execute_dump(sql_path, built)
-        with connection(built, mode="rw", what="imported database") as conn:
-            check = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if check != ["ok"]:
-                raise InvalidDump(
-                    f"{sql_path}: the imported database fails integrity_check: {check[:3]}"
+    with journal.operation(sql_path.parent, "import"):
+        staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
+        remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
+        try:
+            staging.mkdir(parents=True)
+        except OSError as exc:
+            raise storage_error(exc, "creating the import staging directory", str(staging)) from exc
+        try:
+            built = staging / "imported.db"
+            _execute_dump(sql_path, built)
+            with connection(built, mode="rw", what="imported database") as conn:
+                check = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+                if check != ["ok"]:
+                    raise InvalidDump(
+                        f"{sql_path}: the imported database fails integrity_check: {check[:3]}"
+                    )
+                backup_path, _ = write_backup(
+                    conn,
+                    built,
+                    numbered_paths(staging, "import_{ts}{n}"),
+                    description=f"database built from {sql_path}",
+                    profile=profile or LedgerProfile(),
+                    stage="import",
                 )
-            backup_path, _ = write_backup(
-                conn,
-                built,
-                numbered_paths(staging, "import_{ts}{n}"),
-                description=f"database built from {sql_path}",
-                profile=profile or LedgerProfile(),
-                stage="import",
+                counts = row_counts(conn)
+            result = restore_backup(
+                backup_path,
+                db_path,
+                pre_restore_backup=pre_import_backup,
+                profile=profile,
+                busy_timeout=busy_timeout,
+                max_seconds=max_seconds,
+                pre_restore_keep=pre_restore_keep,
             )
-            counts = row_counts(conn)
-        result = restore_backup(
-            backup_path,
-            db_path,
-            pre_restore_backup=pre_import_backup,
-            profile=profile,
-            busy_timeout=busy_timeout,
-            max_seconds=max_seconds,
-            pre_restore_keep=pre_restore_keep,
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return ImportResult(
         success=True,
         sql_path=str(sql_path),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, progress
+from dagvault import events, journal, lock, progress
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.catalog import PRE_RESTORE_MARK, CatalogEntry, pre_restore_copies
 from dagvault.chain import materialize, resolve_chain
@@ -206,7 +206,10 @@ def restore_backup(
         raise ConfigError("The backup and the database to restore into are the same file")
     warnings: list[str] = []
     ensure_dir(db_path.absolute().parent)
-    with lock.database_and_directory(db_path, backup.parent, "restore"):
+    with (
+        journal.operation(backup.parent, "restore"),
+        lock.database_and_directory(db_path, backup.parent, "restore"),
+    ):
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, pages
+from dagvault import events, journal, lock, pages
 from dagvault.catalog import BACKUP, CatalogEntry, list_backups, pre_restore_copies
 from dagvault.errors import ConfigError, OperationInProgress, storage_error
 from dagvault.meta import META_SUFFIX, meta_path
@@ -437,7 +437,10 @@ def _execute(
         # Nothing to remove (the plan still validates its rules); locking would create a
         # stray lock file beside the missing path.
         return CleanupResult(make_plan([]), dry_run)
-    with lock.hold(directory, operation), contextlib.ExitStack() as locks:
+    with contextlib.ExitStack() as locks:
+        if not dry_run:  # a dry run changes nothing: no operation on the directory
+            locks.enter_context(journal.operation(directory, operation))
+        locks.enter_context(lock.hold(directory, operation))
         # Pre-restore copies found here (a database inside its backup directory) are
         # never backups of the directory: only their own rule may remove them.
         plan = make_plan([e for e in list_backups(directory) if e.kind == BACKUP])

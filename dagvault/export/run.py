@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dagvault import journal
 from dagvault.backup import numbered_paths
 from dagvault.checksum import sha3_256_file
 from dagvault.config import EXPORT_FORMATS
@@ -263,12 +264,17 @@ def export_database(
     started = time.monotonic()
     source_path = backup if backup is not None else database
     assert source_path is not None
-    with open_snapshot(
-        database=database,
-        backup=backup,
-        busy_timeout=busy_timeout,
-        backup_location=backup_location,
-    ) as snapshot:
+    # Journaled where the export goes (see journal.py).
+    where = out.absolute().parent if out is not None else export_dir
+    with (
+        journal.operation(where, "export"),
+        open_snapshot(
+            database=database,
+            backup=backup,
+            busy_timeout=busy_timeout,
+            backup_location=backup_location,
+        ) as snapshot,
+    ):
         selected = _choose_tables(snapshot, tables)
         _remove_stale(out.absolute().parent if out is not None else export_dir)
         final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)

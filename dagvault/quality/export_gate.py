@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dagvault import journal
 from dagvault.errors import VerificationError
 from dagvault.quality.gx_runner import Asset, Expect, run_on_dataframe
 from dagvault.quality.report import QualityReport
@@ -117,9 +118,12 @@ def check_export(
         run_name=export_path.name,
         reports_dir=reports_dir,
     )
+    passed = all(o.success for o in outcomes)
+    if not passed:
+        journal.record(export_path.absolute().parent, "export", journal.QUALITY_GATE_FAILED)
     return QualityReport(
         subject=str(export_path),
-        passed=all(o.success for o in outcomes),
+        passed=passed,
         expectations=outcomes,
         warnings=[],
         data_docs_index=index,
