@@ -117,11 +117,14 @@ def import_sql(
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
     pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+    journal_dir: Path | None = None,
 ) -> ImportResult:
+    """Build a database from the dump ``sql_path``, check it, and restore it into
+    ``db_path`` (``journal_dir``: the backup directory whose journal records it)."""
     started = time.monotonic()
     if not sql_path.is_file():
         raise BackupNotFound(f"SQL dump {sql_path} does not exist", "Check the path.")
-    with journal.operation(sql_path.parent, "import"):
+    with journal.operation(journal_dir, "import"):
         staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
         remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
         try:

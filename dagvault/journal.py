@@ -1,8 +1,9 @@
 """The operations journal: what happened to a directory, whoever did it.
 
 Every backup, restore, verification, cleanup, prune, export and import appends one
-JSON line to ``.dagvault-operations.jsonl`` in the directory it worked on (the backup
-directory; for exports the export directory, for imports the dump's): ``time`` (UTC),
+JSON line to ``.dagvault-operations.jsonl`` in the backup directory: the one it worked
+on, or for exports and imports the one its caller names (BACKUP_DIR; with none given,
+nothing is recorded, so a library call leaves no file behind): ``time`` (UTC),
 ``operation``, ``outcome`` (``success``, ``failure``, or ``quality_gate_failed`` for a
 data-quality gate that failed), ``pid`` and ``host``. The CLI, a deployment's run and
 the HTTP API all write it, so the API's ``/metrics`` counters (``Tally``) count every
@@ -38,10 +39,10 @@ def journal_path(directory: Path) -> Path:
     return directory / JOURNAL_FILE
 
 
-def record(directory: Path, operation: str, outcome: str) -> None:
-    """Append one line for ``operation`` on ``directory``; nothing happened to a
-    directory that does not exist (bad input), so nothing is recorded there."""
-    if not directory.is_dir():
+def record(directory: Path | None, operation: str, outcome: str) -> None:
+    """Append one line for ``operation`` to ``directory``'s journal. Nothing happened to a
+    directory that does not exist (bad input): nothing is recorded there, nor for None."""
+    if directory is None or not directory.is_dir():
         return
     line = json.dumps(
         {
@@ -70,7 +71,7 @@ class Outcome:
 
 
 @contextlib.contextmanager
-def operation(directory: Path, name: str) -> Iterator[Outcome]:
+def operation(directory: Path | None, name: str) -> Iterator[Outcome]:
     """Record ``name`` as a success, or as a failure if the block raises (then re-raise)
     or sets ``failed`` on the outcome it is given."""
     outcome = Outcome()

@@ -1,7 +1,7 @@
 """Prometheus metrics at /metrics.
 
 The counters of operations, their errors and the failed quality gates, by operation,
-come from the operations journals of BACKUP_DIR and EXPORT_DIR (see dagvault.journal):
+come from the operations journal of BACKUP_DIR (see dagvault.journal):
 every run counts, whoever started it (the CLI, a deployment, this server), and the counts
 survive a restart of the server. The gauges are read at scrape time from the database
 file and the backup catalog. Only ``dag_operations_in_progress`` is this process's own.
@@ -98,18 +98,14 @@ def _replication(backup_dir: Path) -> Iterator[GaugeMetricFamily]:
 
 
 class _JournalCollector(Collector):
-    """The counters, summed over the journals of the given directories."""
+    """The counters, from the journal of the backup directory."""
 
-    def __init__(self, directories: Iterable[Path], operations: Iterable[str]) -> None:
-        unique = {d.absolute(): d for d in directories}
-        self.tallies = [journal.Tally(d) for d in unique.values()]
+    def __init__(self, backup_dir: Path, operations: Iterable[str]) -> None:
+        self.tally = journal.Tally(backup_dir)
         self.operations = list(operations)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        counts: dict[tuple[str, str], int] = {}
-        for tally in self.tallies:
-            for key, n in tally.counts().items():
-                counts[key] = counts.get(key, 0) + n
+        counts = self.tally.counts()
         # Every known operation from the start (at 0), then any other the journals name.
         names = self.operations + sorted({op for op, _ in counts} - set(self.operations))
         families = (
@@ -142,9 +138,7 @@ def _size(path: Path) -> int:
 
 
 class Metrics:
-    def __init__(
-        self, database: Path, backup_dir: Path, export_dir: Path, operations: Iterable[str]
-    ) -> None:
+    def __init__(self, database: Path, backup_dir: Path, operations: Iterable[str]) -> None:
         # A registry of our own: Prefect registers collectors of its own in the global one.
         self.registry = CollectorRegistry()
         operations = list(operations)
@@ -156,7 +150,7 @@ class Metrics:
         )
         for operation in operations:  # every series exists from the start, at 0
             self.in_progress.labels(operation)
-        self.registry.register(_JournalCollector([backup_dir, export_dir], operations))
+        self.registry.register(_JournalCollector(backup_dir, operations))
         self.registry.register(_StorageCollector(database, backup_dir))
 
     def render(self) -> bytes:

@@ -80,7 +80,6 @@ class Service:
         self.metrics = Metrics(
             config.base / settings.database_path,
             config.base / settings.backup_dir,
-            config.base / settings.export_dir,
             [*ACTIONS.values(), "prune"],
         )
         self.audit = AuditLog(config.audit_log)

@@ -20,6 +20,7 @@ from typing import Any
 
 from dagvault.catalog import CatalogEntry
 from dagvault.digest import database_digest
+from dagvault.journal import JOURNAL_FILE
 from dagvault.meta import BackupInfo, Verification, sidecar_checksum
 
 LOCK_NAME = ".dagvault.lock"
@@ -54,11 +55,11 @@ def integrity(path: Path) -> list[str]:
 
 def hidden_leftovers(directory: Path) -> list[str]:
     """Hidden files (temp files) in ``directory`` other than dagvault's lock files (the
-    backup directory's and a database's ``.<db>.dagvault.lock``)."""
+    backup directory's and a database's ``.<db>.dagvault.lock``) and operations journal."""
     return sorted(
         p.name
         for p in directory.iterdir()
-        if p.name.startswith(".") and not p.name.endswith(LOCK_NAME)
+        if p.name.startswith(".") and not p.name.endswith(LOCK_NAME) and p.name != JOURNAL_FILE
     )
 
 

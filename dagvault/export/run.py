@@ -252,9 +252,11 @@ def export_database(
     timestamp_column: str = "timestamp",
     busy_timeout: float = 30.0,
     backup_location: str | None = None,
+    journal_dir: Path | None = None,
 ) -> ExportResult:
     """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``
-    (``backup_location``: the URL the manifest names for a backup fetched from a target)."""
+    (``backup_location``: the URL the manifest names for a backup fetched from a target;
+    ``journal_dir``: the backup directory whose operations journal records the export)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(
             f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
@@ -264,10 +266,8 @@ def export_database(
     started = time.monotonic()
     source_path = backup if backup is not None else database
     assert source_path is not None
-    # Journaled where the export goes (see journal.py).
-    where = out.absolute().parent if out is not None else export_dir
     with (
-        journal.operation(where, "export"),
+        journal.operation(journal_dir, "export"),
         open_snapshot(
             database=database,
             backup=backup,

@@ -68,8 +68,10 @@ def check_export(
     *,
     reports_dir: Path | None,
     fmt: str | None = None,
+    journal_dir: Path | None = None,
 ) -> QualityReport:
-    """Validate an export against the row counts of the snapshot it was taken from."""
+    """Validate an export against the row counts of the snapshot it was taken from (a
+    failure is recorded in ``journal_dir``'s operations journal)."""
     checked_at = datetime.now(UTC).isoformat(timespec="seconds")
     if fmt == "sql" or (fmt is None and export_path.is_file()):
         return QualityReport(
@@ -120,7 +122,7 @@ def check_export(
     )
     passed = all(o.success for o in outcomes)
     if not passed:
-        journal.record(export_path.absolute().parent, "export", journal.QUALITY_GATE_FAILED)
+        journal.record(journal_dir, "export", journal.QUALITY_GATE_FAILED)
     return QualityReport(
         subject=str(export_path),
         passed=passed,
