@@ -12,6 +12,7 @@ import pytest
 from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions, write_odd_ledger_config
 from conftest import CliRunner
 
+from dagvault import lock
 from dagvault.backup import create_backup
 from dagvault.catalog import PRE_RESTORE, list_backups, pre_restore_copies
 from dagvault.errors import ConfigError, DatabaseLocked
@@ -164,3 +165,24 @@ def test_cli_restores_list_cleanup_and_prune_bound_pre_restore_copies(
     assert len(_copies(odd_ledger)) == 1
     assert backup.exists() and meta_path(backup).exists()
     assert len(_leftovers(odd_ledger)) == 2
+
+
+def test_cleanup_leaves_the_copies_of_a_busy_database_for_the_next_run(
+    odd_ledger: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "backups"
+    backup = Path(create_backup(odd_ledger, directory, profile=PROFILE).backup_path)
+    for _ in range(2):
+        add_odd_transactions(odd_ledger, 1)
+        restore_backup(backup, odd_ledger, profile=PROFILE, pre_restore_keep=2)
+    rule = PreRestoreRule(odd_ledger, 1)
+    with lock.hold(odd_ledger, "restore"):  # a restore (or backup) of the database runs
+        result = cleanup_old_backups(directory, 1, pre_restore=rule)
+    assert len(_copies(odd_ledger)) == 2
+    assert all(
+        d.keep and "left for the next run" in d.reason
+        for d in result.plan.decisions
+        if d.entry.kind == PRE_RESTORE
+    )
+    cleanup_old_backups(directory, 1, pre_restore=rule)
+    assert len(_copies(odd_ledger)) == 1
