@@ -18,7 +18,7 @@ from dagvault.meta import META_SUFFIX, BackupInfo, read_meta
 _NAME_TIMESTAMP = re.compile(r"_(\d{9,})(?:_\d+)?\.(?:db|incr|diff)(?:\.zst)?$")
 DATA_SUFFIXES = (".db", ".db.zst", ".incr", ".incr.zst", ".diff", ".diff.zst")
 # ``<db>.pre_restore_<unix-seconds>[_n]``: the copy a restore or import takes of the
-# database it replaces, beside that database (see prerestore.py).
+# database it replaces, beside that database (see restore.py).
 PRE_RESTORE_MARK = ".pre_restore_"
 _PRE_RESTORE_NAME = re.compile(r"\.pre_restore_(\d{9,})(?:_\d+)?$")
 BACKUP, PRE_RESTORE = "backup", "pre-restore"

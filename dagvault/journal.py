@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,15 +88,21 @@ class Tally:
     """Counts of a journal's lines by (operation, outcome), read incrementally: each
     ``counts()`` reads only what was appended since the last call. A journal replaced or
     truncated (rotated by hand) is counted again from its start; Prometheus reads the
-    drop as a counter reset."""
+    drop as a counter reset. Thread-safe: concurrent scrapes must not count a line twice."""
 
     def __init__(self, directory: Path) -> None:
         self.path = journal_path(directory)
         self._inode: int | None = None
         self._offset = 0
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
 
     def counts(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            self._refresh()
+            return Counter(self._counts)
+
+    def _refresh(self) -> None:
         try:
             with open(self.path, "rb") as fh:
                 stat = os.fstat(fh.fileno())
@@ -115,7 +122,6 @@ class Tally:
             self._inode, self._offset, self._counts = None, 0, Counter()
         except OSError as exc:
             log.warning("Cannot read the operations journal %s: %s", self.path, exc)
-        return Counter(self._counts)
 
     def _add(self, lines: bytes) -> None:
         for line in lines.splitlines():

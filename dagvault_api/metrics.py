@@ -106,7 +106,7 @@ class _JournalCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         counts = self.tally.counts()
-        # Every known operation from the start (at 0), then any other the journals name.
+        # Every known operation from the start (at 0), then any other the journal names.
         names = self.operations + sorted({op for op, _ in counts} - set(self.operations))
         families = (
             ("dag_storage_operations", "Storage operations run, by anyone", None),
