@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dagvault.errors import OperationInProgress
+
 JOURNAL_FILE = ".dagvault-operations.jsonl"
 SUCCESS, FAILURE, QUALITY_GATE_FAILED = "success", "failure", "quality_gate_failed"
 # Bytes read per refresh step: a scrape after a long pause reads a big journal in pieces.
@@ -74,10 +76,13 @@ class Outcome:
 @contextlib.contextmanager
 def operation(directory: Path | None, name: str) -> Iterator[Outcome]:
     """Record ``name`` as a success, or as a failure if the block raises (then re-raise)
-    or sets ``failed`` on the outcome it is given."""
+    or sets ``failed`` on the outcome it is given. An operation refused because another
+    holds the lock never started: it is not recorded (and leaves the directory as it was)."""
     outcome = Outcome()
     try:
         yield outcome
+    except OperationInProgress:
+        raise
     except BaseException:
         record(directory, name, FAILURE)
         raise
