@@ -316,12 +316,12 @@ def _take_pre_restore_backup(
         stage="pre-restore backup",
         full_suffix="",
     )
-    if _intact_copy_of(newest, info.checksum):
+    if newest is not None and _intact_copy_of(newest, info.checksum):
         # The database has not changed since ``newest`` (a retry of a restore that failed,
         # e.g. on a busy database): a second identical copy would only take room.
         for path in (meta_path(pre_path), cache_path(pre_path), pre_path):
             discard(path)
-        pre_path = newest.path  # type: ignore[union-attr]
+        pre_path = newest.path
         events.pre_restore_backup_reused(pre_path)
     else:
         report = verify_file(pre_path, quick=True)
@@ -337,8 +337,8 @@ def _take_pre_restore_backup(
     return pre_path
 
 
-def _intact_copy_of(entry: CatalogEntry | None, checksum: str) -> bool:
+def _intact_copy_of(entry: CatalogEntry, checksum: str) -> bool:
     """``entry`` holds exactly the bytes ``checksum`` names, checked on disk."""
-    if entry is None or entry.info is None or entry.info.checksum != checksum:
+    if entry.info is None or entry.info.checksum != checksum:
         return False
     return verify_file(entry.path, quick=True).ok
