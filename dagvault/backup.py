@@ -20,7 +20,7 @@ from pathlib import Path
 
 import zstandard
 
-from dagvault import db, events, lock, pages, permissions, progress
+from dagvault import db, events, journal, lock, pages, permissions, progress
 from dagvault.authtag import sign
 from dagvault.base import Base, DeltaPlan, file_id, find_base, plan_delta
 from dagvault.checksum import sha3_256_file
@@ -267,6 +267,7 @@ def create_backup(
         # Backups are as readable as the ledger, never more (see permissions.py).
         with (
             permissions.files_like(db_path),
+            journal.operation(backup_dir, "backup"),
             lock.database_and_directory(db_path, backup_dir, "backup"),
         ):
             remove_stale_temp_files(backup_dir)

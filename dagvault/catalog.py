@@ -17,6 +17,11 @@ from dagvault.meta import META_SUFFIX, BackupInfo, read_meta
 
 _NAME_TIMESTAMP = re.compile(r"_(\d{9,})(?:_\d+)?\.(?:db|incr|diff)(?:\.zst)?$")
 DATA_SUFFIXES = (".db", ".db.zst", ".incr", ".incr.zst", ".diff", ".diff.zst")
+# ``<db>.pre_restore_<unix-seconds>[_n]``: the copy a restore or import takes of the
+# database it replaces, beside that database (see restore.py).
+PRE_RESTORE_MARK = ".pre_restore_"
+_PRE_RESTORE_NAME = re.compile(r"\.pre_restore_(\d{9,})(?:_\d+)?$")
+BACKUP, PRE_RESTORE = "backup", "pre-restore"
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class CatalogEntry:
     # Where the backup is when it is not the local ``path`` (a URL at a storage target;
     # ``path`` then holds only its name, which parent links refer to).
     location: str | None = None
+    # BACKUP, or PRE_RESTORE for a database's pre-restore copy (its own retention rule).
+    kind: str = BACKUP
 
     @property
     def where(self) -> str:
@@ -67,6 +74,7 @@ class CatalogEntry:
             "verification": info.verification.status if info else "unverified",
             "has_metadata": info is not None,
             "problem": self.problem,
+            "kind": self.kind,
         }
 
 
@@ -92,19 +100,38 @@ def type_in_name(name: str) -> str:
 
 def timestamp_in_name(name: str) -> int | None:
     """The unix seconds in a backup's name (``<NAME>_<ts>[_n].<suffix>``), if any."""
-    match = _NAME_TIMESTAMP.search(name)
+    match = _NAME_TIMESTAMP.search(name) or _PRE_RESTORE_NAME.search(name)
     return int(match[1]) if match else None
 
 
 def entry_for(path: Path) -> CatalogEntry:
     size = path.stat().st_size
+    kind = PRE_RESTORE if _PRE_RESTORE_NAME.search(path.name) else BACKUP
     try:
         info = read_meta(path)
     except VerificationError as exc:
         named = timestamp_in_name(path.name)
         timestamp = named if named is not None else int(path.stat().st_mtime)
-        return CatalogEntry(path, size, timestamp, None, exc.message)
-    return CatalogEntry(path, size, info.timestamp, info)
+        return CatalogEntry(path, size, timestamp, None, exc.message, kind=kind)
+    return CatalogEntry(path, size, info.timestamp, info, kind=kind)
+
+
+def pre_restore_copies(database: Path) -> list[CatalogEntry]:
+    """The pre-restore copies of ``database`` (beside it), newest first."""
+    directory = database.absolute().parent
+    if not directory.is_dir():
+        return []
+    entries = []
+    for path in directory.iterdir():
+        name, rest = path.name[: len(database.name)], path.name[len(database.name) :]
+        if name != database.name or not _PRE_RESTORE_NAME.fullmatch(rest):
+            continue  # also skips its .meta and .pages
+        try:
+            entries.append(entry_for(path))
+        except FileNotFoundError:
+            continue  # removed by a concurrent restore or cleanup while we listed
+    entries.sort(key=lambda e: e.sort_key, reverse=True)
+    return entries
 
 
 def list_backups(directory: Path, *, limit: int | None = None) -> list[CatalogEntry]:
@@ -118,4 +145,17 @@ def list_backups(directory: Path, *, limit: int | None = None) -> list[CatalogEn
         except FileNotFoundError:
             continue  # removed by a concurrent cleanup while we listed
     entries.sort(key=lambda e: e.sort_key, reverse=True)
+    return entries[:limit] if limit is not None else entries
+
+
+def list_with_pre_restore(
+    directory: Path, database: Path | None, *, limit: int | None = None
+) -> list[CatalogEntry]:
+    """``list``: the backups of ``directory`` and the pre-restore copies of ``database``
+    (once, if the database lies in the directory), newest first."""
+    entries = list_backups(directory)
+    if database is not None:
+        seen = {e.path.resolve() for e in entries}
+        entries += [e for e in pre_restore_copies(database) if e.path.resolve() not in seen]
+        entries.sort(key=lambda e: e.sort_key, reverse=True)
     return entries[:limit] if limit is not None else entries

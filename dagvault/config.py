@@ -19,6 +19,7 @@ from dagvault.errors import ConfigError
 from dagvault.json_errors import describe_json_error
 from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 
 EXPORT_FORMATS = ("sql", "json", "jsonl", "csv", "parquet")
 CONFIG_ENV = "DAGVAULT_CONFIG"
@@ -56,6 +57,9 @@ class Settings:
     include_schema: bool = True
     include_data: bool = True
     create_pre_restore_backup: bool = True
+    # Pre-restore backups kept per database (beside it); older ones are removed by the
+    # next restore, cleanup or prune. Default: 3.
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP
     restore_verify_checksum: bool = True
     # A restore still running after this many seconds is rolled back. Default: 3600.
     max_restore_time: int = 3600
@@ -240,6 +244,9 @@ _SPECS: dict[str, _Spec] = {
     "include_data": _Spec(None, ("export", "include_data"), _boolean),
     "create_pre_restore_backup": _Spec(
         "CREATE_PRE_RESTORE_BACKUP", ("restore", "create_pre_restore_backup"), _boolean
+    ),
+    "pre_restore_keep": _Spec(
+        "PRE_RESTORE_BACKUP_COUNT", ("restore", "pre_restore_keep"), _positive_int
     ),
     "restore_verify_checksum": _Spec(
         "RESTORE_VERIFY_CHECKSUM", ("restore", "verify_checksum"), _boolean

@@ -22,6 +22,10 @@ def pre_restore_backup_created(path: object) -> None:
     log.info("📦 Created pre-restore backup: %s", path)
 
 
+def pre_restore_backup_reused(path: object) -> None:
+    log.info("📦 Reusing pre-restore backup (the database is unchanged since): %s", path)
+
+
 def restored(path: object) -> None:
     log.info("✅ Database restored from backup: %s", path)
 

@@ -70,10 +70,14 @@ def publish(temp: Path, final: Path, *, overwrite: bool = False, mode: int | Non
         raise storage_error(exc, "publishing", str(final)) from exc
 
 
-def write_atomic(final: Path, data: bytes, *, overwrite: bool = True) -> None:
+def write_atomic(
+    final: Path, data: bytes, *, overwrite: bool = True, times_of: Path | None = None
+) -> None:
     """Write ``data`` to ``final`` so that readers see the old file or the whole new one.
 
-    A replaced file keeps its mode; a new one takes the operation's (0600 outside one)."""
+    A replaced file keeps its mode; a new one takes the operation's (0600 outside one).
+    ``times_of``: give the file that file's access and modification times before it
+    appears (a sidecar ages with its data file, see ``age_with``)."""
     temp = temp_path(final)
     mode = permissions.mode_of(final, 0) or permissions.published_mode()
     try:
@@ -82,11 +86,26 @@ def write_atomic(final: Path, data: bytes, *, overwrite: bool = True) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if times_of is not None:
+            age_with(temp, times_of)
         publish(temp, final, overwrite=overwrite, mode=mode or permissions.PRIVATE_FILE_MODE)
     except OSError as exc:
         raise storage_error(exc, "writing", str(final)) from exc
     finally:
         discard(temp)
+
+
+def age_with(path: Path, data_file: Path) -> None:
+    """Give ``path`` the atime and mtime of ``data_file`` (absent: leave it as it is).
+
+    Rewriting a sidecar (a verification result, a quality verdict) must not make it
+    younger than its data file: an age-based sweep such as the description's
+    ``find BACKUP_DIR -mtime +30 -delete`` would then delete the data and orphan it."""
+    try:
+        stat = data_file.stat()
+    except FileNotFoundError:
+        return
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def discard(path: Path) -> None:

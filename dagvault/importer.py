@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, permissions
+from dagvault import events, journal, permissions
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.db import connection, row_counts
 from dagvault.errors import BackupNotFound, InvalidDump, storage_error
 from dagvault.fsio import remove_stale_temp_files
 from dagvault.ledger import LedgerProfile
 from dagvault.restore import restore_backup
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 
 
 @dataclass
@@ -117,48 +118,54 @@ def import_sql(
     profile: LedgerProfile | None = None,
     busy_timeout: float = 30.0,
     max_seconds: float = 3600.0,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+    journal_dir: Path | None = None,
 ) -> ImportResult:
+    """Build a database from the dump ``sql_path``, check it, and restore it into
+    ``db_path`` (``journal_dir``: the backup directory whose journal records it)."""
     started = time.monotonic()
     if not sql_path.is_file():
         raise BackupNotFound(f"SQL dump {sql_path} does not exist", "Check the path.")
-    staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
-    remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
-    try:
-        staging.mkdir(parents=True, mode=permissions.PRIVATE_DIR_MODE)  # holds a whole ledger
-    except OSError as exc:
-        raise storage_error(exc, "creating the import staging directory", str(staging)) from exc
-    try:
-        built = staging / "imported.db"
-        _execute_dump(sql_path, built)
-        with connection(built, mode="rw", what="imported database") as conn:
-            check = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if check != ["ok"]:
-                raise InvalidDump(
-                    f"{sql_path}: the imported database fails integrity_check: {check[:3]}"
+    with journal.operation(journal_dir, "import"):
+        staging = db_path.absolute().parent / f".dagvault-import.{os.getpid()}.tmp"
+        remove_stale_temp_files(staging.parent, prefix=".dagvault-import.")  # killed imports
+        try:
+            staging.mkdir(parents=True, mode=permissions.PRIVATE_DIR_MODE)  # a whole ledger
+        except OSError as exc:
+            raise storage_error(exc, "creating the import staging directory", str(staging)) from exc
+        try:
+            built = staging / "imported.db"
+            _execute_dump(sql_path, built)
+            with connection(built, mode="rw", what="imported database") as conn:
+                check = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+                if check != ["ok"]:
+                    raise InvalidDump(
+                        f"{sql_path}: the imported database fails integrity_check: {check[:3]}"
+                    )
+                backup_path, _ = write_backup(
+                    conn,
+                    built,
+                    numbered_paths(staging, "import_{ts}{n}"),
+                    description=f"database built from {sql_path}",
+                    profile=profile or LedgerProfile(),
+                    stage="import",
                 )
-            backup_path, _ = write_backup(
-                conn,
-                built,
-                numbered_paths(staging, "import_{ts}{n}"),
-                description=f"database built from {sql_path}",
-                profile=profile or LedgerProfile(),
-                stage="import",
+                counts = row_counts(conn)
+            result = restore_backup(
+                backup_path,
+                db_path,
+                pre_restore_backup=pre_import_backup,
+                pre_restore_off_by=pre_import_off_by,
+                profile=profile,
+                busy_timeout=busy_timeout,
+                max_seconds=max_seconds,
+                pre_restore_keep=pre_restore_keep,
+                guard=False,  # built above from the dump the operator named
+                announce=False,  # the staged backup is gone once this returns: name the dump
+                origin=f"SQL dump {sql_path}",
             )
-            counts = row_counts(conn)
-        result = restore_backup(
-            backup_path,
-            db_path,
-            pre_restore_backup=pre_import_backup,
-            pre_restore_off_by=pre_import_off_by,
-            profile=profile,
-            busy_timeout=busy_timeout,
-            max_seconds=max_seconds,
-            guard=False,  # built above from the dump the operator named
-            announce=False,  # the staged backup is gone once this returns: name the dump
-            origin=f"SQL dump {sql_path}",
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     events.imported(db_path, sql_path)
     return ImportResult(
         success=True,

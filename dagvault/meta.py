@@ -138,7 +138,7 @@ def sidecar_checksum(document: dict[str, Any]) -> str:
 
 
 def write_meta(backup: Path, info: BackupInfo) -> None:
-    write_atomic(meta_path(backup), meta_json(info))
+    write_atomic(meta_path(backup), meta_json(info), times_of=backup)
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {

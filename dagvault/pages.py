@@ -150,7 +150,9 @@ def save(backup: Path, page_size: int, digests: bytes) -> None:
     identity = _identity(backup)
     seal = _sealed(page_size, count, identity, digests)
     write_atomic(
-        cache_path(backup), _HEADER.pack(_MAGIC, page_size, count, *identity, seal) + digests
+        cache_path(backup),
+        _HEADER.pack(_MAGIC, page_size, count, *identity, seal) + digests,
+        times_of=backup,
     )
 
 

@@ -6,6 +6,12 @@ valid and see the restored data once it commits, and a restore killed mid-way is
 rolled back by SQLite (WAL frames never committed, or a hot journal) instead of
 leaving a torn file. Nothing touches the live database before the backup has
 passed verification and a verified pre-restore backup exists.
+
+Pre-restore backups (``<db>.pre_restore_<ts>``, beside the database) stay bounded: after
+taking one, the restore keeps the newest ``pre_restore_keep`` of the database's copies.
+A copy whose bytes equal the newest existing copy's is dropped and that one reused: a
+restore retried because the database was busy takes no second copy of an unchanged
+database.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import authtag, events, lock, permissions, progress, schema_guard
+from dagvault import authtag, events, journal, lock, permissions, progress, schema_guard
 from dagvault.backup import numbered_paths, write_backup
 from dagvault.base import file_id
+from dagvault.catalog import PRE_RESTORE_MARK, CatalogEntry, pre_restore_copies
 from dagvault.chain import materialize, resolve_chain
 from dagvault.db import (
     connection,
@@ -42,10 +49,12 @@ from dagvault.errors import (
 )
 from dagvault.fsio import discard, ensure_dir, stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
-from dagvault.meta import BackupInfo, read_meta
+from dagvault.meta import BackupInfo, meta_path, read_meta
 from dagvault.overrides import ALLOW_GATE_FAILED, overridable
+from dagvault.pages import cache_path
 from dagvault.quality.report import Outcome
 from dagvault.restores import RestoreEvent, record_restore
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
 from dagvault.snapshot import STEP_PAGES
 from dagvault.verify import needs_rebuild, record, verify_file
 
@@ -252,6 +261,7 @@ def restore_backup(
     announce: bool = True,
     allow_gate_failed: bool = False,
     origin: str | None = None,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> RestoreResult:
     """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file) and
     record the restore in the database's history (``origin``: what was restored, for the
@@ -267,6 +277,7 @@ def restore_backup(
     key) for the warning; ``announce=False`` leaves the ✅ log line to a caller whose
     ``backup`` is only a step (an import)."""
     started = time.monotonic()
+    rule = PreRestoreRule(db_path, pre_restore_keep)  # bad input fails before any lock
     if not backup.is_file():
         raise BackupNotFound(
             f"Backup {backup} does not exist", "List the available backups with `dagvault list`."
@@ -278,6 +289,7 @@ def restore_backup(
     # The pre-restore copy is as readable as the live ledger; temp images are owner-only.
     with (
         permissions.files_like(db_path if db_path.exists() else backup),
+        journal.operation(backup.parent, "restore"),
         lock.database_and_directory(db_path, backup.parent, "restore"),
     ):
         _remove_stale_temps(db_path)
@@ -295,7 +307,7 @@ def restore_backup(
                 db_path,
                 info,
                 warnings,
-                pre_restore_backup,
+                rule if pre_restore_backup else None,
                 pre_restore_off_by,
                 profile,
                 busy_timeout,
@@ -317,7 +329,7 @@ def _restore_into(
     db_path: Path,
     info: BackupInfo,
     warnings: list[str],
-    pre_restore_backup: bool,
+    pre_restore: PreRestoreRule | None,
     pre_restore_off_by: str,
     profile: LedgerProfile | None,
     busy_timeout: float,
@@ -332,9 +344,9 @@ def _restore_into(
         pre_path = None
         before = _transactions(target, profile or LedgerProfile())
         has_content = int(pragma(target, "page_count")) > 0  # type: ignore[call-overload]
-        if pre_restore_backup and has_content:
-            pre_path = _take_pre_restore_backup(target, db_path, backup, profile, key)
-        elif pre_restore_backup:
+        if pre_restore is not None and has_content:
+            pre_path = _take_pre_restore_backup(target, pre_restore, backup, profile, key)
+        elif pre_restore is not None:
             warnings.append("the target database was empty; no pre-restore backup taken")
         else:
             warnings.append(f"no pre-restore backup taken: {pre_restore_off_by} turned it off")
@@ -420,27 +432,46 @@ def _remove_stale_temps(db_path: Path) -> None:
 
 def _take_pre_restore_backup(
     target: sqlite3.Connection,
-    db_path: Path,
+    rule: PreRestoreRule,
     backup: Path,
     profile: LedgerProfile | None,
     key: bytes | None,
 ) -> Path:
-    pre_path, _ = write_backup(
+    db_path = rule.database
+    newest = next(iter(pre_restore_copies(db_path)), None)
+    pre_path, info = write_backup(
         target,
         db_path,
-        numbered_paths(db_path.parent, db_path.name + ".pre_restore_{ts}{n}"),
+        numbered_paths(db_path.parent, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
         description=f"pre-restore backup taken before restoring {backup}",
         profile=profile or LedgerProfile(),
         stage="pre-restore backup",
         full_suffix="",
         key=key,
     )
-    report = verify_file(pre_path, quick=True)
-    record(report, "quick_check")
-    if not report.ok:
-        raise RestoreError(
-            f"The pre-restore backup {pre_path} failed verification: " + "; ".join(report.problems),
-            "Nothing was restored. Check the disk holding the database, then retry.",
-        )
-    events.pre_restore_backup_created(pre_path)
+    if newest is not None and _intact_copy_of(newest, info.checksum):
+        # The database has not changed since ``newest`` (a retry of a restore that failed,
+        # e.g. on a busy database): a second identical copy would only take room.
+        for path in (meta_path(pre_path), cache_path(pre_path), pre_path):
+            discard(path)
+        pre_path = newest.path
+        events.pre_restore_backup_reused(pre_path)
+    else:
+        report = verify_file(pre_path, quick=True)
+        record(report, "quick_check")
+        if not report.ok:
+            raise RestoreError(
+                f"The pre-restore backup {pre_path} failed verification: "
+                + "; ".join(report.problems),
+                "Nothing was restored. Check the disk holding the database, then retry.",
+            )
+        events.pre_restore_backup_created(pre_path)
+    rotate_pre_restore(rule, protect=pre_path)
     return pre_path
+
+
+def _intact_copy_of(entry: CatalogEntry, checksum: str) -> bool:
+    """``entry`` holds exactly the bytes ``checksum`` names, checked on disk."""
+    if entry.info is None or entry.info.checksum != checksum:
+        return False
+    return verify_file(entry.path, quick=True).ok

@@ -15,10 +15,17 @@ same on every host and in every container, and a DST change never makes a 23- or
 its type, parent or verification): only ``keep_last`` (which counts every file) or a
 kept child naming it as parent keeps it. ``cleanup --keep N`` counts only backups a
 restore would not refuse (see ``plan_cleanup``).
+
+A database's pre-restore copies (``<db>.pre_restore_<ts>``, beside the database) follow a
+rule of their own, ``plan_pre_restore``: the newest ``PreRestoreRule.keep`` stay. They
+never count towards the rules above nor stand in for a backup (a copy of a state about
+to be replaced is no substitute for the newest verified backup), so adding them can
+neither remove nor save a backup of the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
@@ -26,12 +33,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import events, lock, pages
-from dagvault.catalog import CatalogEntry, list_backups
-from dagvault.errors import ConfigError, storage_error
+from dagvault import events, journal, lock, pages
+from dagvault.catalog import BACKUP, CatalogEntry, list_backups, pre_restore_copies
+from dagvault.errors import ConfigError, OperationInProgress, storage_error
 from dagvault.meta import META_SUFFIX, meta_path
 
 PAGES_SUFFIX = ".pages"
+# Pre-restore copies kept per database (PRE_RESTORE_BACKUP_COUNT): enough to step back
+# over a few restores, few enough that a restore retried on a busy node cannot fill
+# the disk with full copies.
+DEFAULT_PRE_RESTORE_KEEP = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Decision:
             "action": "keep" if self.keep else "remove",
             "reason": self.reason,
             "reasons": list(self.reasons),
+            "kind": self.entry.kind,
         }
 
 
@@ -289,6 +301,40 @@ def plan_retention(
     return _finish(ordered, reasons, removal, policy)
 
 
+@dataclass(frozen=True)
+class PreRestoreRule:
+    """Keep the newest ``keep`` pre-restore copies of ``database``."""
+
+    database: Path
+    keep: int = DEFAULT_PRE_RESTORE_KEEP
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
+            raise ConfigError(
+                f"The pre-restore backups to keep must be at least 1 (got {self.keep!r})",
+                "Set PRE_RESTORE_BACKUP_COUNT (restore.pre_restore_keep) to 1 or more; "
+                "to take none, set CREATE_PRE_RESTORE_BACKUP=false.",
+            )
+
+
+def plan_pre_restore(
+    copies: list[CatalogEntry], keep: int, *, protect: Path | None = None
+) -> list[Decision]:
+    """Keep the newest ``keep`` pre-restore copies and ``protect`` (the copy the running
+    restore just took, whatever its timestamp says); remove the rest."""
+    decisions = []
+    for index, entry in enumerate(_newest_first(copies)):
+        if index < keep:
+            decisions.append(Decision(entry, True, (f"pre-restore, among the newest {keep}",)))
+        elif protect is not None and entry.path == protect:
+            decisions.append(Decision(entry, True, ("pre-restore, of the restore just run",)))
+        else:
+            decisions.append(
+                Decision(entry, False, (f"pre-restore, older than the newest {keep}",))
+            )
+    return decisions
+
+
 # --------------------------------------------------------------------------- execution
 
 
@@ -346,17 +392,52 @@ def _orphan_sidecars(directory: Path) -> list[Path]:
     )
 
 
-def _doomed_files(plan: CleanupPlan, directory: Path) -> list[Path]:
-    """What a run removes, in order. Newest backup first, so a crash never leaves a delta
-    whose parent is already gone; per backup the sidecar first (a crash in between leaves
-    a data file listed as lacking metadata, never as valid, which the next run removes),
-    then the page cache, then the data."""
-    files = [
+def _files_of(entries: list[CatalogEntry]) -> list[Path]:
+    """Per backup the sidecar first (a crash in between leaves a data file listed as
+    lacking metadata, never as valid, which the next run removes), then the page cache,
+    then the data."""
+    return [
         path
-        for entry in plan.remove
+        for entry in entries
         for path in (meta_path(entry.path), pages.cache_path(entry.path), entry.path)
     ]
-    return files + _orphan_sidecars(directory)
+
+
+def _doomed_files(plan: CleanupPlan, directory: Path) -> list[Path]:
+    """What a run removes, in order: newest backup first, so a crash never leaves a delta
+    whose parent is already gone, then orphaned sidecars."""
+    return _files_of(plan.remove) + _orphan_sidecars(directory)
+
+
+def _pre_restore_decisions(
+    rule: PreRestoreRule, operation: str, locks: contextlib.ExitStack
+) -> list[Decision]:
+    """The pre-restore copies' plan, under the database's lock (a restore taking or
+    rotating copies holds it). A busy database keeps them all for the next run: a cleanup
+    must not fail, nor wait, because the node's database is being backed up."""
+    copies = pre_restore_copies(rule.database)
+    if not copies:
+        return []
+    try:
+        locks.enter_context(lock.hold(rule.database, operation))
+    except OperationInProgress:
+        busy = "pre-restore, left for the next run (a restore or backup holds the database)"
+        return [Decision(entry, True, (busy,)) for entry in copies]
+    return plan_pre_restore(copies, rule.keep)
+
+
+def rotate_pre_restore(rule: PreRestoreRule, protect: Path) -> CleanupResult:
+    """After a restore took ``protect``: remove the copies beyond the newest ``rule.keep``
+    (the caller holds the database's lock)."""
+    plan = CleanupPlan(
+        plan_pre_restore(pre_restore_copies(rule.database), rule.keep, protect=protect)
+    )
+    result = CleanupResult(plan, dry_run=False)
+    for path in _files_of(plan.remove):
+        _unlink(path, result)
+    if result.removed_files:
+        events.cleaned(len(result.removed_files), result.bytes_freed)
+    return result
 
 
 def _execute(
@@ -364,14 +445,23 @@ def _execute(
     operation: str,
     make_plan: Callable[[list[CatalogEntry]], CleanupPlan],
     dry_run: bool,
+    pre_restore: PreRestoreRule | None,
 ) -> CleanupResult:
     started = time.monotonic()
     if not directory.is_dir():
         # Nothing to remove (the plan still validates its rules); locking would create a
         # stray lock file beside the missing path.
         return CleanupResult(make_plan([]), dry_run)
-    with lock.hold(directory, operation):
-        plan = make_plan(list_backups(directory))
+    with contextlib.ExitStack() as locks:
+        if not dry_run:  # a dry run changes nothing: no operation on the directory
+            locks.enter_context(journal.operation(directory, operation))
+        locks.enter_context(lock.hold(directory, operation))
+        # Pre-restore copies found here (a database inside its backup directory) are
+        # never backups of the directory: only their own rule may remove them.
+        plan = make_plan([e for e in list_backups(directory) if e.kind == BACKUP])
+        if pre_restore is not None:
+            extra = _pre_restore_decisions(pre_restore, operation, locks)
+            plan = CleanupPlan(plan.decisions + extra, plan.policy)
         result = CleanupResult(plan, dry_run)
         doomed = _doomed_files(plan, directory)
         if dry_run:
@@ -385,11 +475,20 @@ def _execute(
     return result
 
 
-def cleanup_old_backups(directory: Path, keep: int, *, dry_run: bool = False) -> CleanupResult:
+def cleanup_old_backups(
+    directory: Path,
+    keep: int,
+    *,
+    dry_run: bool = False,
+    pre_restore: PreRestoreRule | None = None,
+) -> CleanupResult:
     """The description's ``cleanup_old_backups``: remove the backups ``plan_cleanup`` drops
-    (data, ``.meta`` and ``.pages``) and orphaned sidecars."""
+    (data, ``.meta`` and ``.pages``), orphaned sidecars and, with ``pre_restore``, the
+    database's pre-restore copies beyond the newest ``pre_restore.keep``."""
     check_keep(keep)  # before taking the lock: bad input must not look like a busy run
-    return _execute(directory, "cleanup", lambda entries: plan_cleanup(entries, keep), dry_run)
+    return _execute(
+        directory, "cleanup", lambda entries: plan_cleanup(entries, keep), dry_run, pre_restore
+    )
 
 
 def prune_backups(
@@ -398,7 +497,11 @@ def prune_backups(
     *,
     dry_run: bool = False,
     default_keep_last: int | None = None,
+    pre_restore: PreRestoreRule | None = None,
 ) -> CleanupResult:
-    """Remove the backups ``plan_retention`` drops, under the directory's exclusive lock."""
+    """Remove the backups ``plan_retention`` drops, under the directory's exclusive lock
+    (and, with ``pre_restore``, the pre-restore copies as ``cleanup_old_backups`` does)."""
     effective = resolve_policy(policy, default_keep_last)  # refused before taking the lock
-    return _execute(directory, "prune", lambda e: plan_retention(e, effective), dry_run)
+    return _execute(
+        directory, "prune", lambda e: plan_retention(e, effective), dry_run, pre_restore
+    )

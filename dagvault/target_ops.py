@@ -26,6 +26,7 @@ from dagvault.meta import META_SUFFIX
 from dagvault.remote import fetched, find_entry, list_target, name_timestamp, record_verification
 from dagvault.restore import RestoreResult, restore_backup
 from dagvault.retention import (
+    DEFAULT_PRE_RESTORE_KEEP,
     CleanupPlan,
     CleanupResult,
     RetentionPolicy,
@@ -94,6 +95,7 @@ def restore_from_target(
     max_seconds: float = 3600.0,
     allow_schema_change: bool = False,
     allow_gate_failed: bool = False,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> RestoreResult:
     """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore
     (authenticated with ``key``, when given)."""
@@ -111,6 +113,7 @@ def restore_from_target(
             key=key,
             allow_schema_change=allow_schema_change,
             allow_gate_failed=allow_gate_failed,
+            pre_restore_keep=pre_restore_keep,
         )
 
 

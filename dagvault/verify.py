@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import authtag, events, lock, permissions
+from dagvault import authtag, events, journal, lock, permissions
 from dagvault.catalog import list_backups
 from dagvault.chain import check_files, materialize, resolve_chain
 from dagvault.checksum import sha3_256_file
@@ -268,13 +268,17 @@ def verify_backup(
 ) -> VerifyReport:
     """Verify one backup and record the outcome in its sidecar (``recheck_quality``: the
     caller runs the data-quality gate next, so an earlier gate failure is not carried)."""
-    with lock.hold(path.parent, "verify", shared=True):
+    with (
+        journal.operation(path.parent, "verify") as outcome,
+        lock.hold(path.parent, "verify", shared=True),
+    ):
         report = verify_file(path, quick=quick, checksum=checksum, key=key)
         record(
             report,
             "quick_check" if quick else "integrity_check",
             keep_quality_verdict=not recheck_quality,
         )
+        outcome.failed = not report.ok
     return report
 
 

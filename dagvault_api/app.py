@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from dagvault.catalog import list_backups
+from dagvault.catalog import list_with_pre_restore
 from dagvault.errors import DagvaultError
 from dagvault.health import check_health
 from dagvault.json_errors import describe_json_error
@@ -174,11 +174,23 @@ def create_app(config: ApiConfig) -> FastAPI:
         backup_dir: Annotated[str | None, Query(min_length=1, max_length=MAX_PATH_CHARS)] = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     ) -> dict[str, Any]:
-        """Backups of BACKUP_DIR (or a directory inside it), newest first."""
+        """Backups of BACKUP_DIR (or a directory inside it) and DATABASE_PATH's pre-restore
+        backups (``kind``: backup / pre-restore), newest first."""
         directory = service.backups.confine("backup_dir", backup_dir or str(settings.backup_dir))
-        entries = list_backups(service.local(directory), limit=limit)
+        database = settings.database_path
+        local = service.local(directory)
+        entries = list_with_pre_restore(local, service.local(database), limit=limit)
+        # Paths in their configured spelling, never more of the filesystem.
         return envelope(
-            [{**e.to_json(), "backup_path": str(directory / e.path.name)} for e in entries]
+            [
+                {
+                    **e.to_json(),
+                    "backup_path": str(
+                        (directory if e.path.parent == local else database.parent) / e.path.name
+                    ),
+                }
+                for e in entries
+            ]
         )
 
     @app.get("/backup/schedule", dependencies=reads, response_model=Envelope[Schedule])

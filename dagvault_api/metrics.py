@@ -1,9 +1,10 @@
 """Prometheus metrics at /metrics.
 
-Counters (this server process, reset on restart as Prometheus expects) count the
-operations the API ran, their errors and the failed quality gates, by operation. The
-gauges are read at scrape time from the database file and the backup catalog, so they
-include backups taken by the CLI or a scheduled run and survive a restart.
+The counters of operations, their errors and the failed quality gates, by operation,
+come from the operations journal of BACKUP_DIR (see dagvault.journal):
+every run counts, whoever started it (the CLI, a deployment, this server), and the counts
+survive a restart of the server. The gauges are read at scrape time from the database
+file and the backup catalog. Only ``dag_operations_in_progress`` is this process's own.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from dagvault import journal
 from dagvault.catalog import list_backups
 from dagvault.replicate import read_status
 
@@ -96,6 +97,39 @@ def _replication(backup_dir: Path) -> Iterator[GaugeMetricFamily]:
     yield from (lag, missing)
 
 
+class _JournalCollector(Collector):
+    """The counters, from the journal of the backup directory."""
+
+    def __init__(self, backup_dir: Path, operations: Iterable[str]) -> None:
+        self.tally = journal.Tally(backup_dir)
+        self.operations = list(operations)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = self.tally.counts()
+        # Every known operation from the start (at 0), then any other the journal names.
+        names = self.operations + sorted({op for op, _ in counts} - set(self.operations))
+        families = (
+            ("dag_storage_operations", "Storage operations run, by anyone", None),
+            ("dag_storage_errors", "Storage operations that failed", journal.FAILURE),
+            (
+                "dag_quality_gate_failures",
+                "Data-quality gates that failed",
+                journal.QUALITY_GATE_FAILED,
+            ),
+        )
+        for name, documentation, outcome in families:
+            family = CounterMetricFamily(name, documentation, labels=["operation"])
+            for op in names:
+                if outcome is None:  # every operation, succeeded or failed
+                    value = counts.get((op, journal.SUCCESS), 0) + counts.get(
+                        (op, journal.FAILURE), 0
+                    )
+                else:
+                    value = counts.get((op, outcome), 0)
+                family.add_metric([op], value)
+            yield family
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -107,22 +141,16 @@ class Metrics:
     def __init__(self, database: Path, backup_dir: Path, operations: Iterable[str]) -> None:
         # A registry of our own: Prefect registers collectors of its own in the global one.
         self.registry = CollectorRegistry()
-        by_operation = {"labelnames": ["operation"], "registry": self.registry}
-        self.operations = Counter(
-            "dag_storage_operations", "Storage operations the API ran", **by_operation
-        )
-        self.errors = Counter(
-            "dag_storage_errors", "Storage operations that failed", **by_operation
-        )
-        self.quality_failures = Counter(
-            "dag_quality_gate_failures", "Data-quality gates that failed", **by_operation
-        )
+        operations = list(operations)
         self.in_progress = Gauge(
-            "dag_operations_in_progress", "Operations running now", **by_operation
+            "dag_operations_in_progress",
+            "Operations this server is running now",
+            labelnames=["operation"],
+            registry=self.registry,
         )
         for operation in operations:  # every series exists from the start, at 0
-            for metric in (self.operations, self.errors, self.quality_failures, self.in_progress):
-                metric.labels(operation)
+            self.in_progress.labels(operation)
+        self.registry.register(_JournalCollector(backup_dir, operations))
         self.registry.register(_StorageCollector(database, backup_dir))
 
     def render(self) -> bytes:

@@ -14,7 +14,7 @@ from fastapi import Request
 
 from dagvault.backup import validate_name
 from dagvault.config import Settings
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, QualityGateFailed
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
 from dagvault_api.operations import FlowRunFailed, Scrubber, http_status
@@ -80,7 +80,7 @@ class Service:
         self.metrics = Metrics(
             config.base / settings.database_path,
             config.base / settings.backup_dir,
-            ACTIONS.values(),
+            [*ACTIONS.values(), "prune"],
         )
         self.audit = AuditLog(config.audit_log)
 
@@ -117,18 +117,14 @@ class Service:
         its details for the audit line, and turn its failure into an ApiError."""
         action = ACTIONS[request.url.path]
         request.state.params = params
-        metrics = self.metrics
-        metrics.operations.labels(action).inc()
+        # The operation itself is counted by the core, in the directory's journal.
         try:
-            with metrics.in_progress.labels(action).track_inprogress():
+            with self.metrics.in_progress.labels(action).track_inprogress():
                 outcome = run_flow_with_id(
                     flow, config_file=self.config.config_file, **flow_parameters
                 )
         except FlowRunFailed as failure:
-            metrics.errors.labels(action).inc()
             request.state.flow_run_id = failure.flow_run_id
-            if isinstance(failure.error, QualityGateFailed):
-                metrics.quality_failures.labels(action).inc()
             if not isinstance(failure.error, DagvaultError):
                 log.error("Unexpected failure of %s", action, exc_info=failure.error)
                 raise ApiError(500, INTERNAL_ERROR) from None

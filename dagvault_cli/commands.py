@@ -9,7 +9,7 @@ from typing import Any
 
 from dagvault import db, events
 from dagvault.backup import validate_name
-from dagvault.catalog import list_backups
+from dagvault.catalog import PRE_RESTORE, list_with_pre_restore
 from dagvault.config import Settings, load_settings
 from dagvault.crypto import (
     ENCRYPTED_SUFFIX,
@@ -214,13 +214,15 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    settings = _settings(args, backup_dir=args.backup_dir)
+    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
     incomplete: dict[str, str] = {}
     if is_url(settings.backup_dir):
         catalog = list_target(open_store(str(settings.backup_dir)))
         entries, incomplete = catalog.entries[: args.limit], catalog.incomplete
     else:
-        entries = list_backups(Path(settings.backup_dir), limit=args.limit)
+        entries = list_with_pre_restore(
+            Path(settings.backup_dir), settings.database_path, limit=args.limit
+        )
     if args.json:
         emit_json([e.to_json() for e in entries])
         return 0
@@ -233,7 +235,8 @@ def list_(args: argparse.Namespace) -> int:
         (
             _when(e.timestamp),
             e.path.name,
-            e.info.backup_type if e.info else "?",
+            (e.info.backup_type if e.info else "?")
+            + (" (pre-restore)" if e.kind == PRE_RESTORE else ""),
             (e.info.metadata.get("parent") or "-") if e.info else "-",
             human_bytes(e.file_size),
             e.info.total_transactions if e.info else "?",
@@ -261,13 +264,14 @@ def _print_freed(result: dict[str, Any], dry_run: bool) -> None:
 
 
 def cleanup(args: argparse.Namespace) -> int:
-    _settings(args, backup_dir=args.backup_dir, retention_count=args.keep)
+    _settings(args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db)
     result = run_flow(
         "cleanup",
         keep=args.keep,
         dry_run=args.dry_run,
         backup_dir=args.backup_dir,
         config_file=args.config,
+        database_path=args.db,
     )
     if args.json:
         emit_json(result)
@@ -280,7 +284,7 @@ def cleanup(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
-    settings = _settings(args, backup_dir=args.backup_dir)
+    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
     rules = {
         f"keep_{rule}": getattr(args, f"keep_{rule}")
         for rule in ("last", "hourly", "daily", "weekly", "monthly")
@@ -298,6 +302,7 @@ def prune(args: argparse.Namespace) -> int:
         by_schedule=args.by_schedule,
         backup_dir=args.backup_dir,
         config_file=args.config,
+        database_path=args.db,
     )
     if args.json:
         emit_json(result)

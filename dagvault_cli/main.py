@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     db_help = "the ledger database (DATABASE_PATH, default ./blockchain.db)"
+    pre_restore_db_help = "the database whose pre-restore backups (beside it) count too " + (
+        "(DATABASE_PATH, default ./blockchain.db)"
+    )
     dir_help = (
         "the backup directory or a storage target URL: s3://bucket/prefix, gs://…, "
         "file:///dir (BACKUP_DIR, default ./backups)"
@@ -192,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dagvault list --limit 10 --json",
     )
     p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--db", help=pre_restore_db_help)
     p.add_argument("--limit", type=_positive_int, help="show at most N backups")
 
     p = command(
@@ -203,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=_positive_int, help="backups to keep (BACKUP_RETENTION_COUNT)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--db", help=pre_restore_db_help)
 
     p = command(
         "prune",
@@ -237,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     p.add_argument("--backup-dir", help=dir_help)
+    p.add_argument("--db", help=pre_restore_db_help)
 
     p = command(
         "replicate",

@@ -5,6 +5,7 @@ from typing import Any
 
 from dagvault.config import Settings, load_settings
 from dagvault.ledger import LedgerProfile
+from dagvault.storage import is_url
 
 
 def resolve(config_file: str | None, **overrides: Any) -> Settings:
@@ -23,3 +24,8 @@ def key_file(settings: Settings) -> str | None:
 
 def staging_dir(settings: Settings) -> str | None:
     return str(settings.staging_dir) if settings.staging_dir else None
+
+
+def journal_dir(settings: Settings) -> str | None:
+    """Where exports and imports are journaled: a local BACKUP_DIR (see dagvault.journal)."""
+    return None if is_url(settings.backup_dir) else str(settings.backup_dir)

@@ -16,9 +16,19 @@ def cleanup_flow(
     dry_run: bool = False,
     backup_dir: str | None = None,
     config_file: str | None = None,
+    database_path: str | None = None,
 ) -> dict[str, Any]:
     """Keep the newest ``keep`` backups (default BACKUP_RETENTION_COUNT) and the newest
-    verified one; remove the data and metadata of the rest."""
-    settings = resolve(config_file, backup_dir=backup_dir, retention_count=keep)
+    verified one; remove the data and metadata of the rest, and the database's pre-restore
+    copies beyond PRE_RESTORE_BACKUP_COUNT."""
+    settings = resolve(
+        config_file, backup_dir=backup_dir, retention_count=keep, database_path=database_path
+    )
     with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
-        return cleanup(str(settings.backup_dir), settings.retention_count, dry_run)
+        return cleanup(
+            str(settings.backup_dir),
+            settings.retention_count,
+            dry_run,
+            str(settings.database_path),
+            settings.pre_restore_keep,
+        )

@@ -9,7 +9,7 @@ from dagvault.crypto import writing_key
 from dagvault.quality import gate_failure
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
-from flows._settings import key_file, ledger_profile, resolve, staging_dir
+from flows._settings import journal_dir, key_file, ledger_profile, resolve, staging_dir
 from tasks.export import encrypt_export, export, import_dump
 from tasks.quality import export_quality_gate
 
@@ -56,10 +56,15 @@ def export_flow(
         settings.busy_timeout_seconds,
         key_file(settings),
         staging_dir(settings),
+        journal_dir(settings),
     )
     if quality:
         gate = export_quality_gate(
-            result["export_path"], result["format"], result["row_counts"], str(settings.reports_dir)
+            result["export_path"],
+            result["format"],
+            result["row_counts"],
+            str(settings.reports_dir),
+            journal_dir(settings),
         )
         result["quality"] = gate
         if not gate["passed"]:
@@ -91,4 +96,6 @@ def import_sql_flow(
             "--no-pre-import-backup (API: create_pre_import_backup=false)"
             if pre_import_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
+            settings.pre_restore_keep,
+            journal_dir(settings),
         )

@@ -23,13 +23,14 @@ def prune_flow(
     by_schedule: bool = False,
     backup_dir: str | None = None,
     config_file: str | None = None,
+    database_path: str | None = None,
 ) -> dict[str, Any]:
     """restic-style retention (``dagvault prune``): keep-last and calendar rules combined
     with OR, chain-aware, never the newest verified full backup. With no rule at all,
     keep-last is BACKUP_RETENTION_COUNT — or, ``by_schedule``, the newest backup of each of
     the BACKUP_RETENTION_COUNT latest periods of BACKUP_INTERVAL_HOURS (the presets' "keep
     N"). A policy whose rules are all 0 is refused."""
-    settings = resolve(config_file, backup_dir=backup_dir)
+    settings = resolve(config_file, backup_dir=backup_dir, database_path=database_path)
     policy = prune_policy(
         RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly),
         by_schedule=by_schedule,
@@ -37,4 +38,10 @@ def prune_flow(
         retention_count=settings.retention_count,
     )
     with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
-        return prune(str(settings.backup_dir), policy.to_json(), dry_run)
+        return prune(
+            str(settings.backup_dir),
+            policy.to_json(),
+            dry_run,
+            str(settings.database_path),
+            settings.pre_restore_keep,
+        )

@@ -55,4 +55,5 @@ def restore_flow(
             if pre_restore_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
             allow_gate_failed,
+            settings.pre_restore_keep,
         )

@@ -43,7 +43,11 @@ def scheduled_backup_flow(
         if settings.auto_cleanup:
             with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
                 outcome["cleanup"] = cleanup(
-                    str(settings.backup_dir), settings.retention_count, False
+                    str(settings.backup_dir),
+                    settings.retention_count,
+                    False,
+                    str(settings.database_path),
+                    settings.pre_restore_keep,
                 )
         outcome["schedule"] = check_schedule(
             str(settings.database_path), str(settings.backup_dir), settings.interval_hours

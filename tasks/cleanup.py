@@ -6,20 +6,28 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.retention import cleanup_old_backups
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, cleanup_old_backups
 from dagvault.storage import is_url, open_store
 from dagvault.target_ops import cleanup_target
 from tasks._runtime import artifact_key, task_options
 
 
 @task(**task_options())
-def cleanup(backup_dir: str, keep: int, dry_run: bool) -> dict[str, Any]:
+def cleanup(
+    backup_dir: str,
+    keep: int,
+    dry_run: bool,
+    database_path: str | None = None,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+) -> dict[str, Any]:
     """Remove all but the newest ``keep`` backups (never the newest verified one) of a
-    local directory or a storage target."""
+    local directory or a storage target, and all but the newest ``pre_restore_keep``
+    pre-restore copies of ``database_path``."""
     if is_url(backup_dir):
         outcome = cleanup_target(open_store(backup_dir), keep, dry_run=dry_run)
     else:
-        outcome = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run)
+        rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
+        outcome = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("cleanup", Path(backup_dir).name),

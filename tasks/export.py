@@ -12,6 +12,7 @@ from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
 from dagvault.remote import backup_location, fetched
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
 from tasks._runtime import artifact_key, task_options
 
@@ -30,9 +31,11 @@ def export(
     busy_timeout: float,
     key_file: str | None = None,
     staging_dir: str | None = None,
+    journal_dir: str | None = None,
 ) -> dict[str, Any]:
     """Export one consistent snapshot; row counts are checked against the snapshot. A
-    backup at a storage target (a URL) is fetched into ``staging_dir`` first."""
+    backup at a storage target (a URL) is fetched into ``staging_dir`` first. The export
+    is recorded in the operations journal of ``journal_dir`` (BACKUP_DIR)."""
     options: dict[str, Any] = {
         "out": Path(out) if out else None,
         "export_dir": Path(export_dir),
@@ -41,6 +44,7 @@ def export(
         "include_data": include_data,
         "timestamp_column": timestamp_column,
         "busy_timeout": busy_timeout,
+        "journal_dir": Path(journal_dir) if journal_dir else None,
     }
     backup_path = backup_location(backup_path) if backup_path else None  # a local ….enc
     if backup_path and is_url(backup_path):
@@ -92,6 +96,8 @@ def import_dump(
     busy_timeout: float,
     max_seconds: float,
     pre_import_off_by: str = "the caller",
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+    journal_dir: str | None = None,
 ) -> dict[str, Any]:
     """Build a database from an SQL dump, check it, and swap it in like a restore."""
     result = import_sql(
@@ -102,6 +108,8 @@ def import_dump(
         profile=profile,
         busy_timeout=busy_timeout,
         max_seconds=max_seconds,
+        pre_restore_keep=pre_restore_keep,
+        journal_dir=Path(journal_dir) if journal_dir else None,
     )
     create_table_artifact(
         key=artifact_key("import", Path(database_path).stem),

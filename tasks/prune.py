@@ -6,21 +6,34 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.retention import RetentionPolicy, prune_backups
+from dagvault.retention import (
+    DEFAULT_PRE_RESTORE_KEEP,
+    PreRestoreRule,
+    RetentionPolicy,
+    prune_backups,
+)
 from dagvault.storage import is_url, open_store
 from dagvault.target_ops import prune_target
 from tasks._runtime import artifact_key, task_options
 
 
 @task(**task_options())
-def prune(backup_dir: str, policy: dict[str, int | None], dry_run: bool) -> dict[str, Any]:
-    """Apply the retention ``policy`` (RetentionPolicy fields) to ``backup_dir``; the plan,
+def prune(
+    backup_dir: str,
+    policy: dict[str, int | None],
+    dry_run: bool,
+    database_path: str | None = None,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+) -> dict[str, Any]:
+    """Apply the retention ``policy`` (RetentionPolicy fields) to ``backup_dir`` and keep
+    the newest ``pre_restore_keep`` pre-restore copies of ``database_path``; the plan,
     with every backup's reasons, becomes a table artifact."""
     rules = RetentionPolicy(**policy)
     if is_url(backup_dir):
         outcome = prune_target(open_store(backup_dir), rules, dry_run=dry_run)
     else:
-        outcome = prune_backups(Path(backup_dir), rules, dry_run=dry_run)
+        rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
+        outcome = prune_backups(Path(backup_dir), rules, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("prune", Path(backup_dir).name),

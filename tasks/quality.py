@@ -43,11 +43,19 @@ def backup_quality_gate(
 
 @task(**task_options())
 def export_quality_gate(
-    export_path: str, fmt: str, snapshot_counts: dict[str, int], reports_dir: str
+    export_path: str,
+    fmt: str,
+    snapshot_counts: dict[str, int],
+    reports_dir: str,
+    journal_dir: str | None = None,
 ) -> dict[str, Any]:
     """Count the exported rows with DuckDB and validate them against the snapshot's."""
     report = check_export(
-        Path(export_path), snapshot_counts, reports_dir=Path(reports_dir), fmt=fmt
+        Path(export_path),
+        snapshot_counts,
+        reports_dir=Path(reports_dir),
+        fmt=fmt,
+        journal_dir=Path(journal_dir) if journal_dir else None,
     ).to_json()
     publish_quality_artifact(report, artifact_key("quality-export", Path(export_path).name))
     return report

@@ -10,6 +10,7 @@ from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from dagvault.remote import backup_location
 from dagvault.restore import restore_backup
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
 from dagvault.target_ops import restore_from_target
 from tasks._runtime import artifact_key, task_options
@@ -29,6 +30,7 @@ def restore(
     allow_schema_change: bool = False,
     pre_restore_off_by: str = "the caller",
     allow_gate_failed: bool = False,
+    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
 ) -> dict[str, Any]:
     """Verify (authenticate, with a key), take a pre-restore backup, restore atomically,
     check the result. A backup at a storage target (a URL) is downloaded beside the
@@ -43,6 +45,7 @@ def restore(
         "max_seconds": max_seconds,
         "allow_schema_change": allow_schema_change,
         "allow_gate_failed": allow_gate_failed,
+        "pre_restore_keep": pre_restore_keep,
     }
     key = load_key(Path(key_file) if key_file else None)
     backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted

@@ -20,6 +20,7 @@ from typing import Any
 
 from dagvault.catalog import CatalogEntry
 from dagvault.digest import database_digest
+from dagvault.journal import JOURNAL_FILE
 from dagvault.meta import BackupInfo, Verification, sidecar_checksum
 from dagvault.restores import HISTORY_SUFFIX
 
@@ -55,12 +56,14 @@ def integrity(path: Path) -> list[str]:
 
 def hidden_leftovers(directory: Path) -> list[str]:
     """Hidden files (temp files) in ``directory`` other than dagvault's lock files (the
-    backup directory's and a database's ``.<db>.dagvault.lock``) and a database's restore
-    history (``.<db>.dagvault-restores.json``), which stay by design."""
+    backup directory's and a database's ``.<db>.dagvault.lock``), the operations journal and
+    a database's restore history (``.<db>.dagvault-restores.json``), which stay by design."""
     return sorted(
         p.name
         for p in directory.iterdir()
-        if p.name.startswith(".") and not p.name.endswith((LOCK_NAME, HISTORY_SUFFIX))
+        if p.name.startswith(".")
+        and not p.name.endswith((LOCK_NAME, HISTORY_SUFFIX))
+        and p.name != JOURNAL_FILE
     )
 
 

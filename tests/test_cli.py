@@ -26,6 +26,7 @@ from dagvault import lock
 from dagvault.backup import create_backup
 from dagvault.checksum import sha3_256_file
 from dagvault.errors import EXIT_CODES
+from dagvault.journal import JOURNAL_FILE
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
 from dagvault_cli.output import human_bytes
@@ -102,10 +103,10 @@ def closed_port() -> int:
 
 
 def data_files(directory: Path) -> list[str]:
-    """Everything in a backup directory except the lock file."""
+    """Everything in a backup directory except the lock file and operations journal."""
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir() if p.name != LOCK_NAME)
+    return sorted(p.name for p in directory.iterdir() if p.name not in (LOCK_NAME, JOURNAL_FILE))
 
 
 def test_end_to_end(cli: CliRunner, tmp_path: Path) -> None:

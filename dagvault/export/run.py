@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagvault import permissions
+from dagvault import journal, permissions
 from dagvault.backup import numbered_paths
 from dagvault.checksum import sha3_256_file
 from dagvault.config import EXPORT_FORMATS
@@ -259,9 +259,11 @@ def export_database(
     timestamp_column: str = "timestamp",
     busy_timeout: float = 30.0,
     backup_location: str | None = None,
+    journal_dir: Path | None = None,
 ) -> ExportResult:
     """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``
-    (``backup_location``: the URL the manifest names for a backup fetched from a target)."""
+    (``backup_location``: the URL the manifest names for a backup fetched from a target;
+    ``journal_dir``: the backup directory whose operations journal records the export)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(
             f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
@@ -274,6 +276,7 @@ def export_database(
     # Exports are created owner-only (a default ACL on EXPORT_DIR can share them: README).
     with (
         permissions.owner_only(),
+        journal.operation(journal_dir, "export"),
         open_snapshot(
             database=database,
             backup=backup,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from dagvault import lock
+from dagvault import journal, lock
 from dagvault.catalog import entry_for, list_backups
 from dagvault.chain import materialize, resolve_chain
 from dagvault.errors import DagvaultError
@@ -131,4 +131,6 @@ def gate_backup(
             report = replace(
                 report, warnings=[*report.warnings, f"result not recorded: {exc.message}"]
             )
+    if not report.passed:
+        journal.record(path.parent, "backup", journal.QUALITY_GATE_FAILED)
     return report

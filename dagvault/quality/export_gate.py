@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dagvault import journal
 from dagvault.errors import VerificationError
 from dagvault.export.literal import duckdb_name
 from dagvault.quality.gx_runner import Asset, Expect, run_on_dataframe
@@ -88,8 +89,10 @@ def check_export(
     *,
     reports_dir: Path | None,
     fmt: str | None = None,
+    journal_dir: Path | None = None,
 ) -> QualityReport:
-    """Validate an export against the row counts of the snapshot it was taken from."""
+    """Validate an export against the row counts of the snapshot it was taken from (a
+    failure is recorded in ``journal_dir``'s operations journal)."""
     checked_at = datetime.now(UTC).isoformat(timespec="seconds")
     if fmt == "sql" or (fmt is None and export_path.is_file()):
         return QualityReport(
@@ -138,9 +141,12 @@ def check_export(
         run_name=export_path.name,
         reports_dir=reports_dir,
     )
+    passed = all(o.success for o in outcomes)
+    if not passed:
+        journal.record(journal_dir, "export", journal.QUALITY_GATE_FAILED)
     return QualityReport(
         subject=str(export_path),
-        passed=all(o.success for o in outcomes),
+        passed=passed,
         expectations=outcomes,
         warnings=[],
         data_docs_index=index,

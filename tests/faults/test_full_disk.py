@@ -41,8 +41,12 @@ def digest(path):
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         return database_digest(conn), conn.execute("PRAGMA integrity_check").fetchone()[0]
 
-def files(directory):
-    return sorted(p.name for p in Path(directory).iterdir() if not p.name.endswith("dagvault.lock"))
+def files(directory):  # what an operation left: not the locks nor the operations journal
+    return sorted(
+        p.name
+        for p in Path(directory).iterdir()
+        if not p.name.endswith(("dagvault.lock", ".dagvault-operations.jsonl"))
+    )
 
 def space(limited):
     if mode == "tmpfs":
