@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from dagvault import events, journal, lock, pages
-from dagvault.catalog import BACKUP, CatalogEntry, list_backups, pre_restore_copies
+from dagvault.catalog import (
+    BACKUP,
+    CatalogEntry,
+    list_backups,
+    pre_restore_copies,
+    timestamp_in_name,
+)
 from dagvault.errors import ConfigError, OperationInProgress, storage_error
 from dagvault.meta import META_SUFFIX, meta_path
 
@@ -188,6 +194,14 @@ def _finish(
         newest, *others = sorted(children)
         more = f" (and {len(others)} more)" if others else ""
         reasons.setdefault(parent, []).append(f"needed by {ordered[newest].path.name}{more}")
+    # A file without metadata whose name dagvault never gives (no "_<unix-seconds>"), e.g.
+    # the live database itself kept in BACKUP_DIR, was not written by dagvault: not ours
+    # to delete.
+    for index, entry in enumerate(ordered):
+        if entry.info is None and timestamp_in_name(entry.path.name) is None:
+            reasons.setdefault(index, []).append(
+                "not a dagvault backup (no metadata, no timestamp in its name)"
+            )
     # Always restorable from something: a full backup needs no other file.
     full = next(
         (

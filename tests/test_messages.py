@@ -29,6 +29,7 @@ from dagvault.config import load_settings
 from dagvault.crypto import generate_key_file, load_key
 from dagvault.errors import ConfigError
 from dagvault.ledger import LedgerProfile
+from dagvault.legacy import sign_legacy
 from dagvault.meta import meta_path, read_meta
 from dagvault.remote import upload_backup
 from dagvault.storage import open_store
@@ -73,7 +74,7 @@ def _plus_one(key: str) -> Callable[[dict[str, Any]], None]:
 
 
 def _row_count(d: dict[str, Any]) -> None:
-    d["metadata"]["row_counts"]["tx_log"] -= 1
+    d["row_counts"]["tx_log"] -= 1
 
 
 EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
@@ -85,7 +86,7 @@ EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda d: d.update(created_at="2021-05-01T00:00:00+00:00"),
         "field 'created_at' says 2021-05-01",
     ),
-    "row_counts": (_row_count, "metadata.row_counts says tx_log: 199, the file has 200"),
+    "row_counts": (_row_count, "row_counts says tx_log: 199, the file has 200"),
     "backup_type": (lambda d: d.update(backup_type="Incremental"), "field 'backup_type' says"),
     "compression_enabled": (
         lambda d: d.update(compression_enabled=True),
@@ -221,6 +222,7 @@ def encrypted(odd_backup: Path, tmp_path: Path) -> tuple[Path, Path]:
     generate_key_file(key)
     target = tmp_path / "copy"
     target.mkdir()
+    sign_legacy(odd_backup, load_key(key))  # with a key, a backup is restored only tagged
     upload_backup(odd_backup, read_meta(odd_backup), open_store(target.as_uri()), load_key(key))
     return key, target
 

@@ -17,7 +17,7 @@ from dagvault.backup import create_backup
 from dagvault.catalog import PRE_RESTORE, list_backups, pre_restore_copies
 from dagvault.errors import ConfigError, DatabaseLocked
 from dagvault.ledger import LedgerProfile
-from dagvault.meta import meta_path
+from dagvault.meta import meta_path, read_meta
 from dagvault.restore import restore_backup
 from dagvault.retention import (
     PreRestoreRule,
@@ -66,13 +66,15 @@ def test_restores_keep_the_newest_n_pre_restore_copies_and_their_own(
     odd_ledger: Path, tmp_path: Path
 ) -> None:
     backup = Path(create_backup(odd_ledger, tmp_path / "backups", profile=PROFILE).backup_path)
-    taken = []
+    taken, states = [], set()
     for _ in range(4):
         add_odd_transactions(odd_ledger, 2)  # a new state each time: a new copy each time
         result = restore_backup(backup, odd_ledger, profile=PROFILE, pre_restore_keep=2)
         taken.append(Path(result.pre_restore_backup or "").name)
         assert taken[-1] in _copies(odd_ledger)  # the copy of the restore that just ran
-    assert len(set(taken)) == 4
+        states.add(read_meta(Path(result.pre_restore_backup or "")).checksum)
+    # Four copies were taken (within one second, a name freed by the rotation may recur).
+    assert len(states) == 4
     assert _copies(odd_ledger) == sorted(taken[-2:])
     assert len(_leftovers(odd_ledger)) == 4  # two pairs, no orphaned sidecar
     with pytest.raises(ConfigError, match="at least 1"):

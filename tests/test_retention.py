@@ -396,3 +396,26 @@ def test_verified_unverified_backup_counts_only_if_not_failed(ledger: Path, tmp_
     write_meta_json(Path(info.backup_path), document)
     assert backup_schedule(ledger, backups, 24).is_due
     assert re.fullmatch(r"blockchain_\d+\.db", Path(info.backup_path).name)
+
+
+def test_cleanup_and_prune_never_remove_a_live_database_kept_in_the_backup_directory(
+    tmp_path: Path,
+) -> None:
+    # Found while testing pre-restore copies: a ledger kept inside BACKUP_DIR was listed as a
+    # backup without metadata and removed by `cleanup --keep 1`.
+    from _helpers import make_odd_ledger
+
+    from dagvault.retention import RetentionPolicy, prune_backups
+
+    backups = tmp_path / "node"
+    backups.mkdir()
+    live = make_odd_ledger(backups / "ledger.db", 20, blob_size=100)
+    for _ in range(3):
+        create_backup(live, backups)
+    result = cleanup_old_backups(backups, 1)
+    assert live.is_file()
+    assert len([f for f in result.removed_files if f.endswith(".db")]) == 2
+    prune_backups(backups, RetentionPolicy(keep_last=1))
+    assert live.is_file()
+    plan = [d for d in plan_cleanup(list_backups(backups), 1).decisions if d.entry.path == live]
+    assert plan[0].keep and "not a dagvault backup" in plan[0].reasons[0]

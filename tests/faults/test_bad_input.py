@@ -59,6 +59,7 @@ SETTINGS_FIRST = {
     "cleanup": [],
     "prune": [],
     "schedule": [],
+    "health": [],  # settings only, no flow run
     "restore": ["missing.db"],
     "export": [],
     "import-sql": ["missing.sql"],
