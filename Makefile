@@ -42,8 +42,11 @@ docs: setup
 	$(VENV)/bin/python -m dagvault_cli.reference
 
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
+# Two workers (pytest-xdist; CI has 2 cores): most tests wait on CLI, server and flow
+# subprocesses. Files stay whole on one worker (--dist loadfile): module-scoped servers and
+# the order of a file's tests hold as in a serial run.
 test: lint
-	$(VENV)/bin/python -m pytest; status=$$?; \
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 
 bench: setup

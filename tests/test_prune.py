@@ -195,15 +195,15 @@ def test_buckets_do_not_depend_on_the_local_time_zone(far_from_utc: None) -> Non
 
 def test_metadata_less_files_take_no_bucket_and_only_keep_last_keeps_them() -> None:
     entries = [
-        entry("crash_leftover.db", at("2025-05-02T12:00"), metadata=False),
+        entry("crash_1746187200.db", at("2025-05-02T12:00"), metadata=False),
         entry("good.db", at("2025-05-02T08:00"), order=1),
         entry("older.db", at("2025-05-01T08:00"), order=0),
     ]
     plan = plan_retention(entries, RetentionPolicy(keep_daily=1))
     assert names(plan.keep) == ["good.db"]
-    assert "no readable metadata" in reasons_of(plan)["crash_leftover.db"][0]
+    assert "no readable metadata" in reasons_of(plan)["crash_1746187200.db"][0]
     plan = plan_retention(entries, RetentionPolicy(keep_last=1))
-    assert names(plan.keep) == ["crash_leftover.db"]  # keep-last counts every file
+    assert names(plan.keep) == ["crash_1746187200.db"]  # keep-last counts every file
 
 
 def test_a_kept_delta_keeps_its_chain_and_the_newest_verified_full_survives() -> None:
