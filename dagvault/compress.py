@@ -11,6 +11,8 @@ from pathlib import Path
 
 import zstandard
 
+from dagvault.errors import VerificationError
+
 SUFFIX = ".zst"
 LEVEL = 3  # zstd's default: most of the ratio at a fraction of the CPU of higher levels
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -40,7 +42,13 @@ def decompress_file(source: Path, dest: Path) -> None:
     """Write the plain content of the zstd file ``source`` to the new file ``dest`` (a
     scratch image: not fsynced, see ``chain.materialize``)."""
     with open(source, "rb") as src, open(dest, "xb") as out:
-        zstandard.ZstdDecompressor().copy_stream(src, out)
+        try:
+            zstandard.ZstdDecompressor().copy_stream(src, out)
+        except zstandard.ZstdError as exc:  # damage zstd itself notices (its frame checksum)
+            raise VerificationError(
+                f"{source}: the compressed data is damaged ({exc})",
+                "Restore another backup (`dagvault list`); this one cannot be decompressed.",
+            ) from None
 
 
 def is_compressed(path: Path) -> bool:
