@@ -56,7 +56,7 @@ bench: setup
 
 # The fault suite's long form: at least 20 SIGKILL points per operation, a one-minute load
 # test, more corruptions and fuzzed inputs (about 15 minutes). Its figures go to
-# .stress/reliability.md and .json (README's "Reliability" section quotes them).
+# .stress/reliability.md and .json (docs/reliability.md quotes them).
 stress: setup
 	rm -rf .stress
 	DAGVAULT_STRESS=1 DAGVAULT_FAULT_REPORT=$(CURDIR)/.stress $(VENV)/bin/python -m pytest tests/faults

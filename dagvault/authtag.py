@@ -45,7 +45,7 @@ _DOMAIN = b"dagvault backup tag v1\0"
 _UNSIGNED = ("meta_checksum", "auth_tag", "verification", "quality")
 UNAUTHENTICATED = (
     "backup not authenticated (no key configured): its checksums prove it is intact, not "
-    "that dagvault wrote it; configure a key (`dagvault keygen`, see README 'Security')"
+    "that dagvault wrote it; configure a key (`dagvault keygen`, see docs/security.md)"
 )
 # Every problem below names it, so callers can give LEGACY_HINT as the remedy.
 MARKER = "authentication tag"

@@ -284,7 +284,7 @@ def env_var(setting: str) -> str | None:
     return _SPECS[setting].env
 
 
-_LAYOUT_HINT = "Fix the file; README.md (Configuration) shows its layout."
+_LAYOUT_HINT = "Fix the file; docs/configuration.md shows its layout."
 
 
 def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
@@ -305,7 +305,7 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
         raise ConfigError(
             f"Config file {path} is not valid JSON: {describe_json_error(exc)}",
             f"Fix line {exc.lineno} of {path}: JSON takes double-quoted keys and strings, "
-            "no trailing commas and no comments. README.md (Configuration) shows the layout.",
+            "no trailing commas and no comments. docs/configuration.md shows the layout.",
         ) from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise ConfigError(
@@ -323,7 +323,7 @@ def _read_config_file(path: Path) -> dict[tuple[str, str], Any]:
             if (section, key) not in _FILE_KEYS:
                 raise ConfigError(
                     f"Config file {path}: unknown setting {section}.{key}",
-                    "Check the spelling against the settings table in README.md.",
+                    "Check the spelling against the settings table in docs/configuration.md.",
                 )
             values[(section, key)] = value
     return values

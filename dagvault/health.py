@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from dagvault import permissions
 
-# `dagvault health` exits with this when the status is degraded (README: Exit codes).
+# `dagvault health` exits with this when the status is degraded (docs/commands.md: Exit codes).
 DEGRADED_EXIT = 8
 
 

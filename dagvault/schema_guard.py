@@ -95,7 +95,7 @@ def check(source: Path, db_path: Path, backup: Path, allow: bool, warnings: list
             "The live database was not touched. If these changes are yours (or the backup "
             "predates a migration), restore with --allow-schema-change (API: "
             "allow_schema_change=true); the override is written to the audit log. A key "
-            "makes backups authenticated (README 'Security').",
+            "makes backups authenticated (docs/security.md).",
             problems=found,
         )
     log = audit_log_path(db_path)

@@ -96,7 +96,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
     def export(body: ExportRequest, request: Request) -> dict[str, Any]:
         """Export the live database (or a backup) to sql, json, jsonl, csv or parquet in
         EXPORT_DIR: every request writes a new export, `<export_path>_<unix-seconds>` (see
-        README)."""
+        docs/http-api.md)."""
         out = exports.confine("export_path", body.export_path or str(settings.export_dir))
         source = None
         if body.backup_path:

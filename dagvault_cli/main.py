@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sign-legacy",
         action="store_true",
         help="admit a genuine backup taken before the key was configured: verify it and "
-        "its chain, then add their authentication tags (needs the key; README 'Security')",
+        "its chain, then add their authentication tags (needs the key; docs/security.md)",
     )
     _quality_options(p, gate_by_default=False)
 

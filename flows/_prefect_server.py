@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 
 import prefect
 from prefect.context import refresh_global_settings_context
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, get_current_settings
 
 # Set to the URL of the server started here: the runs that use it (or another temporary
@@ -43,7 +42,7 @@ def use_temporary_server() -> None:
     if PREFECT_API_URL.value():
         return
     secret = secrets.token_urlsafe(32)
-    server = _Server()
+    server = _server_class()()
     server.secret = secret
     server.start()  # registers its stop() to run when this process exits
     os.environ.update(
@@ -68,42 +67,49 @@ def _die_with(parent: int) -> Callable[[], None]:
     return in_child
 
 
-class _Server(SubprocessASGIServer):
-    # Its own instances: Prefect keeps one server per port, and ours must not be its.
-    _instances: ClassVar[dict[int | None, SubprocessASGIServer]] = {}
-    secret = ""
+def _server_class() -> type[Any]:
+    # Prefect's server package costs about 3 s to import; a command run against a
+    # configured Prefect API (a service, the test server) never needs it.
+    from prefect.server.api.server import SubprocessASGIServer
 
-    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        # Prefect's own command and environment, plus the secret, the telemetry default
-        # and the parent-death signal.
-        env = {
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            **os.environ,
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-            **get_current_settings().to_environment_variables(exclude_unset=True),
-            "PREFECT_SERVER_API_AUTH_STRING": self.secret,
-        }
-        return subprocess.Popen(
-            args=[
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(prefect.__module_path__.parent),
-                "--factory",
-                "prefect.server.api.server:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],
-            env=env,
-            # Elsewhere than on Linux it is only stopped when its parent exits normally.
-            preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
-        )
+    class _Server(SubprocessASGIServer):
+        # Its own instances: Prefect keeps one server per port, and ours must not be its.
+        _instances: ClassVar[dict[int | None, SubprocessASGIServer]] = {}
+        secret = ""
+
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Prefect's own command and environment, plus the secret, the telemetry default
+            # and the parent-death signal.
+            env = {
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+                "PREFECT_SERVER_API_AUTH_STRING": self.secret,
+            }
+            return subprocess.Popen(
+                args=[
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(prefect.__module_path__.parent),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                env=env,
+                # Elsewhere than on Linux it is only stopped when its parent exits normally.
+                preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
+            )
+
+    return _Server

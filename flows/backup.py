@@ -57,7 +57,7 @@ def _check_targets(settings: Settings, replicas: list[str], backup_type: str) ->
             "--encrypt encrypts the copies at storage targets, and this backup has none: "
             f"BACKUP_DIR {settings.backup_dir} is local and no replica is set",
             "Add --replicate-to URL (or backup.replicas), or make BACKUP_DIR a URL; see "
-            "README, 'Off-site copies and encryption'.",
+            "docs/offsite.md.",
         )
     writing_key(settings.encryption_enabled, settings.encryption_key_file)
 

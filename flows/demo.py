@@ -135,7 +135,7 @@ def main() -> None:
             "  then open http://127.0.0.1:4200/runs (flow runs, logs and artifacts)"
         )
     print(
-        "Scheduled backups, verify, export and prune as Prefect deployments: README.md, "
+        "Scheduled backups, verify, export and prune as Prefect deployments: docs/production.md, "
         "'Run it in production'\n  (PREFECT_API_URL=http://127.0.0.1:4200/api "
         ".venv/bin/dagvault serve-deployments)"
     )

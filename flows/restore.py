@@ -29,7 +29,7 @@ def restore_flow(
 
     With a key configured the backup must be authenticated; without one, a backup that
     adds or changes triggers or views, or drops tables or triggers, is refused unless
-    ``allow_schema_change`` (audit-logged; README 'Security'). A backup whose data-quality
+    ``allow_schema_change`` (audit-logged; docs/security.md). A backup whose data-quality
     gate failed is refused unless ``allow_gate_failed``. The restore becomes the baseline
     of the next backups' transactions_not_decreased gate."""
     settings = resolve(

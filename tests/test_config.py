@@ -15,7 +15,7 @@ import pytest
 from dagvault.config import Settings, env_var, load_settings
 from dagvault.errors import ConfigError
 
-# The layout of the system description (README "Configuration"), with its default values.
+# The layout of the system description (docs/configuration.md), with its default values.
 DESCRIPTION_FILE: dict[str, dict[str, Any]] = {
     "database": {"path": "./blockchain.db"},
     "backup": {

@@ -172,7 +172,7 @@ def test_an_encrypted_copy_with_a_format_2_sidecar_still_restores(
 ) -> None:
     """Before format 3 the plaintext's size and checksum were in metadata.encryption. Such a
     copy reads and decrypts, but with the key configured an untagged sidecar is refused (no
-    downgrade, README 'Security') until it is admitted with ``verify --sign-legacy``."""
+    downgrade, docs/security.md) until it is admitted with ``verify --sign-legacy``."""
     taken = _backups(odd_ledger, tmp_path / "backups", compress=True)
     store = open_store(f"file://{tmp_path / 'offsite'}")
     replicate(tmp_path / "backups", store, KEY)

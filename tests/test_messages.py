@@ -310,9 +310,9 @@ def test_the_api_warning_without_a_token_says_what_the_server_allows(
     assert f"(loopback only); {who} back up, restore" in warning
     assert "Every local account may read" in warning
     assert "every local process may back up" not in warning  # what the README contradicted
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert "lets only processes of its own user (and root) change anything" in readme
-    assert "Reads stay open to local processes" in readme
+    api_docs = (Path(__file__).parent.parent / "docs" / "http-api.md").read_text()
+    assert "lets only processes of its own user (and root) change anything" in api_docs
+    assert "Reads stay open to local processes" in api_docs
 
 
 # --- ❌ Backup creation failed: for every failure of a backup ----------------------------

@@ -273,7 +273,7 @@ def export_database(
     started = time.monotonic()
     source_path = backup if backup is not None else database
     assert source_path is not None
-    # Exports are created owner-only (a default ACL on EXPORT_DIR can share them: README).
+    # Exports are created owner-only (a default ACL on EXPORT_DIR can share them: docs/security.md).
     with (
         permissions.owner_only(),
         journal.operation(journal_dir, "export"),

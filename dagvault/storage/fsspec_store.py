@@ -67,7 +67,7 @@ class FsspecStore:
         except (ImportError, ValueError) as exc:
             raise ConfigError(
                 f"{url}: storage protocol {protocol!r} is not available: {exc}",
-                "Use s3://, gs:// or file:// (see README, 'Off-site copies and encryption').",
+                "Use s3://, gs:// or file:// (see docs/offsite.md).",
             ) from None
         self.root = root
         self._transient = _transient_errors()

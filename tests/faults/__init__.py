@@ -1,1 +1,1 @@
-"""The fault suite (see README, Reliability)."""
+"""The fault suite (see docs/reliability.md)."""

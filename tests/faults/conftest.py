@@ -1,5 +1,5 @@
 """The fault suite's figures: every test adds what it injected and what it observed, and the
-session writes them to a report (JSON and Markdown) that README's "Reliability" section quotes.
+session writes them to a report (JSON and Markdown) that docs/reliability.md quotes.
 
 DAGVAULT_STRESS=1 (``make stress``) runs the long form: at least 20 kill points per
 operation and a one-minute load test. DAGVAULT_FAULT_REPORT names the report directory
