@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pytest
@@ -113,7 +114,17 @@ def test_the_sample_ledger_passes_every_expectation_and_data_docs_are_written(
     assert report.data_docs_index == str(tmp_path / "reports" / "data_docs" / "index.html")
     index = Path(report.data_docs_index)
     assert index.is_file() and "<html" in index.read_text().lower()
-    assert list((index.parent / "validations").rglob("*.html")), "no validation result page"
+    # One page per suite of the run (one Data Docs build for all of them), and the index
+    # lists them; a second run adds its own pages and keeps the first run's.
+    first_pages = sorted((index.parent / "validations").rglob("*.html"))
+    suites = {page.relative_to(index.parent / "validations").parts[1] for page in first_pages}
+    assert len(suites) >= 4, suites
+    _, second = gate(ledger, tmp_path / "second", tmp_path / "reports")
+    assert second.passed, second.problems()
+    pages = sorted((index.parent / "validations").rglob("*.html"))
+    assert set(first_pages) < set(pages) and len(pages) == 2 * len(first_pages)
+    listed = index.read_text()
+    assert all(quote(str(page.relative_to(index.parent))) in listed for page in pages)
     quality = read_meta(path).quality
     assert quality is not None and quality["passed"] is True
     assert quality["data_docs"] == report.data_docs_index
