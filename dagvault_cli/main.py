@@ -19,6 +19,7 @@ from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault.presets import PRESETS
 from dagvault_cli import commands, production
+from dagvault_cli.service import control as service
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 TOP_EXAMPLES = """examples:
@@ -430,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(PRESETS),
         help="schedule and retention of the description (BACKUP_PRESET)",
     )
+    service.add_commands(command)
     return parser
 
 

@@ -1,0 +1,192 @@
+"""`dagvault up` / `status` / `down`: the real service (its own Prefect server, the HTTP API,
+the served deployments) in a temporary state directory, driven by the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _helpers import free_port
+
+from dagvault.sample import create_sample_ledger
+
+
+def dagvault(
+    workdir: Path, env: dict[str, str], *args: str, timeout: float = 400
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dagvault_cli", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: its parent (the killed supervisor) never reaped it.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ", 1)[1][0] != "Z"
+
+
+def gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Service:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state = root / "state"
+        self.api_port = free_port()
+        self.prefect_port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+            "DAGVAULT_STATE_DIR": str(self.state),
+            "DATABASE_PATH": str(root / "node.db"),
+            "BACKUP_DIR": str(root / "backups"),
+        }
+        self.ports = ("--api-port", str(self.api_port), "--prefect-port", str(self.prefect_port))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return dagvault(self.root, self.env, *args)
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return self.cli("up", *self.ports)
+
+    def status(self) -> tuple[int, dict[str, object]]:
+        proc = self.cli("status", "--json")
+        assert proc.stderr == "", proc.stderr
+        return proc.returncode, json.loads(proc.stdout)
+
+    def info(self) -> dict[str, object]:
+        return json.loads((self.state / "service.json").read_text())
+
+    def api(self, method: str, path: str, body: dict[str, object] | None = None) -> object:
+        token = (self.state / "api-token").read_text().strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    svc = Service(tmp_path_factory.mktemp("service"))
+    create_sample_ledger(svc.root / "node.db", 200, seed=5, nodes=8)
+    started = svc.up()
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield svc
+    svc.cli("down")
+
+
+def test_up_starts_every_part_and_status_reports_them(service: Service) -> None:
+    code, report = service.status()
+    assert code == 0, report
+    assert report["running"] is True and report["status"] == "ok", report["warnings"]
+    parts = report["parts"]
+    assert isinstance(parts, dict) and set(parts) == {"prefect", "api", "deployments"}
+    assert all(p["running"] for p in parts.values())
+    assert report["api_url"] == f"http://127.0.0.1:{service.api_port}"
+    assert report["prefect_ui_url"] == f"http://127.0.0.1:{service.prefect_port}"
+    # The served deployments' schedules are in the service's own Prefect server (its
+    # scheduler adds their runs on its next loop, within a minute).
+    deadline = time.monotonic() + 180
+    while report["next_scheduled_run"] is None and time.monotonic() < deadline:
+        time.sleep(2)
+        _, report = service.status()
+    upcoming = report["next_scheduled_run"]
+    assert isinstance(upcoming, dict) and upcoming["deployment"], report
+    # Secrets are the owner's only; the text output names them, never prints them.
+    for secret in ("api-token", "prefect-auth"):
+        assert (service.state / secret).stat().st_mode & 0o777 == 0o600
+    text = service.cli("status")
+    assert "Prefect UI" in text.stdout and "Traceback" not in text.stdout + text.stderr
+    assert (service.state / "api-token").read_text().strip() not in text.stdout
+
+
+def test_the_service_prefect_server_refuses_callers_without_its_secret(service: Service) -> None:
+    url = f"http://127.0.0.1:{service.prefect_port}/api/flow_runs/filter"
+    request = urllib.request.Request(url, method="POST", data=b"{}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+
+
+def test_a_backup_through_the_service_api_shows_in_status(service: Service) -> None:
+    answer = service.api("POST", "/backup", {"backup_type": "Full"})
+    assert isinstance(answer, dict) and answer["success"] is True, answer
+    code, report = service.status()
+    assert code == 0
+    newest = report["newest_backup"]
+    assert isinstance(newest, dict)
+    assert newest["backup_path"] == answer["data"]["backup_path"]
+    assert isinstance(report["rpo_seconds"], int) and 0 <= report["rpo_seconds"] < 600
+
+
+def test_up_again_is_a_no_op(service: Service) -> None:
+    before = service.info()
+    again = service.up()
+    assert again.returncode == 0 and "already running" in again.stdout
+    assert service.info() == before
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    other = Service(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", other.api_port))
+        taken.listen()
+        proc = other.up()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"Error: Port {other.api_port} on 127.0.0.1 is in use")
+    assert "Try: " in proc.stderr and "Traceback" not in proc.stderr
+    assert not (other.state / "service.json").exists()
+
+
+def test_sigkill_of_the_supervisor_takes_its_parts_and_up_recovers(service: Service) -> None:
+    info = service.info()
+    children = list(info["children"].values())  # type: ignore[union-attr]
+    os.kill(int(info["supervisor_pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    assert gone_within(children, 60), "a part outlived its supervisor"
+    code, report = service.status()
+    assert code == 3 and report["running"] is False
+    assert not (service.state / "service.json").exists()  # the stale file was cleared
+    token = (service.state / "api-token").read_text()
+    restarted = service.up()
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert (service.state / "api-token").read_text() == token  # clients keep working
+    code, report = service.status()
+    assert code == 0, report
+
+
+def test_down_stops_everything(service: Service) -> None:
+    info = service.info()
+    pids = [int(info["supervisor_pid"]), *info["children"].values()]  # type: ignore[arg-type, union-attr]
+    stopped = service.cli("down")
+    assert stopped.returncode == 0 and "dagvault is down" in stopped.stdout
+    assert gone_within(pids, 30)
+    assert service.cli("down").stdout.startswith("dagvault is not running")
+    code, _ = service.status()
+    assert code == 3
