@@ -37,7 +37,8 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it is stale).
+# docs/cli.md and the settings table of docs/configuration.md are generated from the code
+# (the parser, the settings table, the API's request models); tests/test_docs.py fails when stale.
 docs: setup
 	$(VENV)/bin/python -m dagvault_cli.reference
 
