@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from _helpers import cli_subcommands
 
 from dagvault import config
+from dagvault.errors import EXIT_CODES
 from dagvault_cli import settings_reference
 from dagvault_cli.reference import PAGE, render
 
@@ -78,3 +81,11 @@ def test_every_setting_has_a_meaning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(settings_reference.MEANINGS, "staging_dir")
     with pytest.raises(KeyError, match="staging_dir"):
         settings_reference.rows()
+
+
+def test_the_command_guide_lists_the_exit_codes_the_cli_uses() -> None:
+    """docs/commands.md's hand-written table must not drift from the codes the CLI returns."""
+    guide = (PAGE.parent / "commands.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## Exit codes") :]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M))
+    assert rows == {str(code): text for code, text in EXIT_CODES.items()}
