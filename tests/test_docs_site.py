@@ -11,6 +11,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 README = PROJECT / "README.md"
 PAGES = sorted((PROJECT / "docs").glob("*.md"))
+BENCHMARKS = PROJECT / "benchmarks" / "README.md"
 README_LIMIT = 12_000  # bytes: "at most 12 KB" in either unit
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
@@ -57,7 +58,9 @@ def test_the_readme_is_a_quick_start_of_at_most_12_kb() -> None:
     assert size <= README_LIMIT, f"README.md is {size} bytes: move reference text to docs/"
 
 
-@pytest.mark.parametrize("page", [README, *PAGES], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", [README, BENCHMARKS, *PAGES], ids=lambda p: p.parent.name + "/" + p.name
+)
 def test_every_relative_link_resolves(page: Path) -> None:
     assert broken_links(page) == []
 
