@@ -16,7 +16,7 @@ README_LIMIT = 12_000  # bytes: "at most 12 KB" in either unit
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 _CODE = re.compile(r"`[^`\n]*`")
-_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # link text may wrap
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 
 
@@ -72,11 +72,13 @@ def test_the_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path: Pat
         "# Page\n\n[ok](other.md#off-site-copies-s3-gcs) [ok](#page) [ok](https://x.org/a)\n"
         "`[code](nowhere.md)`\n\n```\n[code](nowhere.md)\n```\n"
         "[gone](nowhere.md) [bad anchor](other.md#run-it-in-production) [self](#nope)\n"
+        "a [link text that\nwraps](gone.md)\n"
     )
     assert broken_links(page) == [
         "page.md: nowhere.md (no such file)",
         "page.md: other.md#run-it-in-production (no such heading)",
         "page.md: #nope (no such heading)",
+        "page.md: gone.md (no such file)",
     ]
 
 
