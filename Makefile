@@ -41,6 +41,7 @@ format: setup
 # (the parser, the settings table, the API's request models); tests/test_docs.py fails when stale.
 docs: setup
 	$(VENV)/bin/python -m dagvault_cli.reference
+	$(VENV)/bin/python -m dagvault_cli.settings_reference
 
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
 # Two workers (pytest-xdist; CI has 2 cores): most tests wait on CLI, server and flow

@@ -1,8 +1,8 @@
 """docs/cli.md, written from the parser itself so the reference never drifts from the flags.
 
-``python -m dagvault_cli.reference`` rewrites it and the settings table of
-docs/configuration.md (``make docs``, see dagvault_cli/settings_reference.py);
-tests/test_docs.py fails when a committed page differs from what the code says.
+``python -m dagvault_cli.reference`` rewrites it (``make docs``, which also runs
+dagvault_cli/settings_reference.py); tests/test_docs.py fails when the committed page
+differs from what the parser says.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from dagvault.errors import EXIT_CODES
-from dagvault_cli import settings_reference
 from dagvault_cli.main import build_parser
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
@@ -97,11 +96,6 @@ def main() -> int:
     PAGE.parent.mkdir(exist_ok=True)
     PAGE.write_text(render(), encoding="utf-8")
     print(f"wrote {PAGE}", file=sys.stderr)
-    settings_page = settings_reference.PAGE
-    settings_page.write_text(
-        settings_reference.render(settings_page.read_text(encoding="utf-8")), encoding="utf-8"
-    )
-    print(f"wrote {settings_page}", file=sys.stderr)
     return 0
 
 

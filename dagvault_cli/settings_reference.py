@@ -4,13 +4,14 @@ Each row joins what three places declare about one setting: the settings table o
 ``dagvault.config`` (env var, config file key, default), the CLI's parser (the flag whose
 ``dest`` is the setting's name, or an alias below) and the HTTP API's request models (the
 body field of the same name, or an alias below). The prose above ``MARKER`` is hand-written
-and kept as it is; ``make docs`` rewrites what follows it, and tests/test_docs.py fails when
-the committed page differs.
+and kept as it is; ``make docs`` (``python -m dagvault_cli.settings_reference``) rewrites
+what follows it, and tests/test_docs.py fails when the committed page differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from pydantic import BaseModel
 from dagvault import config
 from dagvault_api import models
 from dagvault_cli.main import build_parser
+from dagvault_cli.reference import _subcommands
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 MARKER = (
-    "<!-- Generated below by `make docs` (python -m dagvault_cli.reference) from "
+    "<!-- Generated below by `make docs` (python -m dagvault_cli.settings_reference) from "
     "dagvault/config.py, the CLI's parser and dagvault_api/models.py; do not edit below. -->"
 )
 
@@ -105,9 +107,8 @@ MEANINGS: dict[str, str] = {
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, dict[str, list[str]]]:
     """``dest`` (and ``command:dest``) -> flag spelling -> the commands that take it."""
-    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     found: dict[str, dict[str, list[str]]] = {}
-    for command, sub in subparsers.choices.items():
+    for command, sub in _subcommands(parser).items():
         for action in sub._actions:
             if not action.option_strings:
                 continue
@@ -203,3 +204,13 @@ def render(page: str) -> str:
     lines = [header, "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows()]
     return f"{prose.rstrip()}\n\n{MARKER}\n\n" + "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    PAGE.write_text(render(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {PAGE}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
