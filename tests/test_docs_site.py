@@ -123,3 +123,13 @@ def test_the_readme_draws_the_layers_and_they_exist() -> None:
         row(name)
         if name.endswith("/"):
             assert (PROJECT / name).is_dir(), name
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_page_opens_with_a_paragraph(page: Path) -> None:
+    """A page read on its own says first what it covers: after the title comes prose, not a
+    table, a list, code or a subheading."""
+    text = re.sub(r"<!--.*?-->", "", page.read_text(encoding="utf-8"), flags=re.S)
+    title, *blocks = [block.strip() for block in text.split("\n\n") if block.strip()]
+    assert title.startswith("# ") and "\n" not in title
+    assert not re.match(r"(#|\||[-*] |\d+\. |```|~~~)", blocks[0]), blocks[0][:80]
