@@ -37,9 +37,11 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it is stale).
+# docs/cli.md and the settings table of docs/configuration.md are generated from the code
+# (the parser, the settings table, the API's request models); tests/test_docs.py fails when stale.
 docs: setup
 	$(VENV)/bin/python -m dagvault_cli.reference
+	$(VENV)/bin/python -m dagvault_cli.settings_reference
 
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
 # Two workers (pytest-xdist; CI has 2 cores): most tests wait on CLI, server and flow

@@ -1,4 +1,4 @@
-"""Full backups (the description's ``create_backup``).
+"""Full backups (``create_backup``; the file format is docs/backup-format.md).
 
 ``<DIR>/<NAME>_<unix-seconds>.db`` plus ``<file>.meta``. The data file is written
 to a hidden temp name, fsynced while its SHA3-256 is computed, published without
@@ -43,7 +43,7 @@ BACKUP_KINDS = ("full", "incremental", "differential")
 
 def backup_kind(backup_type: str) -> str:
     """The kind ("full", "incremental", "differential") that ``backup_type`` names in any
-    case: the description's "Full"/"Incremental"/"Differential" as well as "full" or "FULL"."""
+    case: the documented "Full"/"Incremental"/"Differential" as well as "full" or "FULL"."""
     kind = backup_type.lower()
     if kind not in BACKUP_KINDS:
         raise ConfigError(

@@ -1,7 +1,7 @@
-"""What backups a directory holds, newest first (the description's ``list_backups``).
+"""What backups a directory holds, newest first (``list_backups``, `dagvault list`).
 
 A data file is a backup candidate if it ends in ``.db`` or has a ``.meta`` sidecar.
-Without readable metadata it is still listed (the description's fallback) with its
+Without readable metadata it is still listed (the documented fallback) with its
 size, a timestamp taken from its name or mtime, and the reason it cannot be trusted.
 """
 
@@ -51,7 +51,7 @@ class CatalogEntry:
         return (self.timestamp, created, self.path.name)
 
     def to_json(self) -> dict[str, Any]:
-        """The description's BackupInfo fields (typed as it types them, so that its clients
+        """BackupInfo's fields (typed as documented, so that its clients
         can read every entry) plus dagvault's. An entry without readable metadata has the
         type and compression its file name says, and "" for what only metadata knows."""
         info = self.info

@@ -1,7 +1,7 @@
 """Settings: command-line flag > environment variable > JSON config file > default.
 
-The environment variables and the config file layout are those of the system
-description, plus DATABASE_PATH and a ``ledger`` section naming the tables that
+The environment variables and the config file layout (docs/configuration.md) are the node's
+documented ones, plus DATABASE_PATH and a ``ledger`` section naming the tables that
 hold transactions and nodes. A bad value is a ConfigError naming the setting and
 where the value came from.
 """
@@ -87,7 +87,7 @@ class Settings:
     # restore/import) in the gates. For one run of a deployment or a command without the
     # flag; left on, every data loss passes (with a warning). Default: off.
     allow_decrease: bool = False
-    # A named schedule of the description (production, development, critical): defaults
+    # A named schedule (production, development, critical; docs/production.md): defaults
     # for interval_hours and retention_count below any flag, env var or file value.
     preset: str | None = None
     # A Prefect notification block ("<type-slug>/<name>", e.g. slack-webhook/ops) that

@@ -1,4 +1,4 @@
-"""The log events of the system description, emitted by the core on logger ``dagvault``.
+"""The documented log events (docs/production.md), emitted by the core on logger ``dagvault``.
 
 Operators grep for these lines; keep their wording stable.
 """

@@ -99,7 +99,7 @@ def age_with(path: Path, data_file: Path) -> None:
     """Give ``path`` the atime and mtime of ``data_file`` (absent: leave it as it is).
 
     Rewriting a sidecar (a verification result, a quality verdict) must not make it
-    younger than its data file: an age-based sweep such as the description's
+    younger than its data file: an age-based sweep such as the documented
     ``find BACKUP_DIR -mtime +30 -delete`` would then delete the data and orphan it."""
     try:
         stat = data_file.stat()

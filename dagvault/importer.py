@@ -1,4 +1,4 @@
-"""``import_sql`` (the description's import): build a database from an SQL dump, check it,
+"""``import_sql`` (`dagvault import-sql`): build a database from an SQL dump, check it,
 then replace the live database through the same safe path as a restore.
 
 The dump is executed statement by statement into a new file beside the database

@@ -1,6 +1,6 @@
 """The ledger profile: which tables and columns hold transactions, DAG parents and nodes.
 
-The engine backs up any SQLite database; these names only feed the description's
+The engine backs up any SQLite database; these names only feed BackupInfo's
 ``total_transactions`` / ``total_nodes`` fields and the data-quality gates (a database
 without them gets the generic checks and a warning).
 """

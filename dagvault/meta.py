@@ -1,11 +1,11 @@
 """``BackupInfo`` and its ``.meta`` JSON sidecar (format version 3).
 
-The sidecar holds the description's BackupInfo fields at the top level, plus
+The sidecar (docs/backup-format.md) holds BackupInfo's fields at the top level, plus
 ``format_version``, ``checksum_algorithm``, ``created_at``, ``row_counts``, ``warnings``,
 ``encryption`` (at an encrypted storage target), ``verification`` and, once a
 data-quality gate ran, ``quality`` (passed, checked_at, expectations, warnings, data_docs;
 absent or null in older sidecars).
-``metadata`` is the description's map of strings (description, sqlite_version,
+``metadata`` is BackupInfo's map of strings (description, sqlite_version,
 page_size, page_count, duration_seconds, …; numbers in decimal, see meta_values).
 Format 1 and 2 sidecars (typed values and row_counts/warnings/encryption inside
 ``metadata``) still read: they are upgraded to this layout in memory.
@@ -30,7 +30,7 @@ from dagvault import meta_values
 from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 
-# 2 added meta_checksum; 3 made metadata a map of strings (the description's type), moved
+# 2 added meta_checksum; 3 made metadata a map of strings (BackupInfo's documented type), moved
 # row_counts, warnings and encryption out of it, and added auth_tag (dagvault.authtag).
 # Versions 1 and 2 still read.
 FORMAT_VERSION = 3

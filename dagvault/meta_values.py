@@ -1,6 +1,6 @@
-"""``BackupInfo.metadata`` as the description types it: ``HashMap<String, String>``.
+"""``BackupInfo.metadata`` as the node's docs type it: ``HashMap<String, String>``.
 
-A client written from the description deserialises a ``.meta`` (or a list entry, or an
+A client written from those docs deserialises a ``.meta`` (or a list entry, or an
 API answer) into its own ``BackupInfo``, and fails at the first number, boolean or object
 in ``metadata``. So since sidecar format 3 every metadata value is a string: numbers in
 decimal (``"4096"``, ``"0.125"``), booleans as ``"true"``/``"false"``; structured data

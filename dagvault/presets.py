@@ -1,4 +1,4 @@
-"""The description's backup schedules as named presets (BACKUP_PRESET / backup.preset).
+"""The recommended backup schedules as named presets (BACKUP_PRESET; docs/production.md).
 
 A preset only supplies defaults: BACKUP_INTERVAL_HOURS and BACKUP_RETENTION_COUNT given
 by a flag, the environment or the config file still win. "keep N" counts backup

@@ -1,4 +1,4 @@
-"""Restores (the description's ``restore_from_backup``), safe under open connections.
+"""Restores (``restore_from_backup``; docs/restore.md), safe under open connections.
 
 The backup is copied into the live database through SQLite's backup API, inside
 one write transaction of the live database: other processes' connections stay

@@ -496,7 +496,7 @@ def cleanup_old_backups(
     dry_run: bool = False,
     pre_restore: PreRestoreRule | None = None,
 ) -> CleanupResult:
-    """The description's ``cleanup_old_backups``: remove the backups ``plan_cleanup`` drops
+    """``cleanup_old_backups`` (`dagvault cleanup`): remove the backups ``plan_cleanup`` drops
     (data, ``.meta`` and ``.pages``), orphaned sidecars and, with ``pre_restore``, the
     database's pre-restore copies beyond the newest ``pre_restore.keep``."""
     check_keep(keep)  # before taking the lock: bad input must not look like a busy run

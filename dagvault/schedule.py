@@ -1,4 +1,4 @@
-"""When the next backup is due (the description's ``schedule_backup``)."""
+"""When the next backup is due (``schedule_backup``, `dagvault schedule`)."""
 
 from __future__ import annotations
 

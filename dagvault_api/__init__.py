@@ -1,4 +1,4 @@
-"""dagvault's HTTP API: the system description's endpoints, served by FastAPI and uvicorn.
+"""dagvault's HTTP API (docs/http-api.md): its documented endpoints, served by FastAPI and uvicorn.
 
 Thin over ``flows/`` (every operation is a Prefect flow run) and the core (reads). The
 modules: ``paths`` (confinement to BACKUP_DIR / EXPORT_DIR), ``auth`` (bearer token, bind

@@ -197,7 +197,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     def schedule(
         interval_hours: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     ) -> dict[str, Any]:
-        """When the next backup of the database is due (the description's BackupSchedule)."""
+        """When the next backup of the database is due (a BackupSchedule)."""
         plan = backup_schedule(
             service.local(settings.database_path),
             service.local(settings.backup_dir),

@@ -6,7 +6,7 @@ the bind policy.
   for load balancers).
 - No token: the server listens on loopback only (any other address is refused) and lets
   only processes of its own user, or root, change anything (peer.py finds the uid owning the
-  client's socket); the description's scripts, which send no credentials, run as that user.
+  client's socket); the documented scripts, which send no credentials, run as that user.
 
 The token is best given as a file (DAGVAULT_API_TOKEN_FILE, the ``_FILE`` convention of
 Docker secrets and systemd credentials): a process's environment stays readable in

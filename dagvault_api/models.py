@@ -1,4 +1,4 @@
-"""Request and response bodies (the description's, plus the options of later issues).
+"""Request and response bodies (the documented ones, plus dagvault's options; docs/http-api.md).
 
 Unknown fields are refused (a typo such as ``backup_pth`` must not silently back up into
 the default place); every string is bounded.
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dagvault.config import EXPORT_FORMATS
 from dagvault_api.paths import MAX_PATH_CHARS, encodable
 
-# The description's spellings; a request may use any case ("full", "FULL").
+# The documented spellings; a request may use any case ("full", "FULL").
 BackupType = Literal["Full", "Incremental", "Differential"]
 ALLOW_DECREASE = (
     "accept fewer transactions than the baseline (the previous good backup, or a restore "
@@ -130,7 +130,7 @@ T = TypeVar("T")
 
 
 class Envelope(BaseModel, Generic[T]):
-    """The description's response envelope."""
+    """The response envelope (docs/http-api.md)."""
 
     success: bool
     data: T | None
@@ -167,7 +167,7 @@ class ExportData(OperationData):
 
 
 class BackupEntry(BaseModel):
-    """The description's BackupInfo (typed as it types it) plus dagvault's fields."""
+    """BackupInfo (typed as documented) plus dagvault's fields (docs/backup-format.md)."""
 
     timestamp: int
     backup_path: str

@@ -1,9 +1,9 @@
 """Every path in a request must stay inside one configured directory (BACKUP_DIR or EXPORT_DIR).
 
-A request names a path the way the description's scripts do: relative to the server's
+A request names a path the way the documented scripts do: relative to the server's
 working directory (``./backups/blockchain_1704067200.db`` with BACKUP_DIR=./backups) or
 absolute. A relative path that lands outside the directory but is a bare name
-(``./test_backup``, as in the description's curl example) names an entry of the directory.
+(``./test_backup``, as in the documented curl example) names an entry of the directory.
 Rejected with a 400: a ``..`` component, control characters (NUL included), a backslash
 (a separator on Windows, an escape to globbing and URL layers), a percent-escape such as
 ``%2e`` (a layer that treats the path as a URL would read another name than the one on

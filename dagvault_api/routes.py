@@ -42,7 +42,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
     @router.post("/backup", response_model=Envelope[BackupData])
     def create_backup(body: BackupRequest, request: Request) -> dict[str, Any]:
         """Take a backup (full, incremental or differential), verify it, run the quality gate.
-        The description's body: {"backup_path": "./backups/blockchain", "description": "…"}."""
+        Example body: {"backup_path": "./backups/blockchain", "description": "…"}."""
         target = backups.confine("backup_path", body.backup_path or str(settings.backup_dir))
         directory, name = target, None
         if target != settings.backup_dir and not backups.is_directory(target):

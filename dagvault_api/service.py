@@ -61,7 +61,7 @@ def now() -> str:
 
 
 def envelope(data: Any) -> dict[str, Any]:
-    """The description's response envelope."""
+    """The response envelope (docs/http-api.md)."""
     return {"success": True, "data": data, "error": None, "timestamp": now()}
 
 

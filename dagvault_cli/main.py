@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--type",
         dest="backup_type",
-        type=str.lower,  # the description's "Full", "Incremental", "Differential" too
+        type=str.lower,  # the documented "Full", "Incremental", "Differential" too
         choices=BACKUP_KINDS,
         default="full",
         help="full; incremental (pages changed since the newest backup); differential "
@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        help="schedule and retention of the description (BACKUP_PRESET)",
+        help="a recommended schedule and retention (BACKUP_PRESET; docs/production.md)",
     )
     service.add_commands(command)
     return parser

@@ -1,7 +1,8 @@
 """docs/cli.md, written from the parser itself so the reference never drifts from the flags.
 
-``python -m dagvault_cli.reference`` rewrites it (``make docs``); tests/test_docs.py fails
-when the committed page differs from what the parser says.
+``python -m dagvault_cli.reference`` rewrites it (``make docs``, which also runs
+dagvault_cli/settings_reference.py); tests/test_docs.py fails when the committed page
+differs from what the parser says.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def backup_flow(
     encryption_key_file: str | None = None,
 ) -> dict[str, Any]:
     """Back up the ledger (``backup_type`` full, incremental or differential, in any case:
-    the description's "Full" too; compressed with zstd when
+    the documented "Full" too; compressed with zstd when
     BACKUP_COMPRESSION_ENABLED or ``compress``), verify what was written (for a
     delta: its whole chain and the rebuilt image), then run the data-quality gate
     (GX expectations on the backup; Data Docs under DAGVAULT_REPORTS_DIR).
@@ -107,7 +107,7 @@ def backup_flow(
             allow_decrease=allow_decrease,
         )
         replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
-        backup_type = backup_kind(backup_type)  # "Full" (the description's), "full", "FULL"…
+        backup_type = backup_kind(backup_type)  # "Full" (as documented), "full", "FULL"…
         _check_targets(settings, replicas, backup_type)
         with (
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),

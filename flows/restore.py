@@ -23,7 +23,7 @@ def restore_flow(
     allow_gate_failed: bool = False,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
-    pre-restore backup, copy atomically, check the result (the description's RestoreResult).
+    pre-restore backup, copy atomically, check the result (a RestoreResult; docs/restore.md).
     A backup at a storage target (``s3://bucket/prefix/NAME``) is downloaded beside the
     database and checked on the way, then restored the same way.
 

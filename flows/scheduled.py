@@ -22,7 +22,7 @@ def scheduled_backup_flow(
     run_if_due: bool = True,
     config_file: str | None = None,
 ) -> dict[str, Any]:
-    """The description's ``schedule_backup``: back up when the interval has passed since
+    """``schedule_backup`` (`schedule --run-if-due`): back up when the interval has passed since
     the last usable backup, then (backup.auto_cleanup) apply the retention count."""
     settings = resolve(
         config_file,

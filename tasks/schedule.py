@@ -12,5 +12,5 @@ from tasks._runtime import task_options
 
 @task(**task_options())
 def check_schedule(database_path: str, backup_dir: str, interval_hours: int) -> dict[str, Any]:
-    """The description's BackupSchedule: when the last backup was and whether one is due."""
+    """A BackupSchedule: when the last backup was and whether one is due."""
     return backup_schedule(Path(database_path), as_target(backup_dir), interval_hours).to_json()
