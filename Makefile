@@ -55,6 +55,7 @@ bench: setup
 	$(VENV)/bin/python -m benchmarks.backup_bench
 	$(VENV)/bin/python -m benchmarks.incremental_bench
 	$(VENV)/bin/python -m benchmarks.export_bench
+	$(VENV)/bin/python -m benchmarks.cli_latency
 
 # The fault suite's long form: at least 20 SIGKILL points per operation, a one-minute load
 # test, more corruptions and fuzzed inputs (about 15 minutes). Its figures go to
