@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dagvault.remote import backups_at
+from dagvault.storage.offsite.objects import backups_at
 
 
 @dataclass(frozen=True)

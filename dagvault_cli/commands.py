@@ -24,9 +24,9 @@ from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
 from dagvault.presets import prune_policy
-from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
 from dagvault.storage import is_url, open_store
+from dagvault.storage.offsite.objects import backup_location, list_target
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
 

@@ -7,8 +7,8 @@ from prefect import flow
 from dagvault import authtag
 from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
 from dagvault.quality import gate_failure
-from dagvault.remote import backups_at
 from dagvault.storage import is_url
+from dagvault.storage.offsite.objects import backups_at
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve, staging_dir

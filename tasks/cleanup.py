@@ -8,7 +8,7 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, cleanup_old_backups
 from dagvault.storage import is_url, open_store
-from dagvault.target_ops import cleanup_target
+from dagvault.storage.offsite.operations import cleanup_target
 from tasks._runtime import artifact_key, task_options
 
 

@@ -11,9 +11,9 @@ from dagvault.export import export_database
 from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import backup_location, fetched
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
+from dagvault.storage.offsite.objects import backup_location, fetched
 from tasks._runtime import artifact_key, task_options
 
 

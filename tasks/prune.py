@@ -13,7 +13,7 @@ from dagvault.retention import (
     prune_backups,
 )
 from dagvault.storage import is_url, open_store
-from dagvault.target_ops import prune_target
+from dagvault.storage.offsite.operations import prune_target
 from tasks._runtime import artifact_key, task_options
 
 

@@ -8,11 +8,11 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import backup_location
 from dagvault.restore import restore_backup
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage import is_url, open_store, split_location
-from dagvault.target_ops import restore_from_target
+from dagvault.storage.offsite.objects import backup_location
+from dagvault.storage.offsite.operations import restore_from_target
 from tasks._runtime import artifact_key, task_options
 
 

@@ -7,9 +7,9 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key
-from dagvault.remote import backup_location
 from dagvault.storage import is_url, open_store, split_location
-from dagvault.target_ops import verify_at_target
+from dagvault.storage.offsite.objects import backup_location
+from dagvault.storage.offsite.operations import verify_at_target
 from dagvault.verify import verify_backup
 from tasks._runtime import task_options
 

@@ -1,4 +1,4 @@
-"""verify, restore, cleanup and prune against a storage target (dagvault.remote).
+"""verify, restore, cleanup and prune against a storage target (``offsite.objects``).
 
 Verify and restore download the backup's chain into a private staging directory
 (checking every object against its sidecar on the way, decrypting with the key), then
@@ -23,7 +23,6 @@ from dagvault.catalog import CatalogEntry
 from dagvault.errors import VerificationError
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import META_SUFFIX
-from dagvault.remote import fetched, find_entry, list_target, name_timestamp, record_verification
 from dagvault.restore import RestoreResult, restore_backup
 from dagvault.retention import (
     DEFAULT_PRE_RESTORE_KEEP,
@@ -36,6 +35,13 @@ from dagvault.retention import (
     resolve_policy,
 )
 from dagvault.storage import Store
+from dagvault.storage.offsite.objects import (
+    fetched,
+    find_entry,
+    list_target,
+    name_timestamp,
+    record_verification,
+)
 from dagvault.verify import VerifyReport, carry_quality_verdict, verdict, verify_file
 
 # An object without a valid sidecar whose name is older than this is the remains of a
