@@ -96,11 +96,11 @@ class BackupStore(ABC):
 
 class LocalDirectory(BackupStore):
     def __init__(self, directory: Path) -> None:
-        self.target = directory
+        self.target = self.directory = directory
 
     @property
     def local_path(self) -> Path:
-        return Path(self.target)
+        return self.directory
 
     def backups(self) -> list[CatalogEntry]:
         return list_backups(self.local_path)
@@ -113,13 +113,11 @@ class LocalDirectory(BackupStore):
     def cleanup(
         self, keep: int, *, dry_run: bool, pre_restore: PreRestoreRule | None
     ) -> CleanupResult:
-
         return cleanup_old_backups(self.local_path, keep, dry_run=dry_run, pre_restore=pre_restore)
 
     def prune(
         self, policy: RetentionPolicy, *, dry_run: bool, pre_restore: PreRestoreRule | None
     ) -> CleanupResult:
-
         return prune_backups(self.local_path, policy, dry_run=dry_run, pre_restore=pre_restore)
 
     @contextlib.contextmanager
@@ -129,12 +127,12 @@ class LocalDirectory(BackupStore):
 
 class TargetDirectory(BackupStore):
     def __init__(self, url: str) -> None:
-        self.target = url
+        self.target = self.url = url
 
     @cached_property
     def objects(self) -> Store:
-        # Opened on first use: asking a target where it is local connects to nothing.
-        return open_store(str(self.target))
+        # Opened on first use: asking a target whether it is local connects to nothing.
+        return open_store(self.url)
 
     @property
     def local_path(self) -> None:
@@ -154,13 +152,11 @@ class TargetDirectory(BackupStore):
     def cleanup(
         self, keep: int, *, dry_run: bool, pre_restore: PreRestoreRule | None
     ) -> CleanupResult:
-
         return cleanup_target(self.objects, keep, dry_run=dry_run)
 
     def prune(
         self, policy: RetentionPolicy, *, dry_run: bool, pre_restore: PreRestoreRule | None
     ) -> CleanupResult:
-
         return prune_target(self.objects, policy, dry_run=dry_run)
 
     def writing_dir(self, staging_root: Path | None) -> contextlib.AbstractContextManager[Path]:
@@ -200,18 +196,13 @@ class StoredBackup(ABC):
 
     @abstractmethod
     def verify(
-        self,
-        *,
-        quick: bool,
-        checksum: bool,
-        recheck_quality: bool,
-        key_file: Path | None,
-        staging: Path | None,
+        self, *, key_file: Path | None, staging: Path | None, quick: bool, **local_checks: bool
     ) -> VerifyReport:
         """Verify it and record the outcome in its sidecar. A local backup is checked in
-        place (``checksum``: its SHA3-256 too; ``recheck_quality``: the caller runs the
-        gate next); one at a target is fetched into ``staging`` with its chain (every
-        object checked against its sidecar) and checked like a local one."""
+        place (``local_checks``: ``checksum``, ``recheck_quality`` of ``verify_backup``);
+        one at a target is fetched into ``staging`` with its chain, every object checked
+        against its sidecar's SHA3-256 on the way, and checked like a local one (the
+        quality gate runs on local backups only: the flow refuses it for a target)."""
 
     @abstractmethod
     def restore(self, db_path: Path, *, key_file: Path | None, **options: Any) -> RestoreResult:
@@ -241,25 +232,12 @@ class LocalBackup(StoredBackup):
             )
 
     def verify(
-        self,
-        *,
-        quick: bool,
-        checksum: bool,
-        recheck_quality: bool,
-        key_file: Path | None,
-        staging: Path | None,
+        self, *, key_file: Path | None, staging: Path | None, quick: bool, **local_checks: bool
     ) -> VerifyReport:
-
-        return verify_backup(
-            self.path,
-            quick=quick,
-            checksum=checksum,
-            recheck_quality=recheck_quality,
-            key=crypto.load_key(key_file),
-        )
+        key = crypto.load_key(key_file)
+        return verify_backup(self.path, quick=quick, key=key, **local_checks)
 
     def restore(self, db_path: Path, *, key_file: Path | None, **options: Any) -> RestoreResult:
-
         return restore_backup(self.path, db_path, key=crypto.load_key(key_file), **options)
 
     @contextlib.contextmanager
@@ -284,22 +262,12 @@ class TargetBackup(StoredBackup):
             )
 
     def verify(
-        self,
-        *,
-        quick: bool,
-        checksum: bool,
-        recheck_quality: bool,
-        key_file: Path | None,
-        staging: Path | None,
+        self, *, key_file: Path | None, staging: Path | None, quick: bool, **local_checks: bool
     ) -> VerifyReport:
-        # The fetch checks every object's SHA3-256 against its sidecar whatever
-        # ``checksum`` says; the quality gate runs on local backups only (the flow refuses).
-
         key = crypto.load_key(key_file)
         return verify_at_target(self.store.objects, self.name, key, quick=quick, staging=staging)
 
     def restore(self, db_path: Path, *, key_file: Path | None, **options: Any) -> RestoreResult:
-
         key = crypto.load_key(key_file)
         return restore_from_target(self.store.objects, self.name, db_path, key, **options)
 
