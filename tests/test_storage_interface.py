@@ -9,7 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
-from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions, content_digest
+from _helpers import (
+    ODD_LEDGER_CONFIG,
+    add_odd_transactions,
+    content_digest,
+    write_odd_ledger_config,
+)
+from conftest import CliRunner
 
 from dagvault import crypto
 from dagvault.backup import create_backup
@@ -119,6 +125,28 @@ def test_an_encrypted_object_in_a_directory_is_read_as_at_a_file_target(
         quick=True, checksum=True, recheck_quality=False, key_file=key_file, staging=staging
     )
     assert report.ok, report.problems
+
+
+@pytest.mark.parametrize(
+    ("flag", "refusal"),
+    [
+        ("--quality", "--quality runs on local backups only"),
+        ("--sign-legacy", "--sign-legacy signs one local backup"),
+    ],
+)
+def test_an_encrypted_copy_in_a_directory_is_no_local_backup_to_gate_or_sign(
+    cli: CliRunner, backups: Path, tmp_path: Path, key_file: Path, flag: str, refusal: str
+) -> None:
+    copies = tmp_path / "copies"
+    replicate(backups, open_store(copies.as_uri()), crypto.load_key(key_file))
+    [sealed] = copies.glob("*.db.enc")
+    before = {p.name: p.read_bytes() for p in copies.iterdir()}
+    config = write_odd_ledger_config(tmp_path)
+    done = cli("verify", str(sealed), flag, "--key-file", str(key_file), "--config", str(config))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Error: {refusal}" in done.stderr and "Try:" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert {p.name: p.read_bytes() for p in copies.iterdir()} == before
 
 
 def test_a_missing_local_backup_fails_before_a_run_and_a_target_is_asked_by_the_run(
