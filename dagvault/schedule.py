@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dagvault.remote import backups_at
+from dagvault.storage.backup_store import backup_store
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def backup_schedule(
     last = max(
         (
             e.timestamp
-            for e in backups_at(backup_dir)
+            for e in backup_store(backup_dir).backups()
             if e.info
             and e.info.database_path == database
             and e.info.verification.status != "failed"

@@ -23,7 +23,7 @@ from dagvault.errors import DagvaultError
 from dagvault.health import check_health
 from dagvault.json_errors import describe_json_error
 from dagvault.schedule import backup_schedule
-from dagvault.storage import is_url
+from dagvault.storage.backup_store import backup_store
 from dagvault_api.audit_requests import AuditRequests
 from dagvault_api.caller import identify
 from dagvault_api.docs import add_docs
@@ -214,7 +214,8 @@ def create_app(config: ApiConfig) -> FastAPI:
             for family in service.metrics.in_progress.collect()
             for sample in family.samples
         )
-        backups = None if is_url(settings.backup_dir) else service.local(settings.backup_dir)
+        local = backup_store(settings.backup_dir).local_path
+        backups = None if local is None else service.local(local)
         report = check_health(service.local(settings.database_path), backups)
         return envelope(
             {

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from dagvault import journal
 from dagvault.catalog import list_backups
-from dagvault.replicate import read_status
+from dagvault.storage.offsite.replicate import read_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The *_created series of every counter only add noise to a scrape.

@@ -9,24 +9,21 @@ from typing import Any
 
 from dagvault import db, events
 from dagvault.backup import validate_name
-from dagvault.catalog import PRE_RESTORE, list_with_pre_restore
+from dagvault.catalog import PRE_RESTORE
 from dagvault.config import Settings, load_settings
 from dagvault.crypto import (
-    ENCRYPTED_SUFFIX,
-    KEY_HINT,
     generate_key_file,
     load_key,
     require_key,
     writing_key,
 )
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, EncryptionKeyError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
 from dagvault.presets import prune_policy
-from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
-from dagvault.storage import is_url, open_store
+from dagvault.storage.backup_store import backup_store, stored_backup
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
 
@@ -39,17 +36,7 @@ def _require_backup(backup: str, settings: Settings) -> None:
     """Fail fast, before a flow run starts: a local backup that does not exist, or an
     encrypted object (``….enc``, at a target or in a local directory) and no key (other
     URLs are checked there)."""
-    location = backup_location(backup)
-    if is_url(location):
-        if location.endswith(ENCRYPTED_SUFFIX) and load_key(settings.encryption_key_file) is None:
-            raise EncryptionKeyError(
-                f"{backup} is encrypted: it needs the encryption key, and none was given",
-                KEY_HINT,
-            )
-    elif not Path(backup).is_file():
-        raise BackupNotFound(
-            f"Backup {backup} does not exist", "List the backups with `dagvault list`."
-        )
+    stored_backup(backup).precheck(settings.encryption_key_file)
 
 
 def _when(timestamp: int) -> str:
@@ -194,13 +181,14 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _sign_legacy(args: argparse.Namespace, settings: Settings) -> None:
-    if args.backup is None or is_url(args.backup):
+    local = stored_backup(args.backup).local_path if args.backup is not None else None
+    if local is None:
         raise ConfigError(
             "--sign-legacy signs one local backup (and its chain)",
             "dagvault verify --sign-legacy ./backups/NAME.db --key-file KEY",
         )
     key = require_key(load_key(settings.encryption_key_file), "--sign-legacy")
-    for path in sign_legacy(Path(args.backup), key):
+    for path in sign_legacy(local, key):
         if not args.json:
             print(f"signed {path}")
 
@@ -215,14 +203,8 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
 
 def list_(args: argparse.Namespace) -> int:
     settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
-    incomplete: dict[str, str] = {}
-    if is_url(settings.backup_dir):
-        catalog = list_target(open_store(str(settings.backup_dir)))
-        entries, incomplete = catalog.entries[: args.limit], catalog.incomplete
-    else:
-        entries = list_with_pre_restore(
-            Path(settings.backup_dir), settings.database_path, limit=args.limit
-        )
+    store = backup_store(settings.backup_dir)
+    entries, incomplete = store.listing(settings.database_path, args.limit)
     if args.json:
         emit_json([e.to_json() for e in entries])
         return 0
@@ -321,7 +303,7 @@ def prune(args: argparse.Namespace) -> int:
 def health(args: argparse.Namespace) -> int:
     """No flow run: a few stat calls, answered at once."""
     settings = _settings(args, database_path=args.db, backup_dir=args.backup_dir)
-    backups = None if is_url(settings.backup_dir) else Path(settings.backup_dir)
+    backups = backup_store(settings.backup_dir).local_path
     report = check_health(Path(settings.database_path), backups)
     if args.json:
         emit_json(report.to_json())

@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from dagvault.errors import OperationInProgress
-from dagvault.storage import is_url, split_location
+from dagvault.storage import canonical, parent_of
 from flows._slots import ensure_limit, hold
 from tasks._runtime import artifact_key
 
@@ -38,7 +38,7 @@ WAIT_SECONDS = 4 * 3600
 def limit_name(kind: str, place: Path | str) -> str:
     """A readable, stable limit name per resource (the hash tells same-named ones apart);
     a storage target URL (s3://…) names itself."""
-    where = place if is_url(place) else str(Path(place).expanduser().resolve())
+    where = canonical(place)
     digest = hashlib.sha256(str(where).encode()).hexdigest()[:12]
     return artifact_key("dagvault", kind, Path(str(where).rstrip("/")).stem or "root", digest)
 
@@ -58,7 +58,7 @@ def _occupy(name: str, slots: int, occupy: int) -> Iterator[None]:
 
 def directory_of(backup: str) -> Path | str:
     """The backup directory (or storage target) holding ``backup``."""
-    return split_location(backup)[0] if is_url(backup) else Path(backup).parent
+    return parent_of(backup)
 
 
 @contextmanager

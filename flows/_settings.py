@@ -5,7 +5,7 @@ from typing import Any
 
 from dagvault.config import Settings, load_settings
 from dagvault.ledger import LedgerProfile
-from dagvault.storage import is_url
+from dagvault.storage.backup_store import backup_store
 
 
 def resolve(config_file: str | None, **overrides: Any) -> Settings:
@@ -28,4 +28,5 @@ def staging_dir(settings: Settings) -> str | None:
 
 def journal_dir(settings: Settings) -> str | None:
     """Where exports and imports are journaled: a local BACKUP_DIR (see dagvault.journal)."""
-    return None if is_url(settings.backup_dir) else str(settings.backup_dir)
+    local = backup_store(settings.backup_dir).local_path
+    return None if local is None else str(local)

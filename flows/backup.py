@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -15,7 +10,7 @@ from dagvault.config import Settings, replica_targets
 from dagvault.crypto import writing_key
 from dagvault.errors import ConfigError, VerificationError
 from dagvault.quality import gate_failure
-from dagvault.storage import is_url
+from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
@@ -26,25 +21,9 @@ from tasks.replicate import upload_to
 from tasks.verify import verify
 
 
-@contextlib.contextmanager
-def _local_directory(settings: Settings) -> Iterator[Path]:
-    """Where the backup is written: BACKUP_DIR, or for a storage target a private staging
-    directory that is removed once the backup has been uploaded (or has failed)."""
-    if not is_url(settings.backup_dir):
-        yield Path(settings.backup_dir)
-        return
-    if settings.staging_dir is not None:
-        settings.staging_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".dagvault-stage-", dir=settings.staging_dir))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _check_targets(settings: Settings, replicas: list[str], backup_type: str) -> None:
     """Refuse before the backup what could only fail after it."""
-    remote = is_url(settings.backup_dir)
+    remote = not backup_store(settings.backup_dir).is_local
     if remote and backup_type != "full":
         raise ConfigError(
             f"--type {backup_type} needs the parent backup's pages, and BACKUP_DIR is a storage "
@@ -111,7 +90,7 @@ def backup_flow(
         _check_targets(settings, replicas, backup_type)
         with (
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
-            _local_directory(settings) as directory,
+            backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
         ):
             info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
             if quality:
@@ -173,7 +152,7 @@ def _copy_off_site(
     """Upload the staged backup to a remote BACKUP_DIR, then bring each replica up to date;
     return the targets that hold it now."""
     encrypt, key = settings.encryption_enabled, key_file(settings)
-    if is_url(settings.backup_dir):
+    if not backup_store(settings.backup_dir).is_local:
         staged = info["backup_path"]
         info["backup_path"] = upload_to(staged, str(settings.backup_dir), encrypt, key)
         for target in replicas:

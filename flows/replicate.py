@@ -5,7 +5,7 @@ from typing import Any
 from prefect import flow
 
 from dagvault.errors import ConfigError, StorageError
-from dagvault.storage import is_url
+from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, resolve
@@ -38,7 +38,7 @@ def replicate_flow(
         encryption_enabled=encrypt,
         encryption_key_file=encryption_key_file,
     )
-    if is_url(settings.backup_dir):
+    if not backup_store(settings.backup_dir).is_local:
         raise ConfigError(
             f"BACKUP_DIR {settings.backup_dir} is itself a storage target; replication copies "
             "from a local backup directory",

@@ -7,8 +7,7 @@ from prefect import flow
 from dagvault import authtag
 from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
 from dagvault.quality import gate_failure
-from dagvault.remote import backups_at
-from dagvault.storage import is_url
+from dagvault.storage.backup_store import backup_store, stored_backup
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve, staging_dir
@@ -62,15 +61,15 @@ def verify_flow(
     )
     if all_backups == (backup_path is not None):
         raise ConfigError("Name one backup to verify, or ask for all of them (--all)")
-    remote = is_url(backup_path) if backup_path else is_url(settings.backup_dir)
-    if quality and remote:
+    where = stored_backup(backup_path) if backup_path else backup_store(settings.backup_dir)
+    if quality and not where.is_local:
         raise ConfigError(
             "--quality runs on local backups only",
             "Verify the copy at the target without --quality; the gate ran when the backup "
             "was taken, and its verdict travels in the .meta.",
         )
     if all_backups:
-        paths = [e.where for e in backups_at(settings.backup_dir)]
+        paths = [e.where for e in backup_store(settings.backup_dir).backups()]
         if not paths:
             raise BackupNotFound(
                 f"No backups found in {settings.backup_dir}",

@@ -6,9 +6,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, cleanup_old_backups
-from dagvault.storage import is_url, open_store
-from dagvault.target_ops import cleanup_target
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule
+from dagvault.storage.backup_store import backup_store
 from tasks._runtime import artifact_key, task_options
 
 
@@ -23,11 +22,8 @@ def cleanup(
     """Remove all but the newest ``keep`` backups (never the newest verified one) of a
     local directory or a storage target, and all but the newest ``pre_restore_keep``
     pre-restore copies of ``database_path``."""
-    if is_url(backup_dir):
-        outcome = cleanup_target(open_store(backup_dir), keep, dry_run=dry_run)
-    else:
-        rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
-        outcome = cleanup_old_backups(Path(backup_dir), keep, dry_run=dry_run, pre_restore=rule)
+    rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
+    outcome = backup_store(backup_dir).cleanup(keep, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("cleanup", Path(backup_dir).name),

@@ -11,9 +11,8 @@ from dagvault.export import export_database
 from dagvault.export.seal import seal_export
 from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import backup_location, fetched
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
-from dagvault.storage import is_url, open_store, split_location
+from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import artifact_key, task_options
 
 
@@ -46,19 +45,16 @@ def export(
         "busy_timeout": busy_timeout,
         "journal_dir": Path(journal_dir) if journal_dir else None,
     }
-    backup_path = backup_location(backup_path) if backup_path else None  # a local ….enc
-    if backup_path and is_url(backup_path):
-        target, name = split_location(backup_path)
-        key = load_key(Path(key_file) if key_file else None)
-        staging = Path(staging_dir) if staging_dir else None
-        with fetched(open_store(target), name, key, staging) as local:
-            result = export_database(fmt, backup=local, backup_location=backup_path, **options)
+    if backup_path:
+        backup = stored_backup(backup_path)
+        with backup.local_copy(
+            key_file=Path(key_file) if key_file else None,
+            staging=Path(staging_dir) if staging_dir else None,
+        ) as local:
+            result = export_database(fmt, backup=local, backup_location=backup.location, **options)
     else:
         result = export_database(
-            fmt,
-            database=Path(database_path) if database_path else None,
-            backup=Path(backup_path) if backup_path else None,
-            **options,
+            fmt, database=Path(database_path) if database_path else None, **options
         )
     create_table_artifact(
         key=artifact_key("export", fmt, Path(database_path or backup_path or "").stem),

@@ -6,14 +6,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.retention import (
-    DEFAULT_PRE_RESTORE_KEEP,
-    PreRestoreRule,
-    RetentionPolicy,
-    prune_backups,
-)
-from dagvault.storage import is_url, open_store
-from dagvault.target_ops import prune_target
+from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, RetentionPolicy
+from dagvault.storage.backup_store import backup_store
 from tasks._runtime import artifact_key, task_options
 
 
@@ -29,11 +23,8 @@ def prune(
     the newest ``pre_restore_keep`` pre-restore copies of ``database_path``; the plan,
     with every backup's reasons, becomes a table artifact."""
     rules = RetentionPolicy(**policy)
-    if is_url(backup_dir):
-        outcome = prune_target(open_store(backup_dir), rules, dry_run=dry_run)
-    else:
-        rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
-        outcome = prune_backups(Path(backup_dir), rules, dry_run=dry_run, pre_restore=rule)
+    rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
+    outcome = backup_store(backup_dir).prune(rules, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
     create_table_artifact(
         key=artifact_key("prune", Path(backup_dir).name),

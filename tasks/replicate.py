@@ -8,9 +8,9 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import writing_key
 from dagvault.meta import read_meta
-from dagvault.remote import upload_backup
-from dagvault.replicate import replicate
 from dagvault.storage import open_store
+from dagvault.storage.offsite.objects import upload_backup
+from dagvault.storage.offsite.replicate import replicate
 from tasks._runtime import artifact_key, task_options
 
 

@@ -6,13 +6,9 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
-from dagvault.remote import backup_location
-from dagvault.restore import restore_backup
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
-from dagvault.storage import is_url, open_store, split_location
-from dagvault.target_ops import restore_from_target
+from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import artifact_key, task_options
 
 
@@ -47,17 +43,14 @@ def restore(
         "allow_gate_failed": allow_gate_failed,
         "pre_restore_keep": pre_restore_keep,
     }
-    key = load_key(Path(key_file) if key_file else None)
-    backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted
-    if is_url(backup_path):
-        target, name = split_location(backup_path)
-        result = restore_from_target(open_store(target), name, Path(database_path), key, **options)
-    else:
-        result = restore_backup(Path(backup_path), Path(database_path), key=key, **options)
+    backup = stored_backup(backup_path)
+    result = backup.restore(
+        Path(database_path), key_file=Path(key_file) if key_file else None, **options
+    )
     create_table_artifact(
         key=artifact_key("restore", Path(database_path).stem),
         table=[
-            {"field": "backup_path", "value": backup_path},
+            {"field": "backup_path", "value": backup.location},
             {"field": "database_path", "value": database_path},
             {"field": "checksum (SHA3-256)", "value": result.backup_info.checksum},
             {"field": "total_transactions", "value": result.backup_info.total_transactions},

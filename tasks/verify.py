@@ -6,11 +6,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from dagvault.crypto import load_key
-from dagvault.remote import backup_location
-from dagvault.storage import is_url, open_store, split_location
-from dagvault.target_ops import verify_at_target
-from dagvault.verify import verify_backup
+from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import task_options
 
 
@@ -26,23 +22,14 @@ def verify(
     """Verify one backup (checksum, metadata, integrity, row counts), local or at a
     storage target (fetched into ``staging_dir`` first); report, never raise for a bad
     backup: the flow decides what a failure means."""
-    backup_path = backup_location(backup_path)  # a local ….enc: fetched and decrypted
-    if is_url(backup_path):
-        target, name = split_location(backup_path)
-        return verify_at_target(
-            open_store(target),
-            name,
-            load_key(Path(key_file) if key_file else None),
-            quick=quick,
-            staging=Path(staging_dir) if staging_dir else None,
-        ).to_json()
-    return verify_backup(
-        Path(backup_path),
+    report = stored_backup(backup_path).verify(
         quick=quick,
         checksum=checksum,
         recheck_quality=recheck_quality,
-        key=load_key(Path(key_file) if key_file else None),
-    ).to_json()
+        key_file=Path(key_file) if key_file else None,
+        staging=Path(staging_dir) if staging_dir else None,
+    )
+    return report.to_json()
 
 
 def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> None:

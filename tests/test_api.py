@@ -399,8 +399,8 @@ def test_audit_log_has_one_line_per_operation(server: Server) -> None:
 def test_metrics_show_the_replication_lag_of_each_target(
     server: Server, client: httpx.Client, tmp_path: Path
 ) -> None:
-    from dagvault.replicate import replicate, write_status
     from dagvault.storage import open_store
+    from dagvault.storage.offsite.replicate import replicate, write_status
 
     backups = server.workdir / "backups"
     target = f"file://{tmp_path / 'second-disk'}"

@@ -35,9 +35,9 @@ from dagvault.backup import create_backup
 from dagvault.errors import VerificationError
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import meta_path, read_meta, sidecar_checksum
-from dagvault.replicate import replicate
 from dagvault.storage import open_store
-from dagvault.target_ops import restore_from_target
+from dagvault.storage.offsite.operations import restore_from_target
+from dagvault.storage.offsite.replicate import replicate
 from dagvault.verify import verify_backup
 
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]

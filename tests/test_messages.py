@@ -31,8 +31,8 @@ from dagvault.errors import ConfigError
 from dagvault.ledger import LedgerProfile
 from dagvault.legacy import sign_legacy
 from dagvault.meta import meta_path, read_meta
-from dagvault.remote import upload_backup
 from dagvault.storage import open_store
+from dagvault.storage.offsite.objects import upload_backup
 from dagvault.verify import verify_file
 
 ODD_PROFILE = LedgerProfile(**ODD_LEDGER_CONFIG["ledger"])

@@ -25,17 +25,17 @@ from dagvault.errors import (
     VerificationError,
 )
 from dagvault.meta import sidecar_checksum
-from dagvault.remote import fetch_chain, list_target
-from dagvault.replicate import lag, read_status, replicate
 from dagvault.retention import RetentionPolicy
 from dagvault.sample import create_sample_ledger
 from dagvault.storage import open_store
-from dagvault.target_ops import (
+from dagvault.storage.offsite.objects import fetch_chain, list_target
+from dagvault.storage.offsite.operations import (
     cleanup_target,
     prune_target,
     restore_from_target,
     verify_at_target,
 )
+from dagvault.storage.offsite.replicate import lag, read_status, replicate
 from dagvault.verify import verify_file
 
 KEY = bytes(range(32))

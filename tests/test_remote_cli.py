@@ -15,9 +15,9 @@ from conftest import CliRunner
 from dagvault.crypto import generate_key_file, load_key
 from dagvault.errors import ConfigError, EncryptionKeyError
 from dagvault.export.seal import decrypt_to
-from dagvault.remote import list_target
-from dagvault.replicate import read_status
 from dagvault.storage import open_store
+from dagvault.storage.offsite.objects import list_target
+from dagvault.storage.offsite.replicate import read_status
 from flows.backup import backup_flow
 from flows.export import export_flow
 from flows.prune import prune_flow

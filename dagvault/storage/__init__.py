@@ -1,5 +1,10 @@
 """Where backups are kept: one small interface, one module per backend.
 
+Code outside this package never asks whether a location is a URL: it asks the store
+(``backup_store.backup_store(target)`` for a backup directory or a storage target,
+``backup_store.stored_backup(location)`` for one backup in either). Off-site copies
+(replicate; list, verify, restore, prune and fetch at a target) are ``offsite``.
+
 A *target* is a local directory path (the classic backup directory, handled by the rest
 of the core directly) or a URL handled through a ``Store``:
 
@@ -71,6 +76,17 @@ def is_url(target: str | Path) -> bool:
 def as_target(text: str) -> Path | str:
     """A target given as text (a flow parameter): a URL stays text, a path becomes Path."""
     return text if is_url(text) else Path(text)
+
+
+def canonical(place: Path | str) -> str:
+    """A stable name for a place (a database, a backup directory, a target): a URL as
+    written, a path made absolute with ``~`` and symlinks resolved."""
+    return str(place) if is_url(place) else str(Path(place).expanduser().resolve())
+
+
+def parent_of(backup: str) -> Path | str:
+    """The backup directory or target holding the backup ``backup`` names."""
+    return split_location(backup)[0] if is_url(backup) else Path(backup).parent
 
 
 def split_location(location: str) -> tuple[str, str]:

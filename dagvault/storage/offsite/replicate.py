@@ -25,8 +25,8 @@ from dagvault import lock
 from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
-from dagvault.remote import list_target, upload_backup
 from dagvault.storage import Store
+from dagvault.storage.offsite.objects import list_target, upload_backup
 
 STATUS_FILE = ".dagvault-replication.json"
 

@@ -1,4 +1,4 @@
-"""verify, restore, cleanup and prune against a storage target (dagvault.remote).
+"""verify, restore, cleanup and prune against a storage target (``offsite.objects``).
 
 Verify and restore download the backup's chain into a private staging directory
 (checking every object against its sidecar on the way, decrypting with the key), then
@@ -17,16 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dagvault import events
 from dagvault.catalog import CatalogEntry
 from dagvault.errors import VerificationError
-from dagvault.ledger import LedgerProfile
 from dagvault.meta import META_SUFFIX
-from dagvault.remote import fetched, find_entry, list_target, name_timestamp, record_verification
 from dagvault.restore import RestoreResult, restore_backup
 from dagvault.retention import (
-    DEFAULT_PRE_RESTORE_KEEP,
     CleanupPlan,
     CleanupResult,
     RetentionPolicy,
@@ -36,6 +34,13 @@ from dagvault.retention import (
     resolve_policy,
 )
 from dagvault.storage import Store
+from dagvault.storage.offsite.objects import (
+    fetched,
+    find_entry,
+    list_target,
+    name_timestamp,
+    record_verification,
+)
 from dagvault.verify import VerifyReport, carry_quality_verdict, verdict, verify_file
 
 # An object without a valid sidecar whose name is older than this is the remains of a
@@ -86,35 +91,12 @@ def restore_from_target(
     key: bytes | None,
     *,
     staging: Path | None = None,
-    pre_restore_backup: bool = True,
-    pre_restore_off_by: str = "the caller",
-    verify: bool = True,
-    verify_checksum: bool = True,
-    profile: LedgerProfile | None = None,
-    busy_timeout: float = 30.0,
-    max_seconds: float = 3600.0,
-    allow_schema_change: bool = False,
-    allow_gate_failed: bool = False,
-    pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+    **options: Any,
 ) -> RestoreResult:
     """Download ``name`` beside ``db_path`` (or into ``staging``), then the local restore
-    (authenticated with ``key``, when given)."""
+    (``restore_backup`` with ``options``; authenticated with ``key``, when given)."""
     with fetched(store, name, key, staging or db_path.absolute().parent) as local:
-        return restore_backup(
-            local,
-            db_path,
-            pre_restore_backup=pre_restore_backup,
-            pre_restore_off_by=pre_restore_off_by,
-            verify=verify,
-            verify_checksum=verify_checksum,
-            profile=profile,
-            busy_timeout=busy_timeout,
-            max_seconds=max_seconds,
-            key=key,
-            allow_schema_change=allow_schema_change,
-            allow_gate_failed=allow_gate_failed,
-            pre_restore_keep=pre_restore_keep,
-        )
+        return restore_backup(local, db_path, key=key, **options)
 
 
 def _stale_incomplete(incomplete: dict[str, str], now: float) -> list[str]:

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dagvault import crypto
-from dagvault.catalog import DATA_SUFFIXES, CatalogEntry, list_backups, timestamp_in_name
+from dagvault.catalog import DATA_SUFFIXES, CatalogEntry, timestamp_in_name
 from dagvault.checksum import CHUNK_BYTES, sha3_256_file
 from dagvault.errors import BackupNotFound, StorageError, VerificationError
 from dagvault.fsio import discard, temp_path, write_atomic
 from dagvault.meta import META_SUFFIX, BackupInfo, meta_json, meta_path, parse_meta
-from dagvault.storage import Store, is_url, open_store
+from dagvault.storage import Store
 
 
 @dataclass
@@ -81,14 +81,6 @@ def list_target(store: Store) -> TargetCatalog:
         )
     catalog.entries.sort(key=lambda e: e.sort_key, reverse=True)
     return catalog
-
-
-def backups_at(target: Path | str) -> list[CatalogEntry]:
-    """The backups of a local directory (``list_backups``) or the complete backups at a
-    storage target, newest first."""
-    if is_url(target):
-        return list_target(open_store(str(target))).entries
-    return list_backups(Path(target))
 
 
 def find_entry(
@@ -255,26 +247,21 @@ def fetched(
     by_name: dict[str, CatalogEntry] | None = None,
 ) -> Iterator[Path]:
     """``fetch_chain`` into a private staging directory removed afterwards."""
-    if staging_root is not None:
-        staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".dagvault-fetch-", dir=staging_root))
-    try:
+    with private_dir(staging_root, ".dagvault-fetch-") as staging:
         yield fetch_chain(store, name, staging, key, by_name)
+
+
+@contextlib.contextmanager
+def private_dir(root: Path | None, prefix: str) -> Iterator[Path]:
+    """A new directory of our own under ``root`` (created if need be; the system's temp
+    directory by default), removed with everything in it afterwards."""
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    try:
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def backup_location(backup: str) -> str:
-    """Where to read the backup ``backup`` names: an encrypted object in a local directory
-    (``….enc``, a copy of a target or the target itself) is read as at a ``file://``
-    target — fetched, checked, decrypted with the key — since it is no SQLite file;
-    anything else is returned as given."""
-    path = Path(backup)
-    if is_url(backup) or not backup.endswith(crypto.ENCRYPTED_SUFFIX):
-        return backup
-    if not (path.is_file() and crypto.is_encrypted(path)):
-        return backup
-    return f"file://{path.absolute()}"
 
 
 def name_timestamp(name: str) -> int | None:
