@@ -19,6 +19,7 @@ from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault.presets import PRESETS
 from dagvault_cli import commands, production
+from dagvault_cli.output import log_to_terminal
 from dagvault_cli.service import control as service
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="JSON config file (or DAGVAULT_CONFIG)")
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print Prefect's log lines of each flow and task run (the run history "
+        "keeps them either way)",
+    )
 
     parser = _Parser(
         prog="dagvault",
@@ -450,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     permissions.restrict_process_umask()
     try:
         args = build_parser().parse_args(argv)
+        log_to_terminal(args.verbose)
         return int(args.func(args))
     except DagvaultError as exc:
         return _report(exc)

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dagvault import progress
+
+# Prefect's logging configuration takes overrides from the environment (before it loads).
+PREFECT_CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
+
+
+def log_to_terminal(verbose: bool) -> None:
+    """Prefect's console handler prints every flow and task run's INFO lines, which bury a
+    command's results. Unless ``-v``, it shows warnings and errors only, and dagvault's own
+    event lines (📦 ✅ 🧹) are printed plainly on stderr. The run history keeps every line."""
+    if verbose:
+        return
+    os.environ.setdefault(PREFECT_CONSOLE_LEVEL_ENV, "WARNING")
+    events = logging.StreamHandler(sys.stderr)
+    events.setFormatter(logging.Formatter("%(message)s"))
+    events.addFilter(lambda record: record.levelno < logging.WARNING)  # those Prefect shows
+    core = logging.getLogger("dagvault")
+    core.setLevel(logging.INFO)
+    core.addHandler(events)
 
 
 def emit_json(data: Any) -> None:

@@ -115,8 +115,10 @@ def test_end_to_end(cli: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "blockchain.db"
     older = create_backup(db, tmp_path / "backups", description="older")
 
-    # backup: JSON on stdout only, even with Prefect's INFO logs on; logs go to stderr.
-    proc = cli("backup", "--description", "x", "--json", env={"PREFECT_LOGGING_LEVEL": "INFO"})
+    # backup: JSON on stdout only, even with Prefect's INFO logs on (-v); logs go to stderr.
+    proc = cli(
+        "backup", "--description", "x", "--json", "-v", env={"PREFECT_LOGGING_LEVEL": "INFO"}
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert "📦 Database backup created" in proc.stderr

@@ -150,8 +150,9 @@ def _killed_then_next(
     )
     children += _kill_while_holding(["restore", str(backup), *common], env, tmp_path, rng)
     output = _run(
-        ["backup", *common, "--backup-dir", "backups", "--no-quality"],
-        {**env, "PREFECT_LOGGING_LEVEL": "INFO"},  # for the flow run's start and end
+        # -v and INFO: the flow run's start and end lines, to time the run itself
+        ["backup", *common, "--backup-dir", "backups", "--no-quality", "-v"],
+        {**env, "PREFECT_LOGGING_LEVEL": "INFO"},
         tmp_path,
         600,
     )
