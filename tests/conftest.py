@@ -50,9 +50,10 @@ for _name in (
     os.environ.pop(_name, None)
 
 # A test module split into tests/unit and tests/integration keeps what both halves use in
-# tests/_shared (asserts rewritten as in a test module); its fixtures are plugins here.
+# tests/_shared (asserts rewritten as in a test module); its fixtures are plugins here, as
+# is the longest-first order of the test files (tests/_order.py).
 pytest.register_assert_rewrite("_shared")
-pytest_plugins = ["_shared.forgery", "_shared.messages", "_shared.remote"]
+pytest_plugins = ["_order", "_shared.forgery", "_shared.messages", "_shared.remote"]
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 Real SQLite files in tmp_path, real child processes for lock holders; nothing of dagvault
 is mocked.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_backup.py."""
 

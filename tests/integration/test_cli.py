@@ -4,7 +4,6 @@ real Prefect server, real SQLite files in tmp_path.
 Each command that runs a flow costs several seconds (Prefect's import and the flow run;
 more with the data-quality gate), so the scenarios below chain many checks per test.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_cli.py."""
 

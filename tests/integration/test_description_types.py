@@ -8,7 +8,6 @@ allowed: serde ignores unknown fields unless told otherwise. Checked against rea
 sidecars of the odd ledger (full, incremental, differential; plain and compressed), format 1
 and 2 sidecars, ``list --json`` and the API's answers over real HTTP.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_description_types.py."""
 

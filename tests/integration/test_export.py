@@ -6,7 +6,6 @@ exported while a real writer process commits into it; failures (existing target,
 table, corrupt backup, a full disk via RLIMIT_FSIZE in a child process) must leave
 nothing behind.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_export.py."""
 

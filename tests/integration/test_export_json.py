@@ -5,7 +5,6 @@ Ledgers are the odd ones of tests/_helpers.py (20 KB signatures, WITHOUT ROWID, 
 NULLs, 64-bit integers). Each file is read back with ``json`` (whole document / line by line),
 DuckDB ``read_json``, pandas ``read_json`` and polars.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_export_json.py."""
 

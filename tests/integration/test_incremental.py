@@ -5,7 +5,6 @@ trailer, image digest = SHA3-256 of the BLAKE2b-256 page digests) rather than th
 dagvault's own reader, and every restore is compared with the content digest the live
 database had when the backup was taken.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_incremental.py."""
 

@@ -3,7 +3,6 @@
 The CLI runs as a user with the common umask 022 would run it: before, every backup,
 sidecar, pre-restore copy and export came out 0644 beside a 0600 ledger.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_permissions.py."""
 

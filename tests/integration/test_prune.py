@@ -5,7 +5,6 @@ Calendar cases use synthetic catalog entries (real backups taken within a test s
 second); chain cases use real full/incremental/differential backups that must still verify
 and restore after a prune.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_prune.py."""
 

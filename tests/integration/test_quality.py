@@ -4,7 +4,6 @@ Each expectation fails on a ledger broken in exactly one way and passes on the s
 ledger. The Prefect flows run against the session's test server; the CLI in a
 subprocess. GX takes seconds to import: it is imported once, by the first gate.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_quality.py."""
 

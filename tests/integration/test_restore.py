@@ -3,7 +3,6 @@
 Every database is a real file in tmp_path; "another process" is a real child Python
 process holding its own SQLite connection, driven line by line over pipes.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_restore.py."""
 

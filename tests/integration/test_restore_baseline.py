@@ -5,7 +5,6 @@ the interface that shows it, and cleanup never lets a refused backup displace a 
 Real odd ledgers (its own table names, through ``--config``), the real CLI and API against
 the session's Prefect server, real GX gates.
 
-
 Integration half; the tests that need no server or child process are in
 tests/unit/test_restore_baseline.py."""
 

@@ -3,7 +3,6 @@
 Real SQLite files in tmp_path, real child processes for lock holders; nothing of dagvault
 is mocked.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_backup.py."""
 

@@ -8,7 +8,6 @@ allowed: serde ignores unknown fields unless told otherwise. Checked against rea
 sidecars of the odd ledger (full, incremental, differential; plain and compressed), format 1
 and 2 sidecars, ``list --json`` and the API's answers over real HTTP.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_description_types.py."""
 

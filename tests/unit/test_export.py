@@ -6,7 +6,6 @@ exported while a real writer process commits into it; failures (existing target,
 table, corrupt backup, a full disk via RLIMIT_FSIZE in a child process) must leave
 nothing behind.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_export.py."""
 

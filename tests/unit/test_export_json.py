@@ -5,7 +5,6 @@ Ledgers are the odd ones of tests/_helpers.py (20 KB signatures, WITHOUT ROWID, 
 NULLs, 64-bit integers). Each file is read back with ``json`` (whole document / line by line),
 DuckDB ``read_json``, pandas ``read_json`` and polars.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_export_json.py."""
 

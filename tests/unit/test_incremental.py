@@ -5,7 +5,6 @@ trailer, image digest = SHA3-256 of the BLAKE2b-256 page digests) rather than th
 dagvault's own reader, and every restore is compared with the content digest the live
 database had when the backup was taken.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_incremental.py."""
 

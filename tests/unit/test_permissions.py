@@ -3,7 +3,6 @@
 The CLI runs as a user with the common umask 022 would run it: before, every backup,
 sidecar, pre-restore copy and export came out 0644 beside a 0600 ledger.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_permissions.py."""
 

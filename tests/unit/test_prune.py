@@ -5,7 +5,6 @@ Calendar cases use synthetic catalog entries (real backups taken within a test s
 second); chain cases use real full/incremental/differential backups that must still verify
 and restore after a prune.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_prune.py."""
 

@@ -3,7 +3,6 @@
 Every database is a real file in tmp_path; "another process" is a real child Python
 process holding its own SQLite connection, driven line by line over pipes.
 
-
 Unit half (no server, no child process of the test's own); the rest is in
 tests/integration/test_restore.py."""
 
