@@ -11,10 +11,28 @@ from __future__ import annotations
 
 import pytest
 
-# Seconds of each long file when it runs alone (serially, one file per pytest process, its
-# own Prefect server included) on the 2-core development machine; docs/development.md says
-# how to measure. Only the order matters: add a file here when it takes minutes.
-SECONDS = {}
+# Seconds of each long file run alone (one pytest process, no xdist, its Prefect server's
+# start included) on the shared 2-core development machine at a load of 5 to 10, so about
+# twice what an idle machine takes. Only the order matters: a file that takes more than half
+# a minute belongs here (docs/development.md says how to measure one).
+SECONDS: dict[str, float] = {
+    "tests/integration/test_cli.py": 427,
+    "tests/integration/test_dead_runs.py": 392,
+    "tests/integration/test_deployments.py": 290,
+    "tests/integration/test_messages.py": 171,
+    "tests/integration/test_api.py": 155,
+    "tests/integration/test_api_hardening.py": 128,
+    "tests/integration/test_api_security.py": 108,
+    "tests/integration/test_fleet.py": 105,
+    "tests/unit/test_incremental_stateful.py": 85,
+    "tests/unit/test_incremental.py": 76,
+    "tests/integration/test_flows.py": 74,
+    "tests/faults/test_sigkill.py": 74,
+    "tests/faults/test_restore_faults.py": 66,
+    "tests/integration/test_remote.py": 38,
+    "tests/integration/test_notebook.py": 35,
+    "tests/unit/test_export_json.py": 33,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
