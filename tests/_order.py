@@ -16,11 +16,13 @@ import pytest
 # twice what an idle machine takes. Only the order matters: a file that takes more than half
 # a minute belongs here (docs/development.md says how to measure one).
 SECONDS: dict[str, float] = {
+    "tests/integration/test_restore_baseline.py": 452,
     "tests/integration/test_cli.py": 427,
     "tests/integration/test_dead_runs.py": 392,
     "tests/integration/test_deployments.py": 290,
-    "tests/integration/test_messages.py": 171,
+    "tests/integration/test_messages.py": 170,
     "tests/integration/test_api.py": 155,
+    "tests/integration/test_forgery.py": 131,
     "tests/integration/test_api_hardening.py": 128,
     "tests/integration/test_api_security.py": 108,
     "tests/integration/test_fleet.py": 105,
@@ -28,7 +30,9 @@ SECONDS: dict[str, float] = {
     "tests/unit/test_incremental.py": 76,
     "tests/integration/test_flows.py": 74,
     "tests/faults/test_sigkill.py": 74,
+    "tests/integration/test_remote_cli.py": 72,
     "tests/faults/test_restore_faults.py": 66,
+    "tests/integration/test_pre_restore.py": 62,
     "tests/integration/test_remote.py": 38,
     "tests/integration/test_notebook.py": 35,
     "tests/unit/test_export_json.py": 33,
