@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup demo test lint format docs bench stress clean
+.PHONY: setup demo test test-unit test-integration lint format docs bench stress clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -38,18 +38,34 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # docs/cli.md and the settings table of docs/configuration.md are generated from the code
-# (the parser, the settings table, the API's request models); tests/test_docs.py fails when stale.
+# (the parser, the settings table, the API's request models); tests/unit/test_docs.py fails when stale.
 docs: setup
 	$(VENV)/bin/python -m dagvault_cli.reference
 	$(VENV)/bin/python -m dagvault_cli.settings_reference
 
-# pytest exits 5 when it collects no test: that is a failure here, never a pass.
 # Two workers (pytest-xdist; CI has 2 cores): most tests wait on CLI, server and flow
 # subprocesses. Files stay whole on one worker (--dist loadfile): module-scoped servers and
-# the order of a file's tests hold as in a serial run.
-test: lint
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile; status=$$?; \
+# the order of a file's tests hold as in a serial run. Files go out in collection order
+# (--no-loadscope-reorder), which tests/_order.py sorts longest first, so that no worker
+# starts a long file while the other is nearly done.
+# pytest exits 5 when it collects no test: that is a failure here, never a pass.
+PYTEST := $(VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+define pytest
+	$(PYTEST) $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+endef
+
+# Everything: tests/unit, tests/integration and the fault suite tests/faults.
+test: lint
+	$(call pytest)
+
+# In-process tests only (no Prefect server, no child process of the test's own): a minute.
+test-unit: setup
+	$(call pytest,tests/unit)
+
+# A real Prefect server, CLI and API processes, moto S3, and the fault suite.
+test-integration: setup
+	$(call pytest,tests/integration tests/faults)
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.backup_bench

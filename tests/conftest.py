@@ -49,6 +49,12 @@ for _name in (
 ):
     os.environ.pop(_name, None)
 
+# A test module split into tests/unit and tests/integration keeps what both halves use in
+# tests/_shared (asserts rewritten as in a test module); its fixtures are plugins here, as
+# is the longest-first order of the test files (tests/_order.py).
+pytest.register_assert_rewrite("_shared")
+pytest_plugins = ["_order", "_shared.forgery", "_shared.messages", "_shared.remote"]
+
 
 @pytest.fixture(scope="session")
 def prefect_api_url() -> Iterator[str]:
