@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT
 
-PROJECT = Path(__file__).resolve().parent.parent
 README = PROJECT / "README.md"
 PAGES = sorted((PROJECT / "docs").glob("*.md"))
 BENCHMARKS = PROJECT / "benchmarks" / "README.md"
