@@ -15,7 +15,7 @@ from _helpers import (
     content_digest,
     write_odd_ledger_config,
 )
-from conftest import CliRunner
+from conftest import PROJECT, CliRunner
 
 from dagvault import crypto
 from dagvault.backup import create_backup
@@ -25,7 +25,7 @@ from dagvault.storage import canonical, open_store, parent_of
 from dagvault.storage.backup_store import backup_store, stored_backup
 from dagvault.storage.offsite.replicate import replicate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT
 PROFILE = LedgerProfile(**ODD_LEDGER_CONFIG["ledger"])
 
 
