@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dagvault.catalog import list_with_pre_restore
-from dagvault.errors import DagvaultError
+from dagvault.errors import HTTP_STATUSES, DagvaultError
 from dagvault.health import check_health
 from dagvault.json_errors import describe_json_error
 from dagvault.schedule import backup_schedule
@@ -30,7 +30,6 @@ from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.metrics import CONTENT_TYPE
 from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
-from dagvault_api.operations import ERROR_STATUSES
 from dagvault_api.paths import MAX_PATH_CHARS
 from dagvault_api.routes import operations_router
 from dagvault_api.service import (
@@ -45,7 +44,7 @@ from dagvault_api.service import (
 )
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope} for status in [*ERROR_STATUSES, 405, 413]
+    status: {"model": ErrorEnvelope} for status in sorted({*HTTP_STATUSES, 401, 405, 413})
 }
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 

@@ -11,33 +11,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from dagvault.errors import (
-    BusyError,
-    ConfigError,
-    DagvaultError,
-    DiskFull,
-    RestoreError,
-    SourceError,
-    StorageError,
-    VerificationError,
-)
-
-# Most specific first. 422: the request was understood, the backup or data is bad.
-_STATUS: tuple[tuple[type[DagvaultError], int], ...] = (
-    (ConfigError, 400),
-    (SourceError, 404),
-    (VerificationError, 422),
-    (BusyError, 409),
-    (DiskFull, 507),
-    (StorageError, 503),
-    (RestoreError, 500),
-)
-ERROR_STATUSES = sorted({status for _, status in _STATUS} | {401, 500})
-
-
-def http_status(exc: DagvaultError) -> int:
-    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
-
 
 class FlowRun:
     """A flow's result with the id of the run that produced it."""

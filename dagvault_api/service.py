@@ -14,10 +14,10 @@ from fastapi import Request
 
 from dagvault.backup import validate_name
 from dagvault.config import Settings
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, http_status
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
-from dagvault_api.operations import FlowRunFailed, Scrubber, http_status
+from dagvault_api.operations import FlowRunFailed, Scrubber
 from dagvault_api.operations import run_flow as run_flow_with_id
 from dagvault_api.paths import Area, PathRejected
 

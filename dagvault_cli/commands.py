@@ -19,7 +19,14 @@ from dagvault.crypto import (
     require_key,
     writing_key,
 )
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, EncryptionKeyError
+from dagvault.errors import (
+    BackupNotFound,
+    BackupsFailedQualityGate,
+    BackupsFailedVerification,
+    ConfigError,
+    DagvaultError,
+    EncryptionKeyError,
+)
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
@@ -157,11 +164,6 @@ def verify(args: argparse.Namespace) -> int:
             reports_dir=args.reports_dir,
         )
     except DagvaultError as exc:
-        from flows.verify import (  # Prefect is loaded by now
-            BackupsFailedQualityGate,
-            BackupsFailedVerification,
-        )
-
         failure = exc
         if isinstance(exc, BackupsFailedVerification | BackupsFailedQualityGate):
             reports = exc.reports  # the valid backups' reports too, not just the error

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from dagvault.config import CONFIG_ENV, env_var, load_settings
-from dagvault.errors import ConfigError, DagvaultError
+from dagvault.errors import ConfigError, DagvaultError, FleetBackupIncomplete
 from dagvault_cli.output import emit_json, table
 from dagvault_cli.runner import require_reachable_api, run_flow
 
@@ -28,8 +28,6 @@ def fleet_backup(args: argparse.Namespace) -> int:
         )
         reports = result["reports"]
     except DagvaultError as exc:
-        from flows.fleet import FleetBackupIncomplete  # Prefect is loaded by now
-
         if not isinstance(exc, FleetBackupIncomplete):
             raise
         failure, reports = exc, exc.reports  # every node's outcome, not just the error

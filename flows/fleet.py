@@ -19,7 +19,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from dagvault.backup import backup_kind
-from dagvault.errors import ConfigError, DagvaultError
+from dagvault.errors import ConfigError, DagvaultError, FleetBackupIncomplete
 from dagvault.fleet import Member, fleet_members
 from flows._notify import HOOKS
 from flows._settings import resolve
@@ -27,16 +27,6 @@ from flows.backup import backup_flow
 from tasks._runtime import artifact_key
 
 TASK_RUNNERS = ("default", "dask")
-
-
-class FleetBackupIncomplete(DagvaultError):
-    """Some ledgers of the fleet were not backed up; ``reports`` holds every ledger's
-    outcome. The exit code is that of the first failed ledger."""
-
-    def __init__(self, message: str, hint: str, *, reports: list[dict[str, Any]]) -> None:
-        super().__init__(message, hint)
-        self.reports = reports
-        self.exit_code = next(r["exit_code"] for r in reports if r["status"] == "failed")
 
 
 # No retries here: the backup flow's own tasks retry what a retry can fix.

@@ -5,7 +5,12 @@ from typing import Any
 from prefect import flow
 
 from dagvault import authtag
-from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
+from dagvault.errors import (
+    BackupNotFound,
+    BackupsFailedQualityGate,
+    BackupsFailedVerification,
+    ConfigError,
+)
 from dagvault.quality import gate_failure
 from dagvault.remote import backups_at
 from dagvault.storage import is_url
@@ -15,26 +20,6 @@ from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks._runtime import artifact_key
 from tasks.quality import backup_quality_gate
 from tasks.verify import publish_verification_artifact, verify
-
-
-class BackupsFailedVerification(VerificationError):
-    """The verify flow's failure, with every backup's report (the CLI prints them all)."""
-
-    def __init__(
-        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
-    ) -> None:
-        super().__init__(message, hint, problems=problems)
-        self.reports = reports
-
-
-class BackupsFailedQualityGate(QualityGateFailed):
-    """Intact backups whose data failed the quality gate, with every backup's report."""
-
-    def __init__(
-        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
-    ) -> None:
-        super().__init__(message, hint, problems=problems)
-        self.reports = reports
 
 
 @flow(name="dagvault-verify", **HOOKS)
