@@ -19,7 +19,8 @@
     │   ├── OperationInProgress             another dagvault backup/restore/cleanup of it
     │   └── DatabaseLocked                  SQLite stayed busy past the timeout
     ├── StorageError              6    503  the filesystem refused (permission, I/O error)
-    │   └── DiskFull              6    507  no space left
+    │   ├── DiskFull              6    507  no space left
+    │   └── ReplicationIncomplete           some backups were not copied to a replica
     ├── RestoreError              7    500  the restore did not complete; the live
     │                                       database is unchanged
     └── FleetBackupIncomplete     *    500  some ledgers of a fleet were not backed up
@@ -147,6 +148,14 @@ class StorageError(DagvaultError):
 
 class DiskFull(StorageError):
     pass
+
+
+class ReplicationIncomplete(StorageError):
+    """Some backups could not be copied; the run fails so that it shows, with the reports."""
+
+    def __init__(self, message: str, hint: str, reports: list[dict[str, Any]]) -> None:
+        super().__init__(message, hint)
+        self.reports = reports
 
 
 class RestoreError(DagvaultError):

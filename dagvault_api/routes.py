@@ -11,11 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.params import Depends
 
-import flows.backup
-import flows.cleanup
-import flows.export
-import flows.restore
-import flows.verify
 from dagvault import db
 from dagvault_api.export_paths import export_prefix, fresh_export
 from dagvault_api.models import (
@@ -51,7 +46,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         data = service.run(
             request,
             {**body.model_dump(), "backup_path": str(target)},
-            flows.backup.backup_flow,
+            "backup",
             lambda info: f"{info['backup_type']} backup created.",
             database_path=str(settings.database_path),
             backup_dir=str(directory),
@@ -81,7 +76,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         data = service.run(
             request,
             params,
-            flows.restore.restore_flow,
+            "restore",
             "Database restored.",
             backup_path=str(source),
             database_path=str(settings.database_path),
@@ -113,7 +108,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             data = service.run(
                 request,
                 {**body.model_dump(), "export_path": str(target), "format": fmt},
-                flows.export.export_flow,
+                "export",
                 "Database exported.",
                 fmt=fmt,
                 database_path=str(settings.database_path),
@@ -132,7 +127,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         data = service.run(
             request,
             {**body.model_dump(), "sql_path": str(dump)},
-            flows.export.import_sql_flow,
+            "import-sql",
             "Database imported.",
             sql_path=str(dump),
             database_path=str(settings.database_path),
@@ -149,7 +144,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         data = service.run(
             request,
             {**body.model_dump(), "backup_path": str(target) if target else None},
-            flows.verify.verify_flow,
+            "verify",
             "Every backup checked is valid.",
             backup_path=str(target) if target else None,
             all_backups=body.all,
@@ -166,7 +161,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         data = service.run(
             request,
             body.model_dump(),
-            flows.cleanup.cleanup_flow,
+            "cleanup",
             "Dry run: nothing was removed." if body.dry_run else "Old backups removed.",
             keep=body.keep,
             dry_run=body.dry_run,

@@ -1,5 +1,10 @@
 """What the routes share: the configuration, the envelope, and running one operation
-(a Prefect flow run) with its metrics, audit details and errors."""
+(a Prefect flow run, started by flows.launcher) with its metrics, audit details and errors.
+
+Each request's flow runs in a worker thread of the server (FastAPI runs plain ``def``
+endpoints in a thread pool), so a long backup never blocks /health or /metrics, and it
+lands in Prefect's run history tagged ``dagvault-api``.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from dagvault.config import Settings
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, http_status
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
-from dagvault_api.operations import FlowRunFailed, Scrubber
-from dagvault_api.operations import run_flow as run_flow_with_id
 from dagvault_api.paths import Area, PathRejected
+from dagvault_api.scrub import Scrubber
+from flows.launcher import LaunchFailed, launch
 
 # uvicorn configures this logger: unexpected errors land in the server's log.
 log = logging.getLogger("uvicorn.error")
@@ -109,7 +114,7 @@ class Service:
         self,
         request: Request,
         params: dict[str, Any],
-        flow: Callable[..., Any],
+        operation: str,
         message: str | Callable[[Any], str],
         **flow_parameters: Any,
     ) -> dict[str, Any]:
@@ -120,10 +125,16 @@ class Service:
         # The operation itself is counted by the core, in the directory's journal.
         try:
             with self.metrics.in_progress.labels(action).track_inprogress():
-                outcome = run_flow_with_id(
-                    flow, config_file=self.config.config_file, **flow_parameters
+                outcome = launch(
+                    operation,
+                    tags=["dagvault-api"],
+                    config_file=self.config.config_file,
+                    # What the request's paths were confined to is what its run uses: the
+                    # run does not read the configuration again.
+                    settings=self.settings,
+                    **flow_parameters,
                 )
-        except FlowRunFailed as failure:
+        except LaunchFailed as failure:
             request.state.flow_run_id = failure.flow_run_id
             if not isinstance(failure.error, DagvaultError):
                 log.error("Unexpected failure of %s", action, exc_info=failure.error)

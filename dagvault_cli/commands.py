@@ -35,7 +35,7 @@ from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
 from dagvault.storage import is_url, open_store
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
-from dagvault_cli.runner import run_flow
+from flows.launcher import run_operation
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -78,7 +78,7 @@ def backup(args: argparse.Namespace) -> int:
             validate_name(args.name)
         db.require_file(settings.database_path)
     with progress_bar(not args.json):
-        info = run_flow(
+        info = run_operation(
             "backup",
             database_path=args.db,
             backup_dir=args.backup_dir,
@@ -88,6 +88,7 @@ def backup(args: argparse.Namespace) -> int:
             backup_type=args.backup_type,
             compress=args.compress,
             config_file=args.config,
+            settings=settings,
             quality=not args.no_quality,
             allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
             reports_dir=args.reports_dir,
@@ -151,7 +152,7 @@ def verify(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
-        reports = run_flow(
+        reports = run_operation(
             "verify",
             backup_path=args.backup,
             all_backups=args.all,
@@ -159,6 +160,7 @@ def verify(args: argparse.Namespace) -> int:
             backup_dir=args.backup_dir,
             quick=args.quick,
             config_file=args.config,
+            settings=settings,
             quality=args.quality,
             allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
             reports_dir=args.reports_dir,
@@ -266,13 +268,16 @@ def _print_freed(result: dict[str, Any], dry_run: bool) -> None:
 
 
 def cleanup(args: argparse.Namespace) -> int:
-    _settings(args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db)
-    result = run_flow(
+    settings = _settings(
+        args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db
+    )
+    result = run_operation(
         "cleanup",
         keep=args.keep,
         dry_run=args.dry_run,
         backup_dir=args.backup_dir,
         config_file=args.config,
+        settings=settings,
         database_path=args.db,
     )
     if args.json:
@@ -297,13 +302,14 @@ def prune(args: argparse.Namespace) -> int:
         interval_hours=settings.interval_hours,
         retention_count=settings.retention_count,
     )
-    result = run_flow(
+    result = run_operation(
         "prune",
         **rules,
         dry_run=args.dry_run,
         by_schedule=args.by_schedule,
         backup_dir=args.backup_dir,
         config_file=args.config,
+        settings=settings,
         database_path=args.db,
     )
     if args.json:
@@ -343,13 +349,14 @@ def schedule(args: argparse.Namespace) -> int:
     if args.run_if_due:
         db.require_file(settings.database_path)
     with progress_bar(not args.json):
-        outcome = run_flow(
+        outcome = run_operation(
             "schedule",
             database_path=args.db,
             backup_dir=args.backup_dir,
             interval_hours=args.interval_hours,
             run_if_due=args.run_if_due,
             config_file=args.config,
+            settings=settings,
         )
     if args.json:
         emit_json(outcome)
@@ -367,7 +374,7 @@ def restore(args: argparse.Namespace) -> int:
     settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
     _require_backup(args.backup, settings)
     with progress_bar(not args.json):
-        result = run_flow(
+        result = run_operation(
             "restore",
             backup_path=args.backup,
             database_path=str(settings.database_path),
@@ -375,6 +382,7 @@ def restore(args: argparse.Namespace) -> int:
             pre_restore_backup=False if args.no_pre_restore_backup else None,
             verify_first=not args.no_verify,
             config_file=args.config,
+            settings=settings,
             encryption_key_file=args.key_file,
             allow_schema_change=args.allow_schema_change,
             allow_gate_failed=args.allow_gate_failed,
@@ -409,7 +417,7 @@ def export(args: argparse.Namespace) -> int:
     if args.from_backup is None:
         db.require_file(settings.database_path)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
-    result = run_flow(
+    result = run_operation(
         "export",
         fmt=settings.default_export_format,
         database_path=args.db,
@@ -418,6 +426,7 @@ def export(args: argparse.Namespace) -> int:
         export_dir=args.export_dir,
         tables=tables,
         config_file=args.config,
+        settings=settings,
         quality=not args.no_quality,
         reports_dir=args.reports_dir,
         encryption_key_file=args.key_file,
@@ -442,12 +451,13 @@ def import_sql(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
     with progress_bar(not args.json):
-        result = run_flow(
+        result = run_operation(
             "import-sql",
             sql_path=args.file,
             database_path=str(settings.database_path),
             pre_import_backup=False if args.no_pre_import_backup else None,
             config_file=args.config,
+            settings=settings,
         )
     if args.json:
         emit_json(result)
@@ -468,19 +478,20 @@ def api(args: argparse.Namespace) -> int:
 
 
 def replicate(args: argparse.Namespace) -> int:
-    _settings(
+    settings = _settings(
         args,
         backup_dir=args.backup_dir,
         replicas=args.to,
         encryption_enabled=args.encrypt,
         encryption_key_file=args.key_file,
     )
-    reports = run_flow(
+    reports = run_operation(
         "replicate",
         targets=args.to,
         backup_dir=args.backup_dir,
         encrypt=args.encrypt,
         config_file=args.config,
+        settings=settings,
         encryption_key_file=args.key_file,
     )
     if args.json:

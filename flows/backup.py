@@ -78,6 +78,7 @@ def backup_flow(
     replicate_to: list[str] | None = None,
     encrypt: bool | None = None,
     encryption_key_file: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Back up the ledger (``backup_type`` full, incremental or differential, in any case:
     the description's "Full" too; compressed with zstd when
@@ -97,6 +98,7 @@ def backup_flow(
     """
     with events.failing_backup():  # ❌ for a bad setting, a lock, a failed check or gate too
         settings = resolve(
+            settings,
             config_file,
             database_path=database_path,
             backup_dir=backup_dir,

@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.config import setting_source
+from dagvault.config import Settings, setting_source
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
@@ -21,6 +21,7 @@ def restore_flow(
     encryption_key_file: str | None = None,
     allow_schema_change: bool = False,
     allow_gate_failed: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
     pre-restore backup, copy atomically, check the result (the description's RestoreResult).
@@ -33,6 +34,7 @@ def restore_flow(
     gate failed is refused unless ``allow_gate_failed``. The restore becomes the baseline
     of the next backups' transactions_not_decreased gate."""
     settings = resolve(
+        settings,
         config_file,
         database_path=database_path,
         create_pre_restore_backup=pre_restore_backup,

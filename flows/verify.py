@@ -5,6 +5,7 @@ from typing import Any
 from prefect import flow
 
 from dagvault import authtag
+from dagvault.config import Settings
 from dagvault.errors import (
     BackupNotFound,
     BackupsFailedQualityGate,
@@ -33,12 +34,14 @@ def verify_flow(
     allow_decrease: bool | None = None,
     reports_dir: str | None = None,
     encryption_key_file: str | None = None,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """Verify one backup, or every backup of the backup directory; fails if any is invalid.
 
     With ``quality`` each intact backup also runs the data-quality gate (its new verdict
     replaces the recorded one); a failed gate fails the run too."""
     settings = resolve(
+        settings,
         config_file,
         backup_dir=backup_dir,
         reports_dir=reports_dir,
