@@ -3,14 +3,16 @@
                                   exit HTTP
     DagvaultError                 1    500  unexpected failure
     ├── ConfigError               2    400  a setting or argument is invalid
-    │   └── EncryptionKeyError              no key, an unreadable key, or not the key a
-    │                                       file was encrypted with
+    │   ├── EncryptionKeyError              no key, an unreadable key, or not the key a
+    │   │                                   file was encrypted with
+    │   └── PathRejected                    a request path malformed or outside its directory
     ├── SourceError               3    404  the database or backup named does not exist or
     │   ├── DatabaseNotFound                is not SQLite
     │   ├── NotASQLiteDatabase
     │   └── BackupNotFound
     ├── VerificationError         4    422  a backup failed verification; it must not be
-    │   ├── InvalidDump                     restored; an SQL dump is malformed or truncated
+    │   ├── EditedMetadata                  restored; a .meta edited after it was written
+    │   ├── InvalidDump                     an SQL dump is malformed or truncated
     │   ├── ExportMismatch                  exported row counts differ from the snapshot
     │   ├── BackupsFailedVerification       the verify run's failure, with every report
     │   └── QualityGateFailed               the data failed a data-quality expectation
@@ -74,6 +76,14 @@ class EncryptionKeyError(ConfigError):
     pass
 
 
+class PathRejected(ConfigError):
+    """A request path that is malformed or leaves its directory (HTTP 400)."""
+
+    def __init__(self, field: str, message: str, hint: str) -> None:
+        super().__init__(f"{field}: {message}", hint)
+        self.field = field
+
+
 class SourceError(DagvaultError):
     pass
 
@@ -94,6 +104,15 @@ class VerificationError(DagvaultError):
     def __init__(self, message: str, hint: str = "", *, problems: list[str] | None = None) -> None:
         super().__init__(message, hint)
         self.problems = problems or [message]
+
+
+class EditedMetadata(VerificationError):
+    """A sidecar whose fields are all well-formed but whose meta_checksum does not match:
+    ``document`` holds them, for ``dagvault.meta_fields`` to find the edited one."""
+
+    def __init__(self, message: str, hint: str, *, document: dict[str, Any]) -> None:
+        super().__init__(message, hint)
+        self.document = document
 
 
 class InvalidDump(VerificationError):

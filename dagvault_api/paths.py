@@ -20,21 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from dagvault.errors import ConfigError
+from dagvault.errors import PathRejected
 
 MAX_PATH_CHARS = 4096
 NAME_MAX = 255  # bytes per file name on Linux filesystems (ENAMETOOLONG beyond)
 # Characters no request path may hold: C0/C1 controls and DEL, a backslash, or a
 # percent-escape (%2e, %2F…) that a URL layer would decode into another name.
 _AMBIGUOUS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]|%[0-9A-Fa-f]{2}")
-
-
-class PathRejected(ConfigError):
-    """A request path that is malformed or leaves its directory (HTTP 400)."""
-
-    def __init__(self, field: str, message: str, hint: str) -> None:
-        super().__init__(f"{field}: {message}", hint)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,14 @@ FAILURES = [
 ]
 
 
+EXTRA: dict[str, object] = {"problems": ["m"], "reports": [], "document": {}}
+
+
 def _instance(cls: type[DagvaultError]) -> DagvaultError:
-    if "reports" in inspect.signature(cls).parameters:
-        return cls("m", "h", problems=["m"], reports=[])  # type: ignore[call-arg]
-    return cls("m", "h")
+    params = inspect.signature(cls).parameters
+    if "field" in params:  # PathRejected
+        return cls("backup_path", "m", "h")  # type: ignore[call-arg]
+    return cls("m", "h", **{k: v for k, v in EXTRA.items() if k in params})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("cls", FAILURES, ids=lambda c: c.__name__)
@@ -40,9 +44,14 @@ def test_every_failure_has_a_documented_exit_code_and_an_http_status(
     assert (exc.exit_code, http_status(exc)) == FAILURE_CODES[ancestor]
 
 
-def test_the_failure_types_of_the_flows_live_in_the_core() -> None:
+def test_the_failure_types_of_the_shells_live_in_the_core() -> None:
+    import dagvault_api.paths
     import flows.fleet
+    import flows.replicate
     import flows.verify
+
+    assert flows.replicate.ReplicationIncomplete is errors.ReplicationIncomplete
+    assert dagvault_api.paths.PathRejected is errors.PathRejected
 
     assert flows.verify.BackupsFailedQualityGate is BackupsFailedQualityGate
     assert flows.fleet.FleetBackupIncomplete is FleetBackupIncomplete
