@@ -22,6 +22,7 @@ from dagvault.catalog import list_with_pre_restore
 from dagvault.errors import HTTP_STATUSES, DagvaultError
 from dagvault.health import check_health
 from dagvault.json_errors import describe_json_error
+from dagvault.operations import BackupRecord
 from dagvault.schedule import backup_schedule
 from dagvault.storage import is_url
 from dagvault_api.audit_requests import AuditRequests
@@ -29,7 +30,7 @@ from dagvault_api.caller import identify
 from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.metrics import CONTENT_TYPE
-from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
+from dagvault_api.models import Envelope, ErrorEnvelope, Health, Schedule
 from dagvault_api.paths import MAX_PATH_CHARS
 from dagvault_api.routes import operations_router
 from dagvault_api.service import (
@@ -168,7 +169,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         log.error("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
         return SafeJSONResponse(error_body(INTERNAL_ERROR, None), status_code=500)
 
-    @app.get("/backup/list", dependencies=reads, response_model=Envelope[list[BackupEntry]])
+    @app.get("/backup/list", dependencies=reads, response_model=Envelope[list[BackupRecord]])
     def list_(
         backup_dir: Annotated[str | None, Query(min_length=1, max_length=MAX_PATH_CHARS)] = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from dagvault.errors import PathRejected
+from dagvault.operations.common import MAX_PATH_CHARS, encodable
 
-MAX_PATH_CHARS = 4096
 NAME_MAX = 255  # bytes per file name on Linux filesystems (ENAMETOOLONG beyond)
 # Characters no request path may hold: C0/C1 controls and DEL, a backslash, or a
 # percent-escape (%2e, %2F…) that a URL layer would decode into another name.
@@ -87,12 +87,3 @@ class Area:
 
     def is_directory(self, shown: Path) -> bool:
         return (self.base / shown).is_dir()
-
-
-def encodable(text: str) -> bool:
-    """JSON can carry lone surrogates, which no file name can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.params import Depends
 
 from dagvault import db
+from dagvault.operations import BackupOptions, RestoreOptions
 from dagvault_api.export_paths import export_prefix, fresh_export
 from dagvault_api.models import (
     BackupData,
@@ -23,7 +24,6 @@ from dagvault_api.models import (
     ImportRequest,
     OperationData,
     RestoreData,
-    RestoreRequest,
     VerifyRequest,
 )
 from dagvault_api.service import Service, backup_name, envelope
@@ -48,42 +48,31 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             {**body.model_dump(), "backup_path": str(target)},
             "backup",
             lambda info: f"{info['backup_type']} backup created.",
+            BackupOptions(**body.model_dump(exclude={"backup_path"})),
             database_path=str(settings.database_path),
             backup_dir=str(directory),
             name=name,
-            description=body.description,
-            verify_after=body.verify,
-            backup_type=body.backup_type,
-            compress=body.compress,
-            quality=body.quality,
-            allow_decrease=body.allow_decrease,
         )
         return envelope({**data, "backup_path": data["result"]["backup_path"]})
 
     @router.post("/backup/restore", response_model=Envelope[RestoreData])
-    def restore_backup(body: RestoreRequest, request: Request) -> dict[str, Any]:
+    def restore_backup(body: RestoreOptions, request: Request) -> dict[str, Any]:
         """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR:
         verified first, with a pre-restore backup unless create_pre_restore_backup=false."""
         source = service.existing(backups.confine("backup_path", body.backup_path))
+        options = body.model_copy(update={"backup_path": str(source)})
         pre = body.create_pre_restore_backup
-        pre = settings.create_pre_restore_backup if pre is None else pre
         params = {
-            "backup_path": str(source),
-            "create_pre_restore_backup": pre,
-            "allow_schema_change": body.allow_schema_change,
-            "allow_gate_failed": body.allow_gate_failed,
+            **options.model_dump(),
+            "create_pre_restore_backup": settings.create_pre_restore_backup if pre is None else pre,
         }
         data = service.run(
             request,
             params,
             "restore",
             "Database restored.",
-            backup_path=str(source),
+            options,
             database_path=str(settings.database_path),
-            # Not given: the flow resolves it and can name the env var or file key in a warning.
-            pre_restore_backup=body.create_pre_restore_backup,
-            allow_schema_change=body.allow_schema_change,
-            allow_gate_failed=body.allow_gate_failed,
         )
         return envelope({**data, **params})
 

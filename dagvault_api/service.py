@@ -20,6 +20,7 @@ from fastapi import Request
 from dagvault.backup import validate_name
 from dagvault.config import Settings
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, http_status
+from dagvault.operations.common import Options
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
 from dagvault_api.paths import Area, PathRejected
@@ -116,6 +117,7 @@ class Service:
         params: dict[str, Any],
         operation: str,
         message: str | Callable[[Any], str],
+        options: Options | None = None,
         **flow_parameters: Any,
     ) -> dict[str, Any]:
         """Run one operation as a flow run and answer with its result; count it, leave
@@ -127,6 +129,7 @@ class Service:
             with self.metrics.in_progress.labels(action).track_inprogress():
                 outcome = launch(
                     operation,
+                    options,
                     tags=["dagvault-api"],
                     config_file=self.config.config_file,
                     # What the request's paths were confined to is what its run uses: the
@@ -141,12 +144,13 @@ class Service:
                 raise ApiError(500, INTERNAL_ERROR) from None
             raise self.refusal(failure.error) from None
         request.state.flow_run_id = outcome.flow_run_id
+        result = outcome.document
         return {
             "success": True,
-            "message": message(outcome.result) if callable(message) else message,
+            "message": message(result) if callable(message) else message,
             "timestamp": now(),
             "flow_run_id": outcome.flow_run_id,
-            "result": outcome.result,
+            "result": result,
         }
 
 

@@ -30,6 +30,8 @@ from dagvault.errors import (
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
+from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
+from dagvault.operations.common import parse_options
 from dagvault.presets import prune_policy
 from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
@@ -65,6 +67,15 @@ def _when(timestamp: int) -> str:
 
 def backup(args: argparse.Namespace) -> int:
     with events.failing_backup():  # fail fast, before a flow run starts; ❌ as in a run
+        options = parse_options(
+            BackupOptions,
+            description=args.description,
+            backup_type=args.backup_type,
+            compress=args.compress,
+            verify=not args.no_verify,
+            quality=not args.no_quality,
+            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
+        )
         settings = _settings(
             args,
             database_path=args.db,
@@ -78,45 +89,34 @@ def backup(args: argparse.Namespace) -> int:
             validate_name(args.name)
         db.require_file(settings.database_path)
     with progress_bar(not args.json):
-        info = run_operation(
+        info: BackupResult = run_operation(
             "backup",
-            database_path=args.db,
-            backup_dir=args.backup_dir,
+            options,
             name=args.name,
-            description=args.description,
-            verify_after=not args.no_verify,
-            backup_type=args.backup_type,
-            compress=args.compress,
+            replicate_to=args.replicate_to,
             config_file=args.config,
             settings=settings,
-            quality=not args.no_quality,
-            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
-            reports_dir=args.reports_dir,
-            replicate_to=args.replicate_to,
-            encrypt=args.encrypt,
-            encryption_key_file=args.key_file,
         )
     if args.json:
-        emit_json(info)
-    else:
-        print(f"📦 {info['backup_type']} backup created: {info['backup_path']}")
-        for target in info["replicas"]:
-            print(f"   replicated to {target}")
-        reason = info["metadata"].get("full_backup_reason")
-        if reason and args.backup_type != "full":
-            print(f"   full instead of {args.backup_type}: {reason}")
-        if info["metadata"].get("parent"):
-            print(
-                f"   parent: {info['metadata']['parent']}, "
-                f"{info['metadata']['changed_pages']} changed pages"
-            )
+        emit_json(info.document())
+        return 0
+    print(f"📦 {info.backup_type} backup created: {info.backup_path}")
+    for target in info.replicas:
+        print(f"   replicated to {target}")
+    reason = info.metadata.get("full_backup_reason")
+    if reason and options.backup_type != "Full":
+        print(f"   full instead of {args.backup_type}: {reason}")
+    if info.metadata.get("parent"):
         print(
-            f"   size {human_bytes(info['file_size'])}, {info['total_transactions']} "
-            f"transactions, {info['total_nodes']} nodes, "
-            f"verification: {info['verification']['status']}"
+            f"   parent: {info.metadata['parent']}, {info.metadata['changed_pages']} changed pages"
         )
-        print(f"   SHA3-256 {info['checksum']}")
-        _print_gate(info.get("quality"))
+    print(
+        f"   size {human_bytes(info.file_size)}, {info.total_transactions} "
+        f"transactions, {info.total_nodes} nodes, "
+        f"verification: {info.verification['status']}"
+    )
+    print(f"   SHA3-256 {info.checksum}")
+    _print_gate(info.quality)
     return 0
 
 
@@ -371,33 +371,34 @@ def schedule(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
+    options = parse_options(
+        RestoreOptions,
+        backup_path=args.backup,
+        # Not given: the flow resolves it and can name the env var or file key in a warning.
+        create_pre_restore_backup=False if args.no_pre_restore_backup else None,
+        allow_schema_change=args.allow_schema_change,
+        allow_gate_failed=args.allow_gate_failed,
+    )
     settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
     _require_backup(args.backup, settings)
     with progress_bar(not args.json):
-        result = run_operation(
+        result: RestoreResult = run_operation(
             "restore",
-            backup_path=args.backup,
-            database_path=str(settings.database_path),
-            # Not given: the flow resolves it and can name the env var or file key in a warning.
-            pre_restore_backup=False if args.no_pre_restore_backup else None,
+            options,
             verify_first=not args.no_verify,
             config_file=args.config,
             settings=settings,
-            encryption_key_file=args.key_file,
-            allow_schema_change=args.allow_schema_change,
-            allow_gate_failed=args.allow_gate_failed,
         )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
-    print(f"✅ Database {result['database_path']} restored from {args.backup}")
+    print(f"✅ Database {result.database_path} restored from {args.backup}")
     print(
-        f"   {result['backup_info']['total_transactions']} transactions, "
-        f"{result['duration_seconds']} s"
+        f"   {result.backup_info['total_transactions']} transactions, {result.duration_seconds} s"
     )
-    if result["pre_restore_backup"]:
-        print(f"   pre-restore backup: {result['pre_restore_backup']}")
-    for warning in result["warnings"]:
+    if result.pre_restore_backup:
+        print(f"   pre-restore backup: {result.pre_restore_backup}")
+    for warning in result.warnings:
         print(f"   warning: {warning}")
     return 0
 

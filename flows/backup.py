@@ -23,7 +23,7 @@ from tasks.backup import take_backup
 from tasks.quality import backup_quality_gate
 from tasks.replicate import replicate_to as replicate_task
 from tasks.replicate import upload_to
-from tasks.verify import verify
+from tasks.verify import verify as verify_backup
 
 
 @contextlib.contextmanager
@@ -68,7 +68,7 @@ def backup_flow(
     backup_dir: str | None = None,
     name: str | None = None,
     description: str = "",
-    verify_after: bool = True,
+    verify: bool = True,
     backup_type: str = "full",
     compress: bool | None = None,
     config_file: str | None = None,
@@ -115,7 +115,7 @@ def backup_flow(
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
             _local_directory(settings) as directory,
         ):
-            info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
+            info = _back_up(settings, str(directory), name, description, backup_type, verify)
             if quality:
                 _gate(settings, info)
             info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
@@ -128,7 +128,7 @@ def _back_up(
     name: str | None,
     description: str,
     backup_type: str,
-    verify_after: bool,
+    verify: bool,
 ) -> dict[str, Any]:
     info = take_backup(
         str(settings.database_path),
@@ -141,8 +141,8 @@ def _back_up(
         backup_type,
         key_file(settings),
     )
-    if verify_after:
-        report = verify(info["backup_path"], key_file=key_file(settings))
+    if verify:
+        report = verify_backup(info["backup_path"], key_file=key_file(settings))
         info["verification"] = {"status": "verified" if report["valid"] else "failed"}
         if not report["valid"]:
             raise VerificationError(

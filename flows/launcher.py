@@ -15,28 +15,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagvault.errors import ConfigError, DagvaultError
+from dagvault.operations import BackupResult, RestoreResult
+from dagvault.operations.common import Options, Result
 
-# Each operation's flow, imported when it is launched (importing Prefect costs seconds).
-OPERATIONS: dict[str, str] = {
-    "backup": "flows.backup:backup_flow",
-    "verify": "flows.verify:verify_flow",
-    "restore": "flows.restore:restore_flow",
-    "cleanup": "flows.cleanup:cleanup_flow",
-    "prune": "flows.prune:prune_flow",
-    "replicate": "flows.replicate:replicate_flow",
-    "schedule": "flows.scheduled:scheduled_backup_flow",
-    "export": "flows.export:export_flow",
-    "import-sql": "flows.export:import_sql_flow",
-    "fleet-backup": "flows.fleet:fleet_backup_flow",
+# Each operation's flow, imported when it is launched (importing Prefect costs seconds),
+# and the model of its result where it has one.
+OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
+    "backup": ("flows.backup:backup_flow", BackupResult),
+    "verify": ("flows.verify:verify_flow", None),
+    "restore": ("flows.restore:restore_flow", RestoreResult),
+    "cleanup": ("flows.cleanup:cleanup_flow", None),
+    "prune": ("flows.prune:prune_flow", None),
+    "replicate": ("flows.replicate:replicate_flow", None),
+    "schedule": ("flows.scheduled:scheduled_backup_flow", None),
+    "export": ("flows.export:export_flow", None),
+    "import-sql": ("flows.export:import_sql_flow", None),
+    "fleet-backup": ("flows.fleet:fleet_backup_flow", None),
 }
 
 
 @dataclass(frozen=True)
 class Launched:
-    """An operation's result and the id of the flow run that produced it."""
+    """An operation's result (typed where the operation has a result model) and the id of
+    the flow run that produced it."""
 
     result: Any
     flow_run_id: str | None
+
+    @property
+    def document(self) -> Any:
+        """The result as JSON: what `--json` prints and the API answers."""
+        return self.result.document() if isinstance(self.result, Result) else self.result
 
 
 class LaunchFailed(Exception):
@@ -48,27 +57,39 @@ class LaunchFailed(Exception):
         self.flow_run_id = flow_run_id
 
 
-def launch(operation: str, /, *, tags: Sequence[str] = (), **parameters: Any) -> Launched:
-    """Run ``operation``'s flow with ``parameters``; raise LaunchFailed when the run fails."""
+def launch(
+    operation: str,
+    options: Options | None = None,
+    /,
+    *,
+    tags: Sequence[str] = (),
+    **parameters: Any,
+) -> Launched:
+    """Run ``operation``'s flow with its ``options`` and the entry point's ``parameters``
+    (``settings``, ``config_file``…); raise LaunchFailed when the run fails."""
     from prefect import tags as run_tags
 
-    module, _, name = OPERATIONS[operation].partition(":")
+    target, result_model = OPERATIONS[operation]
+    module, _, name = target.partition(":")
     flow = getattr(importlib.import_module(module), name)
     prepare()
+    if options is not None:
+        parameters = {**options.flow_parameters(), **parameters}
     with run_tags(*tags):
         state = flow(**parameters, return_state=True)
     run_id = state.state_details.flow_run_id
     run_id = str(run_id) if run_id else None
     try:
-        return Launched(state.result(), run_id)
+        result = state.result()
     except Exception as exc:
         raise LaunchFailed(exc, run_id) from exc
+    return Launched(result_model.model_validate(result) if result_model else result, run_id)
 
 
-def run_operation(operation: str, /, **parameters: Any) -> Any:
+def run_operation(operation: str, options: Options | None = None, /, **parameters: Any) -> Any:
     """``launch`` for a command line: the result, or the run's own error raised."""
     try:
-        return launch(operation, **parameters).result
+        return launch(operation, options, **parameters).result
     except LaunchFailed as failed:
         raise failed.error from None
 

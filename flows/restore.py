@@ -15,7 +15,7 @@ from tasks.restore import restore
 def restore_flow(
     backup_path: str,
     database_path: str | None = None,
-    pre_restore_backup: bool | None = None,
+    create_pre_restore_backup: bool | None = None,
     verify_first: bool = True,
     config_file: str | None = None,
     encryption_key_file: str | None = None,
@@ -37,7 +37,7 @@ def restore_flow(
         settings,
         config_file,
         database_path=database_path,
-        create_pre_restore_backup=pre_restore_backup,
+        create_pre_restore_backup=create_pre_restore_backup,
         encryption_key_file=encryption_key_file,
     )
     with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
@@ -54,7 +54,7 @@ def restore_flow(
             allow_schema_change,
             # A given parameter is the run's own request; else the environment or the file.
             "--no-pre-restore-backup (API: create_pre_restore_backup=false)"
-            if pre_restore_backup is not None
+            if create_pre_restore_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
             allow_gate_failed,
             settings.pre_restore_keep,

@@ -25,7 +25,7 @@ def test_the_api_never_imports_the_cli() -> None:
         "import flows.launcher\n"
         "flows.launcher.OPERATIONS  # every flow the API can launch:\n"
         "import importlib\n"
-        "for target in flows.launcher.OPERATIONS.values():\n"
+        "for target, _ in flows.launcher.OPERATIONS.values():\n"
         "    importlib.import_module(target.partition(':')[0])"
     )
     assert "dagvault_api.app" in loaded and "flows.backup" in loaded
