@@ -74,13 +74,6 @@ class VerifyRequest(Options):
         return self
 
 
-class CleanupRequest(Options):
-    keep: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="BACKUP_RETENTION_COUNT if unset"
-    )
-    dry_run: bool = False
-
-
 T = TypeVar("T")
 
 

@@ -13,11 +13,11 @@ from fastapi.params import Depends
 
 from dagvault import db
 from dagvault.operations import BackupOptions, RestoreOptions
+from dagvault.operations.retention import CleanupOptions
 from dagvault_api.export_paths import export_prefix, fresh_export
 from dagvault_api.models import (
     BackupData,
     BackupRequest,
-    CleanupRequest,
     Envelope,
     ExportData,
     ExportRequest,
@@ -145,16 +145,14 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         return envelope(data)
 
     @router.post("/backup/cleanup", response_model=Envelope[OperationData])
-    def cleanup(body: CleanupRequest, request: Request) -> dict[str, Any]:
+    def cleanup(body: CleanupOptions, request: Request) -> dict[str, Any]:
         """Keep the newest N backups of BACKUP_DIR (never the newest verified one)."""
         data = service.run(
             request,
             body.model_dump(),
             "cleanup",
             "Dry run: nothing was removed." if body.dry_run else "Old backups removed.",
-            keep=body.keep,
-            dry_run=body.dry_run,
-            backup_dir=str(settings.backup_dir),
+            body,
         )
         return envelope(data)
 

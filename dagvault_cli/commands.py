@@ -32,6 +32,12 @@ from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.common import parse_options
+from dagvault.operations.retention import (
+    RETENTION_RULES,
+    CleanupOptions,
+    PruneOptions,
+    RetentionResult,
+)
 from dagvault.presets import prune_policy
 from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
@@ -253,76 +259,66 @@ def list_(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_freed(result: dict[str, Any], dry_run: bool) -> None:
+def _print_freed(result: RetentionResult) -> None:
     """The closing line of cleanup and prune: what was (or would be) removed and freed."""
-    if dry_run:
+    if result.dry_run:
         print(
-            f"Dry run: would remove {result['removed_backups']} backups, "
-            f"{human_bytes(result['bytes_freed'])} would be freed"
+            f"Dry run: would remove {result.removed_backups} backups, "
+            f"{human_bytes(result.bytes_freed)} would be freed"
         )
     else:
         print(
-            f"🧹 removed {result['removed_backups']} backups "
-            f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
+            f"🧹 removed {result.removed_backups} backups "
+            f"({result.files_removed} files), {human_bytes(result.bytes_freed)} freed"
         )
 
 
 def cleanup(args: argparse.Namespace) -> int:
+    options = parse_options(CleanupOptions, keep=args.keep, dry_run=args.dry_run)
     settings = _settings(
         args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db
     )
-    result = run_operation(
-        "cleanup",
-        keep=args.keep,
-        dry_run=args.dry_run,
-        backup_dir=args.backup_dir,
-        config_file=args.config,
-        settings=settings,
-        database_path=args.db,
+    result: RetentionResult = run_operation(
+        "cleanup", options, config_file=args.config, settings=settings
     )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
-    rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result["decisions"]]
+    rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result.decisions]
     if rows:
         print(table(rows, ["backup", "plan", "reason"]))
-    _print_freed(result, args.dry_run)
+    _print_freed(result)
     return 0
 
 
 def prune(args: argparse.Namespace) -> int:
-    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
-    rules = {
-        f"keep_{rule}": getattr(args, f"keep_{rule}")
-        for rule in ("last", "hourly", "daily", "weekly", "monthly")
-    }
-    policy = prune_policy(  # fail fast
-        RetentionPolicy(**rules),
+    options = parse_options(
+        PruneOptions,
+        **{f"keep_{rule}": getattr(args, f"keep_{rule}") for rule in RETENTION_RULES},
         by_schedule=args.by_schedule,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
+    policy = prune_policy(  # fail fast
+        RetentionPolicy(*(getattr(options, f"keep_{rule}") for rule in RETENTION_RULES)),
+        by_schedule=options.by_schedule,
         interval_hours=settings.interval_hours,
         retention_count=settings.retention_count,
     )
-    result = run_operation(
-        "prune",
-        **rules,
-        dry_run=args.dry_run,
-        by_schedule=args.by_schedule,
-        backup_dir=args.backup_dir,
-        config_file=args.config,
-        settings=settings,
-        database_path=args.db,
+    result: RetentionResult = run_operation(
+        "prune", options, config_file=args.config, settings=settings
     )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
     rows = [
         (Path(d["backup_path"]).name, d["backup_type"], d["action"], d["reason"])
-        for d in result["decisions"]
+        for d in result.decisions
     ]
     print(f"Policy: {policy.describe()} (UTC calendar buckets)")
     if rows:
         print(table(rows, ["backup", "type", "action", "reasons"]))
-    _print_freed(result, args.dry_run)
+    _print_freed(result)
     return 0
 
 

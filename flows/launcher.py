@@ -17,6 +17,7 @@ from typing import Any
 from dagvault.errors import ConfigError, DagvaultError
 from dagvault.operations import BackupResult, RestoreResult
 from dagvault.operations.common import Options, Result
+from dagvault.operations.retention import RetentionResult
 
 # Each operation's flow, imported when it is launched (importing Prefect costs seconds),
 # and the model of its result where it has one.
@@ -24,8 +25,8 @@ OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
     "backup": ("flows.backup:backup_flow", BackupResult),
     "verify": ("flows.verify:verify_flow", None),
     "restore": ("flows.restore:restore_flow", RestoreResult),
-    "cleanup": ("flows.cleanup:cleanup_flow", None),
-    "prune": ("flows.prune:prune_flow", None),
+    "cleanup": ("flows.cleanup:cleanup_flow", RetentionResult),
+    "prune": ("flows.prune:prune_flow", RetentionResult),
     "replicate": ("flows.replicate:replicate_flow", None),
     "schedule": ("flows.scheduled:scheduled_backup_flow", None),
     "export": ("flows.export:export_flow", None),

@@ -15,6 +15,7 @@ from _api import api_server
 from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
+from dagvault.operations.retention import CleanupOptions, PruneOptions
 from dagvault_api.models import BackupData, BackupRequest, RestoreData
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture of conftest
@@ -22,7 +23,12 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture
 
 @pytest.mark.parametrize(
     ("options", "flow"),
-    [(BackupOptions, "flows.backup:backup_flow"), (RestoreOptions, "flows.restore:restore_flow")],
+    [
+        (BackupOptions, "flows.backup:backup_flow"),
+        (RestoreOptions, "flows.restore:restore_flow"),
+        (CleanupOptions, "flows.cleanup:cleanup_flow"),
+        (PruneOptions, "flows.prune:prune_flow"),
+    ],
 )
 def test_every_option_is_a_parameter_of_its_flow(options: type[Any], flow: str) -> None:
     import importlib
@@ -46,7 +52,7 @@ def test_the_api_takes_the_options_models_as_its_bodies() -> None:
     from dagvault_api import routes
 
     source = inspect.getsource(routes.operations_router)
-    assert "body: RestoreOptions" in source
+    assert "body: RestoreOptions" in source and "body: CleanupOptions" in source
 
 
 def test_a_refused_option_is_a_clear_error_not_a_traceback(cli: CliRunner, tmp_path: Path) -> None:

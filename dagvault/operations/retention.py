@@ -8,6 +8,9 @@ from pydantic import Field
 
 from dagvault.operations.common import Options, Result
 
+# The rules of PruneOptions, in RetentionPolicy's order: keep_last, keep_hourly, …
+RETENTION_RULES = ("last", "hourly", "daily", "weekly", "monthly")
+
 
 class CleanupOptions(Options):
     """What a cleanup can be asked for: `dagvault cleanup`'s flags, the body of
