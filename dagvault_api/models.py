@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from dagvault.config import EXPORT_FORMATS
 from dagvault.operations import BackupOptions, BackupResult, RestoreResult
-from dagvault.operations.backup import ALLOW_DECREASE
 from dagvault.operations.common import MAX_PATH_CHARS, Options
 
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
@@ -58,20 +57,6 @@ class ImportRequest(Options):
     create_pre_import_backup: bool | None = Field(
         default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
     )
-
-
-class VerifyRequest(Options):
-    backup_path: str | None = Field(default=None, min_length=1, max_length=MAX_PATH_CHARS)
-    all: bool = Field(default=False, description="every backup of BACKUP_DIR")
-    quick: bool = False
-    quality: bool = False
-    allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
-
-    @model_validator(mode="after")
-    def _one_target(self) -> VerifyRequest:
-        if self.all == (self.backup_path is not None):
-            raise ValueError("give either backup_path or all=true")
-        return self
 
 
 T = TypeVar("T")

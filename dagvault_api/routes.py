@@ -14,6 +14,7 @@ from fastapi.params import Depends
 from dagvault import db
 from dagvault.operations import BackupOptions, RestoreOptions
 from dagvault.operations.retention import CleanupOptions
+from dagvault.operations.verify import VerifyOptions
 from dagvault_api.export_paths import export_prefix, fresh_export
 from dagvault_api.models import (
     BackupData,
@@ -24,7 +25,6 @@ from dagvault_api.models import (
     ImportRequest,
     OperationData,
     RestoreData,
-    VerifyRequest,
 )
 from dagvault_api.service import Service, backup_name, envelope
 
@@ -125,22 +125,18 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         return envelope(data)
 
     @router.post("/backup/verify", response_model=Envelope[OperationData])
-    def verify(body: VerifyRequest, request: Request) -> dict[str, Any]:
+    def verify(body: VerifyOptions, request: Request) -> dict[str, Any]:
         """Verify one backup or all of BACKUP_DIR (the outcome is recorded in each .meta)."""
-        target = None
+        options = body
         if body.backup_path:
             target = service.existing(backups.confine("backup_path", body.backup_path))
+            options = body.model_copy(update={"backup_path": str(target)})
         data = service.run(
             request,
-            {**body.model_dump(), "backup_path": str(target) if target else None},
+            options.model_dump(by_alias=True),
             "verify",
             "Every backup checked is valid.",
-            backup_path=str(target) if target else None,
-            all_backups=body.all,
-            backup_dir=str(settings.backup_dir),
-            quick=body.quick,
-            quality=body.quality,
-            allow_decrease=body.allow_decrease,
+            options,
         )
         return envelope(data)
 

@@ -38,6 +38,7 @@ from dagvault.operations.retention import (
     PruneOptions,
     RetentionResult,
 )
+from dagvault.operations.verify import VerifyOptions
 from dagvault.presets import prune_policy
 from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
@@ -145,6 +146,14 @@ def verify(args: argparse.Namespace) -> int:
         raise ConfigError(
             "Name one backup to verify, or pass --all", "dagvault verify BACKUP | --all"
         )
+    options = parse_options(
+        VerifyOptions,
+        backup_path=args.backup,
+        all_backups=args.all,
+        quick=args.quick,
+        quality=args.quality,
+        allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
+    )
     settings = _settings(
         args,
         backup_dir=args.backup_dir,
@@ -158,19 +167,7 @@ def verify(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
-        reports = run_operation(
-            "verify",
-            backup_path=args.backup,
-            all_backups=args.all,
-            encryption_key_file=args.key_file,
-            backup_dir=args.backup_dir,
-            quick=args.quick,
-            config_file=args.config,
-            settings=settings,
-            quality=args.quality,
-            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
-            reports_dir=args.reports_dir,
-        )
+        reports = run_operation("verify", options, config_file=args.config, settings=settings)
     except DagvaultError as exc:
         failure = exc
         if isinstance(exc, BackupsFailedVerification | BackupsFailedQualityGate):
