@@ -10,11 +10,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from dagvault.config import EXPORT_FORMATS
 from dagvault.operations import BackupOptions, BackupResult, RestoreResult
 from dagvault.operations.common import MAX_PATH_CHARS, Options
-
-ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
+from dagvault.operations.export import ExportOptions
 
 
 class BackupRequest(BackupOptions):
@@ -31,7 +29,9 @@ class BackupRequest(BackupOptions):
     )
 
 
-class ExportRequest(Options):
+class ExportRequest(ExportOptions):
+    """POST /backup/export: an export's options and its name prefix inside EXPORT_DIR."""
+
     export_path: str | None = Field(
         default=None,
         min_length=1,
@@ -41,15 +41,6 @@ class ExportRequest(Options):
         "with json/csv/parquet the dataset directory ./exports/blockchain_<unix-seconds>/); "
         "a directory that is not an export, or nothing: <database>_<unix-seconds> in it.",
     )
-    format: ExportFormat | None = Field(default=None, description="DEFAULT_EXPORT_FORMAT if unset")
-    backup_path: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_PATH_CHARS,
-        description="export this backup (inside BACKUP_DIR) instead of the live database",
-    )
-    tables: list[str] | None = Field(default=None, min_length=1, max_length=1000)
-    quality: bool = True
 
 
 class ImportRequest(Options):

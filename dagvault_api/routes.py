@@ -13,6 +13,7 @@ from fastapi.params import Depends
 
 from dagvault import db
 from dagvault.operations import BackupOptions, RestoreOptions
+from dagvault.operations.export import ExportOptions
 from dagvault.operations.retention import CleanupOptions
 from dagvault.operations.verify import VerifyOptions
 from dagvault_api.export_paths import export_prefix, fresh_export
@@ -85,7 +86,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         source = None
         if body.backup_path:
             source = service.existing(backups.confine("backup_path", body.backup_path))
-        fmt = body.format or settings.default_export_format
+        fmt = body.fmt or settings.default_export_format
         prefix = export_prefix(
             out,
             service.local(out),
@@ -93,19 +94,19 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             str(source or settings.database_path),
             root=out == settings.export_dir,
         )
+        options = ExportOptions(
+            **body.model_dump(exclude={"export_path"}),
+        ).model_copy(update={"fmt": fmt, "backup_path": str(source) if source else None})
         with fresh_export(prefix, fmt, service.config.base) as target:
             data = service.run(
                 request,
-                {**body.model_dump(), "export_path": str(target), "format": fmt},
+                {**body.model_dump(by_alias=True), "export_path": str(target), "format": fmt},
                 "export",
                 "Database exported.",
-                fmt=fmt,
+                options,
                 database_path=str(settings.database_path),
-                backup_path=str(source) if source else None,
                 out=str(target),
                 export_dir=str(target.parent),
-                tables=body.tables,
-                quality=body.quality,
             )
         return envelope({**data, "export_path": data["result"]["export_path"], "format": fmt})
 

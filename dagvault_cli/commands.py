@@ -32,6 +32,7 @@ from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.common import parse_options
+from dagvault.operations.export import ExportOptions
 from dagvault.operations.retention import (
     RETENTION_RULES,
     CleanupOptions,
@@ -397,6 +398,14 @@ def restore(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    options = parse_options(
+        ExportOptions,
+        fmt=args.format,
+        backup_path=args.from_backup,
+        tables=tables,
+        quality=not args.no_quality,
+    )
     settings = _settings(
         args,
         database_path=args.db,
@@ -410,21 +419,13 @@ def export(args: argparse.Namespace) -> int:
     writing_key(args.encrypt, settings.encryption_key_file)  # fail fast
     if args.from_backup is None:
         db.require_file(settings.database_path)
-    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     result = run_operation(
         "export",
-        fmt=settings.default_export_format,
-        database_path=args.db,
-        backup_path=args.from_backup,
+        options,
         out=args.out,
-        export_dir=args.export_dir,
-        tables=tables,
+        encrypt=args.encrypt,
         config_file=args.config,
         settings=settings,
-        quality=not args.no_quality,
-        reports_dir=args.reports_dir,
-        encryption_key_file=args.key_file,
-        encrypt=args.encrypt,
     )
     if args.json:
         emit_json(result)

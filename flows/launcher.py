@@ -70,10 +70,10 @@ def launch(
     (``settings``, ``config_file``…); raise LaunchFailed when the run fails."""
     from prefect import tags as run_tags
 
+    prepare()
     target, result_model = OPERATIONS[operation]
     module, _, name = target.partition(":")
     flow = getattr(importlib.import_module(module), name)
-    prepare()
     if options is not None:
         parameters = {**options.flow_parameters(), **parameters}
     with run_tags(*tags):
@@ -106,6 +106,9 @@ def prepare() -> None:
         return
     from flows._prefect_server import use_temporary_server
 
+    # Importing the flows sets up Prefect's log handlers, which quiet_known_errors filters.
+    for target, _ in OPERATIONS.values():
+        importlib.import_module(target.partition(":")[0])
     quiet_known_errors()
     use_temporary_server()
     require_reachable_api()

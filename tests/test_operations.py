@@ -15,9 +15,10 @@ from _api import api_server
 from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
+from dagvault.operations.export import ExportOptions
 from dagvault.operations.retention import CleanupOptions, PruneOptions
 from dagvault.operations.verify import VerifyOptions
-from dagvault_api.models import BackupData, BackupRequest, RestoreData
+from dagvault_api.models import BackupData, BackupRequest, ExportRequest, RestoreData
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture of conftest
 
@@ -30,6 +31,7 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture
         (CleanupOptions, "flows.cleanup:cleanup_flow"),
         (PruneOptions, "flows.prune:prune_flow"),
         (VerifyOptions, "flows.verify:verify_flow"),
+        (ExportOptions, "flows.export:export_flow"),
     ],
 )
 def test_every_option_is_a_parameter_of_its_flow(options: type[Any], flow: str) -> None:
@@ -56,6 +58,7 @@ def test_the_api_takes_the_options_models_as_its_bodies() -> None:
     source = inspect.getsource(routes.operations_router)
     assert "body: RestoreOptions" in source and "body: CleanupOptions" in source
     assert "body: VerifyOptions" in source
+    assert set(ExportRequest.model_fields) == set(ExportOptions.model_fields) | {"export_path"}
 
 
 def test_a_refused_option_is_a_clear_error_not_a_traceback(cli: CliRunner, tmp_path: Path) -> None:
