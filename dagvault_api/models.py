@@ -11,7 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreResult
-from dagvault.operations.common import MAX_PATH_CHARS, Options
+from dagvault.operations.common import MAX_PATH_CHARS
 from dagvault.operations.export import ExportOptions
 
 
@@ -40,13 +40,6 @@ class ExportRequest(ExportOptions):
         "('./exports/blockchain' with format sql writes ./exports/blockchain_<unix-seconds>.sql, "
         "with json/csv/parquet the dataset directory ./exports/blockchain_<unix-seconds>/); "
         "a directory that is not an export, or nothing: <database>_<unix-seconds> in it.",
-    )
-
-
-class ImportRequest(Options):
-    sql_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, description="inside EXPORT_DIR")
-    create_pre_import_backup: bool | None = Field(
-        default=None, description="CREATE_PRE_RESTORE_BACKUP if unset"
     )
 
 

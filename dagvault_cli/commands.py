@@ -33,6 +33,7 @@ from dagvault.legacy import sign_legacy
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.common import parse_options
 from dagvault.operations.export import ExportOptions
+from dagvault.operations.restore import ImportOptions
 from dagvault.operations.retention import (
     RETENTION_RULES,
     CleanupOptions,
@@ -442,18 +443,16 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_sql(args: argparse.Namespace) -> int:
+    options = parse_options(
+        ImportOptions,
+        sql_path=args.file,
+        create_pre_import_backup=False if args.no_pre_import_backup else None,
+    )
     settings = _settings(args, database_path=args.db)
     if not Path(args.file).is_file():
         raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
     with progress_bar(not args.json):
-        result = run_operation(
-            "import-sql",
-            sql_path=args.file,
-            database_path=str(settings.database_path),
-            pre_import_backup=False if args.no_pre_import_backup else None,
-            config_file=args.config,
-            settings=settings,
-        )
+        result = run_operation("import-sql", options, config_file=args.config, settings=settings)
     if args.json:
         emit_json(result)
         return 0

@@ -80,7 +80,7 @@ def export_flow(
 def import_sql_flow(
     sql_path: str,
     database_path: str | None = None,
-    pre_import_backup: bool | None = None,
+    create_pre_import_backup: bool | None = None,
     config_file: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def import_sql_flow(
         settings,
         config_file,
         database_path=database_path,
-        create_pre_restore_backup=pre_import_backup,
+        create_pre_restore_backup=create_pre_import_backup,
     )
     with one_at_a_time(database=settings.database_path):
         return import_dump(
@@ -100,7 +100,7 @@ def import_sql_flow(
             settings.busy_timeout_seconds,
             settings.max_restore_time,
             "--no-pre-import-backup (API: create_pre_import_backup=false)"
-            if pre_import_backup is not None
+            if create_pre_import_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
             settings.pre_restore_keep,
             journal_dir(settings),

@@ -16,6 +16,7 @@ from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.export import ExportOptions
+from dagvault.operations.restore import ImportOptions
 from dagvault.operations.retention import CleanupOptions, PruneOptions
 from dagvault.operations.verify import VerifyOptions
 from dagvault_api.models import BackupData, BackupRequest, ExportRequest, RestoreData
@@ -32,6 +33,7 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture
         (PruneOptions, "flows.prune:prune_flow"),
         (VerifyOptions, "flows.verify:verify_flow"),
         (ExportOptions, "flows.export:export_flow"),
+        (ImportOptions, "flows.export:import_sql_flow"),
     ],
 )
 def test_every_option_is_a_parameter_of_its_flow(options: type[Any], flow: str) -> None:
@@ -53,11 +55,11 @@ def test_the_api_takes_the_options_models_as_its_bodies() -> None:
     assert set(BackupRequest.model_fields) == set(BackupOptions.model_fields) | {"backup_path"}
     assert BackupData.model_fields["result"].annotation is BackupResult
     assert RestoreData.model_fields["result"].annotation is RestoreResult
-    from dagvault_api import routes
+    from dagvault_api.routes import backups, exports
 
-    source = inspect.getsource(routes.operations_router)
+    source = inspect.getsource(backups) + inspect.getsource(exports)
     assert "body: RestoreOptions" in source and "body: CleanupOptions" in source
-    assert "body: VerifyOptions" in source
+    assert "body: VerifyOptions" in source and "body: ImportOptions" in source
     assert set(ExportRequest.model_fields) == set(ExportOptions.model_fields) | {"export_path"}
 
 

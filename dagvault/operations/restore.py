@@ -35,6 +35,19 @@ class RestoreOptions(Options):
     )
 
 
+class ImportOptions(Options):
+    """What an import of an SQL dump can be asked for: `dagvault import-sql`'s argument and
+    flag, the body of POST /backup/import. The database replaced is a setting."""
+
+    sql_path: str = Field(
+        min_length=1, max_length=MAX_PATH_CHARS, description="the SQL dump (inside EXPORT_DIR)"
+    )
+    create_pre_import_backup: bool | None = Field(
+        default=None,
+        description="keep a copy of the current database first; CREATE_PRE_RESTORE_BACKUP if unset",
+    )
+
+
 class RestoreResult(Result):
     """A restore done: the description's RestoreResult with dagvault's fields.
     `dagvault restore --json` prints it; POST /backup/restore answers it as ``data.result``."""

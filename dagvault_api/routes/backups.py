@@ -1,4 +1,6 @@
-"""The operations: each a Prefect flow run that answers when it finished, with its result.
+"""The backups: take, restore, verify, clean up (each a flow run, with the token) and list
+and schedule (reads, straight from the core: they change nothing and stay fast while an
+operation runs).
 
 Paths are confined first (400), named files must exist (404): both before a flow run
 starts, so refused requests cost nothing and leave no run behind.
@@ -6,36 +8,35 @@ starts, so refused requests cost nothing and leave no run behind.
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.params import Depends
 
 from dagvault import db
-from dagvault.operations import BackupOptions, RestoreOptions
-from dagvault.operations.export import ExportOptions
+from dagvault.catalog import list_with_pre_restore
+from dagvault.operations import BackupOptions, BackupRecord, RestoreOptions
+from dagvault.operations.common import MAX_PATH_CHARS
 from dagvault.operations.retention import CleanupOptions
 from dagvault.operations.verify import VerifyOptions
-from dagvault_api.export_paths import export_prefix, fresh_export
+from dagvault.schedule import backup_schedule
 from dagvault_api.models import (
     BackupData,
     BackupRequest,
     Envelope,
-    ExportData,
-    ExportRequest,
-    ImportRequest,
     OperationData,
     RestoreData,
+    Schedule,
 )
 from dagvault_api.service import Service, backup_name, envelope
 
 
-def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
-    router = APIRouter(dependencies=writes)
+def backups_router(service: Service, writes: list[Depends], reads: list[Depends]) -> APIRouter:
+    router = APIRouter()
     settings = service.settings
-    backups, exports = service.backups, service.exports
+    backups = service.backups
 
-    @router.post("/backup", response_model=Envelope[BackupData])
+    @router.post("/backup", response_model=Envelope[BackupData], dependencies=writes)
     def create_backup(body: BackupRequest, request: Request) -> dict[str, Any]:
         """Take a backup (full, incremental or differential), verify it, run the quality gate.
         The description's body: {"backup_path": "./backups/blockchain", "description": "…"}."""
@@ -56,7 +57,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         )
         return envelope({**data, "backup_path": data["result"]["backup_path"]})
 
-    @router.post("/backup/restore", response_model=Envelope[RestoreData])
+    @router.post("/backup/restore", response_model=Envelope[RestoreData], dependencies=writes)
     def restore_backup(body: RestoreOptions, request: Request) -> dict[str, Any]:
         """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR:
         verified first, with a pre-restore backup unless create_pre_restore_backup=false."""
@@ -77,55 +78,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         )
         return envelope({**data, **params})
 
-    @router.post("/backup/export", response_model=Envelope[ExportData])
-    def export(body: ExportRequest, request: Request) -> dict[str, Any]:
-        """Export the live database (or a backup) to sql, json, jsonl, csv or parquet in
-        EXPORT_DIR: every request writes a new export, `<export_path>_<unix-seconds>` (see
-        docs/http-api.md)."""
-        out = exports.confine("export_path", body.export_path or str(settings.export_dir))
-        source = None
-        if body.backup_path:
-            source = service.existing(backups.confine("backup_path", body.backup_path))
-        fmt = body.fmt or settings.default_export_format
-        prefix = export_prefix(
-            out,
-            service.local(out),
-            fmt,
-            str(source or settings.database_path),
-            root=out == settings.export_dir,
-        )
-        options = ExportOptions(
-            **body.model_dump(exclude={"export_path"}),
-        ).model_copy(update={"fmt": fmt, "backup_path": str(source) if source else None})
-        with fresh_export(prefix, fmt, service.config.base) as target:
-            data = service.run(
-                request,
-                {**body.model_dump(by_alias=True), "export_path": str(target), "format": fmt},
-                "export",
-                "Database exported.",
-                options,
-                database_path=str(settings.database_path),
-                out=str(target),
-                export_dir=str(target.parent),
-            )
-        return envelope({**data, "export_path": data["result"]["export_path"], "format": fmt})
-
-    @router.post("/backup/import", response_model=Envelope[OperationData])
-    def import_sql(body: ImportRequest, request: Request) -> dict[str, Any]:
-        """Replace the database with one built from an SQL dump in EXPORT_DIR (like a restore)."""
-        dump = service.existing(exports.confine("sql_path", body.sql_path), "SQL dump")
-        data = service.run(
-            request,
-            {**body.model_dump(), "sql_path": str(dump)},
-            "import-sql",
-            "Database imported.",
-            sql_path=str(dump),
-            database_path=str(settings.database_path),
-            pre_import_backup=body.create_pre_import_backup,
-        )
-        return envelope(data)
-
-    @router.post("/backup/verify", response_model=Envelope[OperationData])
+    @router.post("/backup/verify", response_model=Envelope[OperationData], dependencies=writes)
     def verify(body: VerifyOptions, request: Request) -> dict[str, Any]:
         """Verify one backup or all of BACKUP_DIR (the outcome is recorded in each .meta)."""
         options = body
@@ -141,7 +94,7 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
         )
         return envelope(data)
 
-    @router.post("/backup/cleanup", response_model=Envelope[OperationData])
+    @router.post("/backup/cleanup", response_model=Envelope[OperationData], dependencies=writes)
     def cleanup(body: CleanupOptions, request: Request) -> dict[str, Any]:
         """Keep the newest N backups of BACKUP_DIR (never the newest verified one)."""
         data = service.run(
@@ -152,5 +105,41 @@ def operations_router(service: Service, writes: list[Depends]) -> APIRouter:
             body,
         )
         return envelope(data)
+
+    @router.get("/backup/list", dependencies=reads, response_model=Envelope[list[BackupRecord]])
+    def list_(
+        backup_dir: Annotated[str | None, Query(min_length=1, max_length=MAX_PATH_CHARS)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    ) -> dict[str, Any]:
+        """Backups of BACKUP_DIR (or a directory inside it) and DATABASE_PATH's pre-restore
+        backups (``kind``: backup / pre-restore), newest first."""
+        directory = backups.confine("backup_dir", backup_dir or str(settings.backup_dir))
+        database = settings.database_path
+        local = service.local(directory)
+        entries = list_with_pre_restore(local, service.local(database), limit=limit)
+        # Paths in their configured spelling, never more of the filesystem.
+        return envelope(
+            [
+                {
+                    **e.to_json(),
+                    "backup_path": str(
+                        (directory if e.path.parent == local else database.parent) / e.path.name
+                    ),
+                }
+                for e in entries
+            ]
+        )
+
+    @router.get("/backup/schedule", dependencies=reads, response_model=Envelope[Schedule])
+    def schedule(
+        interval_hours: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    ) -> dict[str, Any]:
+        """When the next backup of the database is due (the description's BackupSchedule)."""
+        plan = backup_schedule(
+            service.local(settings.database_path),
+            service.local(settings.backup_dir),
+            interval_hours or settings.interval_hours,
+        )
+        return envelope({**plan.to_json(), "backup_dir": str(settings.backup_dir)})
 
     return router
