@@ -1,4 +1,5 @@
-from __future__ import annotations
+# No `from __future__ import annotations`: a Dask worker that unpickles this flow by value
+# (the fleet backup) must get real annotations for Prefect to validate ``settings`` with.
 
 import contextlib
 import shutil
