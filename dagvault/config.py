@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -340,12 +340,16 @@ def _given(
     nothing sets it (the default applies)."""
     spec = _SPECS[name]
     if name in overrides:
-        return overrides[name], f"--{name.replace('_', '-')}"
+        return overrides[name], _flag(name)
     if spec.env and spec.env in environ:
         return environ[spec.env], f"environment variable {spec.env}"
     if spec.file_key in file_values:
         return file_values[spec.file_key], f"{'.'.join(spec.file_key)} in {file_name}"
     return None
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
 
 
 def setting_source(
@@ -368,31 +372,46 @@ def load_settings(
     *,
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    base: Settings | None = None,
 ) -> Settings:
-    """Resolve every setting; ``overrides`` are the command-line flags (None = not given)."""
-    environ = os.environ if environ is None else environ
+    """Resolve every setting: default < config file < environment < ``overrides`` (the
+    command-line flags or the request's fields; None = not given). The one place settings
+    are built: each entry point (a command, the API server, a deployment's run) calls it
+    once and hands the result down.
+
+    ``base``: settings an entry point resolved already (the API server's, at start); the
+    ``overrides`` (one request's) go on top of them, and neither the file nor the
+    environment is read again, so what a request was checked against is what its run uses.
+    """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - set(_SPECS)
     if unknown:
         raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
+    if base is not None:
+        return replace(
+            base, **{name: _parse(name, raw, _flag(name)) for name, raw in overrides.items()}
+        )
+    environ = os.environ if environ is None else environ
     file_name = config_file if config_file is not None else environ.get(CONFIG_ENV)
     file_values = _read_config_file(Path(file_name)) if file_name else {}
 
     resolved: dict[str, Any] = {}
     for field in fields(Settings):
         given = _given(field.name, overrides, environ, file_values, file_name)
-        if given is None:
-            continue
-        raw, source = given
-        try:
-            resolved[field.name] = _SPECS[field.name].parse(raw)
-        except ValueError as exc:
-            raise ConfigError(
-                f"Invalid value {raw!r} for {source}: {exc}",
-                f"Set {source} to a valid value.",
-            ) from None
+        if given is not None:
+            resolved[field.name] = _parse(field.name, *given)
     preset = PRESETS.get(resolved.get("preset", ""))
     if preset:
         for name in ("interval_hours", "retention_count"):
             resolved.setdefault(name, getattr(preset, name))
     return Settings(**resolved)
+
+
+def _parse(name: str, raw: Any, source: str) -> Any:
+    try:
+        return _SPECS[name].parse(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Invalid value {raw!r} for {source}: {exc}",
+            f"Set {source} to a valid value.",
+        ) from None

@@ -1,23 +1,35 @@
-"""Every failure dagvault reports: what happened, what to do, and the exit code.
+"""Every failure dagvault reports: what happened, what to do, its exit code and HTTP status.
 
-    DagvaultError                 1  unexpected failure
-    ├── ConfigError               2  a setting or argument is invalid
-    │   └── EncryptionKeyError         no key, an unreadable key, or not the key a file was
-    │                                  encrypted with
-    ├── SourceError               3  the database or backup named does not exist or is not SQLite
-    │   ├── DatabaseNotFound
+                                  exit HTTP
+    DagvaultError                 1    500  unexpected failure
+    ├── ConfigError               2    400  a setting or argument is invalid
+    │   ├── EncryptionKeyError              no key, an unreadable key, or not the key a
+    │   │                                   file was encrypted with
+    │   └── PathRejected                    a request path malformed or outside its directory
+    ├── SourceError               3    404  the database or backup named does not exist or
+    │   ├── DatabaseNotFound                is not SQLite
     │   ├── NotASQLiteDatabase
     │   └── BackupNotFound
-    ├── VerificationError         4  a backup failed verification; it must not be restored
-    │   ├── InvalidDump                an SQL dump is malformed or truncated
-    │   ├── ExportMismatch             exported row counts differ from the snapshot
-    │   └── QualityGateFailed          the data failed a data-quality expectation
-    ├── BusyError                 5  retryable: the database or dagvault lock is held
-    │   ├── OperationInProgress       another dagvault backup/restore/cleanup of this database
-    │   └── DatabaseLocked            SQLite stayed busy past the timeout
-    ├── StorageError              6  the filesystem refused (no space, permission, I/O error)
-    │   └── DiskFull
-    └── RestoreError              7  the restore did not complete; the live database is unchanged
+    ├── VerificationError         4    422  a backup failed verification; it must not be
+    │   ├── EditedMetadata                  restored; a .meta edited after it was written
+    │   ├── InvalidDump                     an SQL dump is malformed or truncated
+    │   ├── ExportMismatch                  exported row counts differ from the snapshot
+    │   ├── BackupsFailedVerification       the verify run's failure, with every report
+    │   └── QualityGateFailed               the data failed a data-quality expectation
+    │       └── BackupsFailedQualityGate    the verify run's gate failure, every report
+    ├── BusyError                 5    409  retryable: the database or dagvault lock is held
+    │   ├── OperationInProgress             another dagvault backup/restore/cleanup of it
+    │   └── DatabaseLocked                  SQLite stayed busy past the timeout
+    ├── StorageError              6    503  the filesystem refused (permission, I/O error)
+    │   ├── DiskFull              6    507  no space left
+    │   └── ReplicationIncomplete           some backups were not copied to a replica
+    ├── RestoreError              7    500  the restore did not complete; the live
+    │                                       database is unchanged
+    └── FleetBackupIncomplete     *    500  some ledgers of a fleet were not backed up
+                                            (*: the exit code of the first failed one)
+
+``FAILURE_CODES`` is the one table of exit codes and HTTP statuses: the CLI and the HTTP
+API both read it (``exit_code`` / ``http_status``).
 
 Each message says what happened; ``hint`` says what to do next. ``retryable`` tells
 the Prefect tasks whether another attempt can help (a lock, an I/O hiccup) or not
@@ -27,10 +39,10 @@ the Prefect tasks whether another attempt can help (a lock, an I/O hiccup) or no
 from __future__ import annotations
 
 import errno
+from typing import Any, NamedTuple
 
 
 class DagvaultError(Exception):
-    exit_code = 1
     retryable = False
 
     def __init__(self, message: str, hint: str = "") -> None:
@@ -42,6 +54,11 @@ class DagvaultError(Exception):
         # flow's (Prefect runs, deployments, the core API).
         self.hints: dict[str, str] = {}
 
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code (FAILURE_CODES)."""
+        return _codes(self).exit_code
+
     def hint_for(self, interface: str) -> str:
         return self.hints.get(interface, self.hint)
 
@@ -52,15 +69,23 @@ class DagvaultError(Exception):
 
 
 class ConfigError(DagvaultError):
-    exit_code = 2
+    pass
 
 
 class EncryptionKeyError(ConfigError):
     pass
 
 
+class PathRejected(ConfigError):
+    """A request path that is malformed or leaves its directory (HTTP 400)."""
+
+    def __init__(self, field: str, message: str, hint: str) -> None:
+        super().__init__(f"{field}: {message}", hint)
+        self.field = field
+
+
 class SourceError(DagvaultError):
-    exit_code = 3
+    pass
 
 
 class DatabaseNotFound(SourceError):
@@ -76,11 +101,18 @@ class BackupNotFound(SourceError):
 
 
 class VerificationError(DagvaultError):
-    exit_code = 4
-
     def __init__(self, message: str, hint: str = "", *, problems: list[str] | None = None) -> None:
         super().__init__(message, hint)
         self.problems = problems or [message]
+
+
+class EditedMetadata(VerificationError):
+    """A sidecar whose fields are all well-formed but whose meta_checksum does not match:
+    ``document`` holds them, for ``dagvault.meta_fields`` to find the edited one."""
+
+    def __init__(self, message: str, hint: str, *, document: dict[str, Any]) -> None:
+        super().__init__(message, hint)
+        self.document = document
 
 
 class InvalidDump(VerificationError):
@@ -97,8 +129,27 @@ class QualityGateFailed(VerificationError):
     The backup or export stays on disk; a backup is marked failed so that nothing trusts it."""
 
 
+class BackupsFailedVerification(VerificationError):
+    """The verify flow's failure, with every backup's report (the CLI prints them all)."""
+
+    def __init__(
+        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message, hint, problems=problems)
+        self.reports = reports
+
+
+class BackupsFailedQualityGate(QualityGateFailed):
+    """Intact backups whose data failed the quality gate, with every backup's report."""
+
+    def __init__(
+        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message, hint, problems=problems)
+        self.reports = reports
+
+
 class BusyError(DagvaultError):
-    exit_code = 5
     retryable = True
 
 
@@ -111,15 +162,65 @@ class DatabaseLocked(BusyError):
 
 
 class StorageError(DagvaultError):
-    exit_code = 6
+    pass
 
 
 class DiskFull(StorageError):
     pass
 
 
+class ReplicationIncomplete(StorageError):
+    """Some backups could not be copied; the run fails so that it shows, with the reports."""
+
+    def __init__(self, message: str, hint: str, reports: list[dict[str, Any]]) -> None:
+        super().__init__(message, hint)
+        self.reports = reports
+
+
 class RestoreError(DagvaultError):
-    exit_code = 7
+    pass
+
+
+class FleetBackupIncomplete(DagvaultError):
+    """Some ledgers of the fleet were not backed up; ``reports`` holds every ledger's
+    outcome. The exit code is that of the first failed ledger."""
+
+    def __init__(self, message: str, hint: str, *, reports: list[dict[str, Any]]) -> None:
+        super().__init__(message, hint)
+        self.reports = reports
+
+    @property
+    def exit_code(self) -> int:
+        return next(int(r["exit_code"]) for r in self.reports if r["status"] == "failed")
+
+
+class Codes(NamedTuple):
+    exit_code: int
+    http_status: int
+
+
+# The exit code and HTTP status of each failure class; a class not listed takes those of
+# its nearest listed ancestor. 422: the request was understood, the backup or data is bad.
+FAILURE_CODES: dict[type[DagvaultError], Codes] = {
+    DagvaultError: Codes(1, 500),
+    ConfigError: Codes(2, 400),
+    SourceError: Codes(3, 404),
+    VerificationError: Codes(4, 422),
+    BusyError: Codes(5, 409),
+    StorageError: Codes(6, 503),
+    DiskFull: Codes(6, 507),
+    RestoreError: Codes(7, 500),
+}
+HTTP_STATUSES = sorted({codes.http_status for codes in FAILURE_CODES.values()})
+
+
+def _codes(exc: DagvaultError) -> Codes:
+    return next(FAILURE_CODES[cls] for cls in type(exc).__mro__ if cls in FAILURE_CODES)
+
+
+def http_status(exc: DagvaultError) -> int:
+    """The HTTP API's status for ``exc`` (FAILURE_CODES)."""
+    return _codes(exc).http_status
 
 
 EXIT_CODES: dict[int, str] = {

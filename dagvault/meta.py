@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dagvault import meta_values
-from dagvault.errors import VerificationError
+from dagvault.errors import EditedMetadata, VerificationError
 from dagvault.fsio import write_atomic
 
 # 2 added meta_checksum; 3 made metadata a map of strings (BackupInfo's documented type), moved
@@ -116,15 +116,6 @@ EDITED = (
     "meta_checksum is missing or does not match the other fields "
     "(the metadata was edited or damaged after it was written)"
 )
-
-
-class EditedMetadata(VerificationError):
-    """A sidecar whose fields are all well-formed but whose meta_checksum does not match:
-    ``document`` holds them, for ``dagvault.meta_fields`` to find the edited one."""
-
-    def __init__(self, message: str, hint: str, *, document: dict[str, Any]) -> None:
-        super().__init__(message, hint)
-        self.document = document
 
 
 def meta_path(backup: Path) -> Path:

@@ -1,51 +1,39 @@
-"""The FastAPI application: authentication, errors as envelopes, its middleware (body
-limit, audit), and the reads (list, schedule, health, metrics), which go to the core
-directly: they change nothing and must stay fast while an operation runs (routes.py has
-the operations)."""
+"""The FastAPI application: errors as envelopes, its middleware (body limit, audit), and
+the endpoints of routes/ (backups, exports, status), the writes behind auth.py's check."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from dagvault.catalog import list_with_pre_restore
-from dagvault.errors import DagvaultError
-from dagvault.health import check_health
+from dagvault.errors import HTTP_STATUSES, DagvaultError
 from dagvault.json_errors import describe_json_error
-from dagvault.schedule import backup_schedule
-from dagvault.storage.backup_store import backup_store
+from dagvault_api import auth
 from dagvault_api.audit_requests import AuditRequests
-from dagvault_api.caller import identify
 from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
-from dagvault_api.metrics import CONTENT_TYPE
-from dagvault_api.models import BackupEntry, Envelope, ErrorEnvelope, Health, Schedule
-from dagvault_api.operations import ERROR_STATUSES
-from dagvault_api.paths import MAX_PATH_CHARS
-from dagvault_api.routes import operations_router
+from dagvault_api.models import ErrorEnvelope
+from dagvault_api.routes import backups_router, exports_router, status_router
 from dagvault_api.service import (
     ACTIONS,
     INTERNAL_ERROR,
     ApiConfig,
     ApiError,
     Service,
-    envelope,
     error_body,
     log,
 )
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope} for status in [*ERROR_STATUSES, 405, 413]
+    status: {"model": ErrorEnvelope} for status in sorted({*HTTP_STATUSES, 401, 405, 413})
 }
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 
@@ -69,31 +57,7 @@ def _closing(service: Service) -> Callable[[FastAPI], AbstractAsyncContextManage
 def create_app(config: ApiConfig) -> FastAPI:
     service = Service(config)
     settings = config.settings
-    started = time.monotonic()
-    bearer = HTTPBearer(auto_error=False, description="DAGVAULT_API_TOKEN")
-
-    def require_token(
-        request: Request,
-        # Publishes the bearer scheme in OpenAPI; the check itself is caller.py's, made from
-        # the headers before the body was read (limits.py).
-        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if identify(request.scope, config.token).authenticated:
-            return
-        request.state.denied = True
-        if config.token is None:
-            raise ApiError(
-                401,
-                "Without DAGVAULT_API_TOKEN only processes of the user running the server may "
-                "change anything",
-                "Run the client as that user, or give the server a token "
-                "(DAGVAULT_API_TOKEN_FILE) and send `Authorization: Bearer <token>`.",
-            )
-        raise ApiError(
-            401,
-            "Missing or wrong bearer token",
-            "Send `Authorization: Bearer <token>` with the server's DAGVAULT_API_TOKEN.",
-        )
+    require_token = auth.token_check(config.token)
 
     reads = [Depends(require_token)] if config.protect_reads else []
     app = FastAPI(
@@ -111,7 +75,10 @@ def create_app(config: ApiConfig) -> FastAPI:
         # Token-less means loopback only; refusing other Host headers keeps a web page
         # from reaching the API through DNS rebinding.
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
-    app.include_router(operations_router(service, [Depends(require_token)]))
+    writes = [Depends(require_token)]
+    app.include_router(backups_router(service, writes, reads))
+    app.include_router(exports_router(service, writes))
+    app.include_router(status_router(service, reads))
 
     app.add_middleware(AuditRequests, audit=service.audit, actions=ACTIONS, token=config.token)
 
@@ -168,72 +135,6 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
         return SafeJSONResponse(error_body(INTERNAL_ERROR, None), status_code=500)
-
-    @app.get("/backup/list", dependencies=reads, response_model=Envelope[list[BackupEntry]])
-    def list_(
-        backup_dir: Annotated[str | None, Query(min_length=1, max_length=MAX_PATH_CHARS)] = None,
-        limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    ) -> dict[str, Any]:
-        """Backups of BACKUP_DIR (or a directory inside it) and DATABASE_PATH's pre-restore
-        backups (``kind``: backup / pre-restore), newest first."""
-        directory = service.backups.confine("backup_dir", backup_dir or str(settings.backup_dir))
-        database = settings.database_path
-        local = service.local(directory)
-        entries = list_with_pre_restore(local, service.local(database), limit=limit)
-        # Paths in their configured spelling, never more of the filesystem.
-        return envelope(
-            [
-                {
-                    **e.to_json(),
-                    "backup_path": str(
-                        (directory if e.path.parent == local else database.parent) / e.path.name
-                    ),
-                }
-                for e in entries
-            ]
-        )
-
-    @app.get("/backup/schedule", dependencies=reads, response_model=Envelope[Schedule])
-    def schedule(
-        interval_hours: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    ) -> dict[str, Any]:
-        """When the next backup of the database is due (a BackupSchedule)."""
-        plan = backup_schedule(
-            service.local(settings.database_path),
-            service.local(settings.backup_dir),
-            interval_hours or settings.interval_hours,
-        )
-        return envelope({**plan.to_json(), "backup_dir": str(settings.backup_dir)})
-
-    @app.get("/health", response_model=Envelope[Health])
-    async def health() -> dict[str, Any]:
-        """Liveness: answers while operations run; never reads the backups (it stats them:
-        ``degraded`` with warnings when they are open to more accounts than the ledger)."""
-        running = sum(
-            int(sample.value)
-            for family in service.metrics.in_progress.collect()
-            for sample in family.samples
-        )
-        local = backup_store(settings.backup_dir).local_path
-        backups = None if local is None else service.local(local)
-        report = check_health(service.local(settings.database_path), backups)
-        return envelope(
-            {
-                **report.to_json(),
-                "operations_in_progress": running,
-                "uptime_seconds": round(time.monotonic() - started, 3),
-            }
-        )
-
-    @app.get(
-        "/metrics",
-        dependencies=reads,
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
-    )
-    def prometheus() -> Response:
-        """Prometheus text exposition format."""
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     # Added last, so outermost: it decides on the body before any other layer reads it.
     app.add_middleware(BodyLimit, token=config.token, max_body_bytes=settings.api_max_body_bytes)

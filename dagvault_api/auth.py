@@ -25,10 +25,16 @@ import ipaddress
 import os
 import pwd
 import stat
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dagvault.errors import ConfigError
+from dagvault_api.caller import identify
+from dagvault_api.service import ApiError
 
 TOKEN_ENV = "DAGVAULT_API_TOKEN"
 TOKEN_FILE_ENV = "DAGVAULT_API_TOKEN_FILE"
@@ -117,6 +123,39 @@ def check_bind(host: str, token: str | None) -> None:
             "Give it a token in a private file (`umask 077; openssl rand -hex 32 > FILE`, then "
             f"{TOKEN_FILE_ENV}=FILE), or listen on 127.0.0.1.",
         )
+
+
+# Module-level: the check's annotations below are strings, resolved in this module's globals.
+_BEARER = HTTPBearer(auto_error=False, description="DAGVAULT_API_TOKEN")
+
+
+def token_check(token: str | None) -> Callable[..., None]:
+    """The FastAPI dependency every endpoint that needs the caller's authority declares."""
+
+    def require_token(
+        request: Request,
+        # Publishes the bearer scheme in OpenAPI; the check itself is caller.py's, made from
+        # the headers before the body was read (limits.py).
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        if identify(request.scope, token).authenticated:
+            return
+        request.state.denied = True
+        if token is None:
+            raise ApiError(
+                401,
+                "Without DAGVAULT_API_TOKEN only processes of the user running the server may "
+                "change anything",
+                "Run the client as that user, or give the server a token "
+                "(DAGVAULT_API_TOKEN_FILE) and send `Authorization: Bearer <token>`.",
+            )
+        raise ApiError(
+            401,
+            "Missing or wrong bearer token",
+            "Send `Authorization: Bearer <token>` with the server's DAGVAULT_API_TOKEN.",
+        )
+
+    return require_token
 
 
 def tokenless_warning(host: str) -> str:

@@ -20,21 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from dagvault.errors import ConfigError
+from dagvault.errors import PathRejected
+from dagvault.operations.common import MAX_PATH_CHARS, encodable
 
-MAX_PATH_CHARS = 4096
 NAME_MAX = 255  # bytes per file name on Linux filesystems (ENAMETOOLONG beyond)
 # Characters no request path may hold: C0/C1 controls and DEL, a backslash, or a
 # percent-escape (%2e, %2F…) that a URL layer would decode into another name.
 _AMBIGUOUS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]|%[0-9A-Fa-f]{2}")
-
-
-class PathRejected(ConfigError):
-    """A request path that is malformed or leaves its directory (HTTP 400)."""
-
-    def __init__(self, field: str, message: str, hint: str) -> None:
-        super().__init__(f"{field}: {message}", hint)
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -95,12 +87,3 @@ class Area:
 
     def is_directory(self, shown: Path) -> bool:
         return (self.base / shown).is_dir()
-
-
-def encodable(text: str) -> bool:
-    """JSON can carry lone surrogates, which no file name can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -24,12 +24,9 @@ def serve(host: str, port: int, *, config_file: str | None, audit_log: str | Non
 
     from dagvault_api.app import create_app  # imports Prefect
     from dagvault_api.service import ApiConfig
-    from dagvault_cli.runner import quiet_known_errors, require_reachable_api
-    from flows._prefect_server import use_temporary_server
+    from flows.launcher import prepare
 
-    quiet_known_errors()
-    use_temporary_server()  # in this main thread: the server must die with it
-    require_reachable_api()
+    prepare()  # in this main thread: a temporary Prefect server must die with it
     app = create_app(
         ApiConfig(
             settings=settings,

@@ -1,5 +1,10 @@
 """What the routes share: the configuration, the envelope, and running one operation
-(a Prefect flow run) with its metrics, audit details and errors."""
+(a Prefect flow run, started by flows.launcher) with its metrics, audit details and errors.
+
+Each request's flow runs in a worker thread of the server (FastAPI runs plain ``def``
+endpoints in a thread pool), so a long backup never blocks /health or /metrics, and it
+lands in Prefect's run history tagged ``dagvault-api``.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,13 @@ from fastapi import Request
 
 from dagvault.backup import validate_name
 from dagvault.config import Settings
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, http_status
+from dagvault.operations.common import Options
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
-from dagvault_api.operations import FlowRunFailed, Scrubber, http_status
-from dagvault_api.operations import run_flow as run_flow_with_id
 from dagvault_api.paths import Area, PathRejected
+from dagvault_api.scrub import Scrubber
+from flows.launcher import LaunchFailed, launch
 
 # uvicorn configures this logger: unexpected errors land in the server's log.
 log = logging.getLogger("uvicorn.error")
@@ -109,8 +115,9 @@ class Service:
         self,
         request: Request,
         params: dict[str, Any],
-        flow: Callable[..., Any],
+        operation: str,
         message: str | Callable[[Any], str],
+        options: Options | None = None,
         **flow_parameters: Any,
     ) -> dict[str, Any]:
         """Run one operation as a flow run and answer with its result; count it, leave
@@ -120,22 +127,30 @@ class Service:
         # The operation itself is counted by the core, in the directory's journal.
         try:
             with self.metrics.in_progress.labels(action).track_inprogress():
-                outcome = run_flow_with_id(
-                    flow, config_file=self.config.config_file, **flow_parameters
+                outcome = launch(
+                    operation,
+                    options,
+                    tags=["dagvault-api"],
+                    config_file=self.config.config_file,
+                    # What the request's paths were confined to is what its run uses: the
+                    # run does not read the configuration again.
+                    settings=self.settings,
+                    **flow_parameters,
                 )
-        except FlowRunFailed as failure:
+        except LaunchFailed as failure:
             request.state.flow_run_id = failure.flow_run_id
             if not isinstance(failure.error, DagvaultError):
                 log.error("Unexpected failure of %s", action, exc_info=failure.error)
                 raise ApiError(500, INTERNAL_ERROR) from None
             raise self.refusal(failure.error) from None
         request.state.flow_run_id = outcome.flow_run_id
+        result = outcome.document
         return {
             "success": True,
-            "message": message(outcome.result) if callable(message) else message,
+            "message": message(result) if callable(message) else message,
             "timestamp": now(),
             "flow_run_id": outcome.flow_run_id,
-            "result": outcome.result,
+            "result": result,
         }
 
 

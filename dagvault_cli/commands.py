@@ -17,15 +17,32 @@ from dagvault.crypto import (
     require_key,
     writing_key,
 )
-from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.errors import (
+    BackupNotFound,
+    BackupsFailedQualityGate,
+    BackupsFailedVerification,
+    ConfigError,
+    DagvaultError,
+)
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.legacy import sign_legacy
+from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
+from dagvault.operations.common import parse_options
+from dagvault.operations.export import ExportOptions
+from dagvault.operations.restore import ImportOptions
+from dagvault.operations.retention import (
+    RETENTION_RULES,
+    CleanupOptions,
+    PruneOptions,
+    RetentionResult,
+)
+from dagvault.operations.verify import VerifyOptions
 from dagvault.presets import prune_policy
 from dagvault.retention import RetentionPolicy
 from dagvault.storage.backup_store import backup_store, stored_backup
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
-from dagvault_cli.runner import run_flow
+from flows.launcher import run_operation
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -45,6 +62,15 @@ def _when(timestamp: int) -> str:
 
 def backup(args: argparse.Namespace) -> int:
     with events.failing_backup():  # fail fast, before a flow run starts; ❌ as in a run
+        options = parse_options(
+            BackupOptions,
+            description=args.description,
+            backup_type=args.backup_type,
+            compress=args.compress,
+            verify=not args.no_verify,
+            quality=not args.no_quality,
+            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
+        )
         settings = _settings(
             args,
             database_path=args.db,
@@ -58,44 +84,34 @@ def backup(args: argparse.Namespace) -> int:
             validate_name(args.name)
         db.require_file(settings.database_path)
     with progress_bar(not args.json):
-        info = run_flow(
+        info: BackupResult = run_operation(
             "backup",
-            database_path=args.db,
-            backup_dir=args.backup_dir,
+            options,
             name=args.name,
-            description=args.description,
-            verify_after=not args.no_verify,
-            backup_type=args.backup_type,
-            compress=args.compress,
-            config_file=args.config,
-            quality=not args.no_quality,
-            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
-            reports_dir=args.reports_dir,
             replicate_to=args.replicate_to,
-            encrypt=args.encrypt,
-            encryption_key_file=args.key_file,
+            config_file=args.config,
+            settings=settings,
         )
     if args.json:
-        emit_json(info)
-    else:
-        print(f"📦 {info['backup_type']} backup created: {info['backup_path']}")
-        for target in info["replicas"]:
-            print(f"   replicated to {target}")
-        reason = info["metadata"].get("full_backup_reason")
-        if reason and args.backup_type != "full":
-            print(f"   full instead of {args.backup_type}: {reason}")
-        if info["metadata"].get("parent"):
-            print(
-                f"   parent: {info['metadata']['parent']}, "
-                f"{info['metadata']['changed_pages']} changed pages"
-            )
+        emit_json(info.document())
+        return 0
+    print(f"📦 {info.backup_type} backup created: {info.backup_path}")
+    for target in info.replicas:
+        print(f"   replicated to {target}")
+    reason = info.metadata.get("full_backup_reason")
+    if reason and options.backup_type != "Full":
+        print(f"   full instead of {args.backup_type}: {reason}")
+    if info.metadata.get("parent"):
         print(
-            f"   size {human_bytes(info['file_size'])}, {info['total_transactions']} "
-            f"transactions, {info['total_nodes']} nodes, "
-            f"verification: {info['verification']['status']}"
+            f"   parent: {info.metadata['parent']}, {info.metadata['changed_pages']} changed pages"
         )
-        print(f"   SHA3-256 {info['checksum']}")
-        _print_gate(info.get("quality"))
+    print(
+        f"   size {human_bytes(info.file_size)}, {info.total_transactions} "
+        f"transactions, {info.total_nodes} nodes, "
+        f"verification: {info.verification['status']}"
+    )
+    print(f"   SHA3-256 {info.checksum}")
+    _print_gate(info.quality)
     return 0
 
 
@@ -118,6 +134,14 @@ def verify(args: argparse.Namespace) -> int:
         raise ConfigError(
             "Name one backup to verify, or pass --all", "dagvault verify BACKUP | --all"
         )
+    options = parse_options(
+        VerifyOptions,
+        backup_path=args.backup,
+        all_backups=args.all,
+        quick=args.quick,
+        quality=args.quality,
+        allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
+    )
     settings = _settings(
         args,
         backup_dir=args.backup_dir,
@@ -131,24 +155,8 @@ def verify(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     failure: DagvaultError | None = None
     try:
-        reports = run_flow(
-            "verify",
-            backup_path=args.backup,
-            all_backups=args.all,
-            encryption_key_file=args.key_file,
-            backup_dir=args.backup_dir,
-            quick=args.quick,
-            config_file=args.config,
-            quality=args.quality,
-            allow_decrease=args.allow_decrease or None,  # unset: DAGVAULT_ALLOW_DECREASE
-            reports_dir=args.reports_dir,
-        )
+        reports = run_operation("verify", options, config_file=args.config, settings=settings)
     except DagvaultError as exc:
-        from flows.verify import (  # Prefect is loaded by now
-            BackupsFailedQualityGate,
-            BackupsFailedVerification,
-        )
-
         failure = exc
         if isinstance(exc, BackupsFailedVerification | BackupsFailedQualityGate):
             reports = exc.reports  # the valid backups' reports too, not just the error
@@ -231,72 +239,66 @@ def list_(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_freed(result: dict[str, Any], dry_run: bool) -> None:
+def _print_freed(result: RetentionResult) -> None:
     """The closing line of cleanup and prune: what was (or would be) removed and freed."""
-    if dry_run:
+    if result.dry_run:
         print(
-            f"Dry run: would remove {result['removed_backups']} backups, "
-            f"{human_bytes(result['bytes_freed'])} would be freed"
+            f"Dry run: would remove {result.removed_backups} backups, "
+            f"{human_bytes(result.bytes_freed)} would be freed"
         )
     else:
         print(
-            f"🧹 removed {result['removed_backups']} backups "
-            f"({result['files_removed']} files), {human_bytes(result['bytes_freed'])} freed"
+            f"🧹 removed {result.removed_backups} backups "
+            f"({result.files_removed} files), {human_bytes(result.bytes_freed)} freed"
         )
 
 
 def cleanup(args: argparse.Namespace) -> int:
-    _settings(args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db)
-    result = run_flow(
-        "cleanup",
-        keep=args.keep,
-        dry_run=args.dry_run,
-        backup_dir=args.backup_dir,
-        config_file=args.config,
-        database_path=args.db,
+    options = parse_options(CleanupOptions, keep=args.keep, dry_run=args.dry_run)
+    settings = _settings(
+        args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db
+    )
+    result: RetentionResult = run_operation(
+        "cleanup", options, config_file=args.config, settings=settings
     )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
-    rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result["decisions"]]
+    rows = [(Path(d["backup_path"]).name, d["action"], d["reason"]) for d in result.decisions]
     if rows:
         print(table(rows, ["backup", "plan", "reason"]))
-    _print_freed(result, args.dry_run)
+    _print_freed(result)
     return 0
 
 
 def prune(args: argparse.Namespace) -> int:
-    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
-    rules = {
-        f"keep_{rule}": getattr(args, f"keep_{rule}")
-        for rule in ("last", "hourly", "daily", "weekly", "monthly")
-    }
-    policy = prune_policy(  # fail fast
-        RetentionPolicy(**rules),
+    options = parse_options(
+        PruneOptions,
+        **{f"keep_{rule}": getattr(args, f"keep_{rule}") for rule in RETENTION_RULES},
         by_schedule=args.by_schedule,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
+    policy = prune_policy(  # fail fast
+        RetentionPolicy(*(getattr(options, f"keep_{rule}") for rule in RETENTION_RULES)),
+        by_schedule=options.by_schedule,
         interval_hours=settings.interval_hours,
         retention_count=settings.retention_count,
     )
-    result = run_flow(
-        "prune",
-        **rules,
-        dry_run=args.dry_run,
-        by_schedule=args.by_schedule,
-        backup_dir=args.backup_dir,
-        config_file=args.config,
-        database_path=args.db,
+    result: RetentionResult = run_operation(
+        "prune", options, config_file=args.config, settings=settings
     )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
     rows = [
         (Path(d["backup_path"]).name, d["backup_type"], d["action"], d["reason"])
-        for d in result["decisions"]
+        for d in result.decisions
     ]
     print(f"Policy: {policy.describe()} (UTC calendar buckets)")
     if rows:
         print(table(rows, ["backup", "type", "action", "reasons"]))
-    _print_freed(result, args.dry_run)
+    _print_freed(result)
     return 0
 
 
@@ -323,13 +325,14 @@ def schedule(args: argparse.Namespace) -> int:
     if args.run_if_due:
         db.require_file(settings.database_path)
     with progress_bar(not args.json):
-        outcome = run_flow(
+        outcome = run_operation(
             "schedule",
             database_path=args.db,
             backup_dir=args.backup_dir,
             interval_hours=args.interval_hours,
             run_if_due=args.run_if_due,
             config_file=args.config,
+            settings=settings,
         )
     if args.json:
         emit_json(outcome)
@@ -344,37 +347,47 @@ def schedule(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
+    options = parse_options(
+        RestoreOptions,
+        backup_path=args.backup,
+        # Not given: the flow resolves it and can name the env var or file key in a warning.
+        create_pre_restore_backup=False if args.no_pre_restore_backup else None,
+        allow_schema_change=args.allow_schema_change,
+        allow_gate_failed=args.allow_gate_failed,
+    )
     settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
     _require_backup(args.backup, settings)
     with progress_bar(not args.json):
-        result = run_flow(
+        result: RestoreResult = run_operation(
             "restore",
-            backup_path=args.backup,
-            database_path=str(settings.database_path),
-            # Not given: the flow resolves it and can name the env var or file key in a warning.
-            pre_restore_backup=False if args.no_pre_restore_backup else None,
+            options,
             verify_first=not args.no_verify,
             config_file=args.config,
-            encryption_key_file=args.key_file,
-            allow_schema_change=args.allow_schema_change,
-            allow_gate_failed=args.allow_gate_failed,
+            settings=settings,
         )
     if args.json:
-        emit_json(result)
+        emit_json(result.document())
         return 0
-    print(f"✅ Database {result['database_path']} restored from {args.backup}")
+    print(f"✅ Database {result.database_path} restored from {args.backup}")
     print(
-        f"   {result['backup_info']['total_transactions']} transactions, "
-        f"{result['duration_seconds']} s"
+        f"   {result.backup_info['total_transactions']} transactions, {result.duration_seconds} s"
     )
-    if result["pre_restore_backup"]:
-        print(f"   pre-restore backup: {result['pre_restore_backup']}")
-    for warning in result["warnings"]:
+    if result.pre_restore_backup:
+        print(f"   pre-restore backup: {result.pre_restore_backup}")
+    for warning in result.warnings:
         print(f"   warning: {warning}")
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    options = parse_options(
+        ExportOptions,
+        fmt=args.format,
+        backup_path=args.from_backup,
+        tables=tables,
+        quality=not args.no_quality,
+    )
     settings = _settings(
         args,
         database_path=args.db,
@@ -388,20 +401,13 @@ def export(args: argparse.Namespace) -> int:
     writing_key(args.encrypt, settings.encryption_key_file)  # fail fast
     if args.from_backup is None:
         db.require_file(settings.database_path)
-    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
-    result = run_flow(
+    result = run_operation(
         "export",
-        fmt=settings.default_export_format,
-        database_path=args.db,
-        backup_path=args.from_backup,
+        options,
         out=args.out,
-        export_dir=args.export_dir,
-        tables=tables,
-        config_file=args.config,
-        quality=not args.no_quality,
-        reports_dir=args.reports_dir,
-        encryption_key_file=args.key_file,
         encrypt=args.encrypt,
+        config_file=args.config,
+        settings=settings,
     )
     if args.json:
         emit_json(result)
@@ -418,17 +424,16 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_sql(args: argparse.Namespace) -> int:
+    options = parse_options(
+        ImportOptions,
+        sql_path=args.file,
+        create_pre_import_backup=False if args.no_pre_import_backup else None,
+    )
     settings = _settings(args, database_path=args.db)
     if not Path(args.file).is_file():
         raise BackupNotFound(f"SQL dump {args.file} does not exist", "Check the path.")
     with progress_bar(not args.json):
-        result = run_flow(
-            "import-sql",
-            sql_path=args.file,
-            database_path=str(settings.database_path),
-            pre_import_backup=False if args.no_pre_import_backup else None,
-            config_file=args.config,
-        )
+        result = run_operation("import-sql", options, config_file=args.config, settings=settings)
     if args.json:
         emit_json(result)
         return 0
@@ -448,19 +453,20 @@ def api(args: argparse.Namespace) -> int:
 
 
 def replicate(args: argparse.Namespace) -> int:
-    _settings(
+    settings = _settings(
         args,
         backup_dir=args.backup_dir,
         replicas=args.to,
         encryption_enabled=args.encrypt,
         encryption_key_file=args.key_file,
     )
-    reports = run_flow(
+    reports = run_operation(
         "replicate",
         targets=args.to,
         backup_dir=args.backup_dir,
         encrypt=args.encrypt,
         config_file=args.config,
+        settings=settings,
         encryption_key_file=args.key_file,
     )
     if args.json:

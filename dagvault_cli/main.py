@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=db_help)
     p.add_argument("--backup-dir", help=dir_help)
     p.add_argument("--name", help="file name prefix (default: the database file's stem)")
-    p.add_argument("--description", default="", help="free text stored in the .meta file")
+    p.add_argument(
+        "--description", default="", help="free text stored in the .meta file (≤ 1000 characters)"
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check after")
     p.add_argument(
         "--type",

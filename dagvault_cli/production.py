@@ -7,15 +7,15 @@ import os
 from pathlib import Path
 
 from dagvault.config import CONFIG_ENV, env_var, load_settings
-from dagvault.errors import ConfigError, DagvaultError
+from dagvault.errors import ConfigError, DagvaultError, FleetBackupIncomplete
 from dagvault_cli.output import emit_json, table
-from dagvault_cli.runner import require_reachable_api, run_flow
+from flows.launcher import require_reachable_api, run_operation
 
 
 def fleet_backup(args: argparse.Namespace) -> int:
     failure: DagvaultError | None = None
     try:
-        result = run_flow(
+        result = run_operation(
             "fleet-backup",
             ledgers=args.ledgers or None,
             glob=args.glob,
@@ -25,11 +25,10 @@ def fleet_backup(args: argparse.Namespace) -> int:
             task_runner=args.task_runner,
             dask_address=args.dask_address,
             config_file=args.config,
+            settings=load_settings({"backup_dir": args.backup_dir}, config_file=args.config),
         )
         reports = result["reports"]
     except DagvaultError as exc:
-        from flows.fleet import FleetBackupIncomplete  # Prefect is loaded by now
-
         if not isinstance(exc, FleetBackupIncomplete):
             raise
         failure, reports = exc, exc.reports  # every node's outcome, not just the error

@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import State
 
-from dagvault.config import env_var, load_settings
+from dagvault.config import Settings, env_var, load_settings
 from dagvault.errors import ConfigError
 
 log = logging.getLogger("dagvault.notify")
@@ -42,7 +42,7 @@ def failure_message(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
 def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
     if flow_run.parent_task_run_id is not None:
         return
-    target = _notify_block(flow_run.parameters.get("config_file"))
+    target = _notify_block(flow_run.parameters)
     if not target:
         return
     try:
@@ -55,9 +55,14 @@ def notify_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -
         log.error("Failure notification to %s failed: %s", target, exc)
 
 
-def _notify_block(config_file: str | None) -> str | None:
+def _notify_block(parameters: dict[str, Any]) -> str | None:
+    """The run's own settings' block; a deployment's run (no settings handed down) reads
+    the configuration."""
+    given = parameters.get("settings")  # as the run recorded it: JSON
+    if given is not None:
+        return given.notify_block if isinstance(given, Settings) else given.get("notify_block")
     try:
-        return load_settings(config_file=config_file).notify_block
+        return load_settings(config_file=parameters.get("config_file")).notify_block
     except ConfigError:
         # A broken config may be the very failure to report: the environment still counts.
         return os.environ.get(env_var("notify_block") or "") or None

@@ -8,8 +8,11 @@ from dagvault.ledger import LedgerProfile
 from dagvault.storage.backup_store import backup_store
 
 
-def resolve(config_file: str | None, **overrides: Any) -> Settings:
-    return load_settings(overrides, config_file=config_file)
+def resolve(settings: Settings | None, config_file: str | None, **parameters: Any) -> Settings:
+    """A flow run's settings: those its entry point resolved and handed down (a command, the
+    API server, a parent flow), or, for a deployment's run, resolved here from the config
+    file and the environment; the run's own parameters (flags, request fields) on top."""
+    return load_settings(parameters, config_file=config_file, base=settings)
 
 
 def ledger_profile(settings: Settings) -> LedgerProfile:

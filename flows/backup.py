@@ -1,4 +1,5 @@
-from __future__ import annotations
+# No `from __future__ import annotations`: a Dask worker that unpickles this flow by value
+# (the fleet backup) must get real annotations for Prefect to validate ``settings`` with.
 
 from typing import Any
 
@@ -18,7 +19,7 @@ from tasks.backup import take_backup
 from tasks.quality import backup_quality_gate
 from tasks.replicate import replicate_to as replicate_task
 from tasks.replicate import upload_to
-from tasks.verify import verify
+from tasks.verify import verify as verify_backup
 
 
 def _check_targets(settings: Settings, replicas: list[str], backup_type: str) -> None:
@@ -47,7 +48,7 @@ def backup_flow(
     backup_dir: str | None = None,
     name: str | None = None,
     description: str = "",
-    verify_after: bool = True,
+    verify: bool = True,
     backup_type: str = "full",
     compress: bool | None = None,
     config_file: str | None = None,
@@ -57,6 +58,7 @@ def backup_flow(
     replicate_to: list[str] | None = None,
     encrypt: bool | None = None,
     encryption_key_file: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Back up the ledger (``backup_type`` full, incremental or differential, in any case:
     the documented "Full" too; compressed with zstd when
@@ -76,6 +78,7 @@ def backup_flow(
     """
     with events.failing_backup():  # ❌ for a bad setting, a lock, a failed check or gate too
         settings = resolve(
+            settings,
             config_file,
             database_path=database_path,
             backup_dir=backup_dir,
@@ -92,7 +95,7 @@ def backup_flow(
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
             backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
         ):
-            info = _back_up(settings, str(directory), name, description, backup_type, verify_after)
+            info = _back_up(settings, str(directory), name, description, backup_type, verify)
             if quality:
                 _gate(settings, info)
             info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
@@ -105,7 +108,7 @@ def _back_up(
     name: str | None,
     description: str,
     backup_type: str,
-    verify_after: bool,
+    verify: bool,
 ) -> dict[str, Any]:
     info = take_backup(
         str(settings.database_path),
@@ -118,8 +121,8 @@ def _back_up(
         backup_type,
         key_file(settings),
     )
-    if verify_after:
-        report = verify(info["backup_path"], key_file=key_file(settings))
+    if verify:
+        report = verify_backup(info["backup_path"], key_file=key_file(settings))
         info["verification"] = {"status": "verified" if report["valid"] else "failed"}
         if not report["valid"]:
             raise VerificationError(

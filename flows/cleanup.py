@@ -4,6 +4,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.config import Settings
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
@@ -17,12 +18,17 @@ def cleanup_flow(
     backup_dir: str | None = None,
     config_file: str | None = None,
     database_path: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Keep the newest ``keep`` backups (default BACKUP_RETENTION_COUNT) and the newest
     verified one; remove the data and metadata of the rest, and the database's pre-restore
     copies beyond PRE_RESTORE_BACKUP_COUNT."""
     settings = resolve(
-        config_file, backup_dir=backup_dir, retention_count=keep, database_path=database_path
+        settings,
+        config_file,
+        backup_dir=backup_dir,
+        retention_count=keep,
+        database_path=database_path,
     )
     with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
         return cleanup(

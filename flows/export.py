@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.config import setting_source
+from dagvault.config import Settings, setting_source
 from dagvault.crypto import writing_key
 from dagvault.quality import gate_failure
 from flows._concurrency import one_at_a_time
@@ -27,6 +27,7 @@ def export_flow(
     reports_dir: str | None = None,
     encryption_key_file: str | None = None,
     encrypt: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Export the live ledger (default) or one backup to sql/json/jsonl/csv/parquet
     (DEFAULT_EXPORT_FORMAT) under EXPORT_DIR, with a manifest; then the export gate:
@@ -35,6 +36,7 @@ def export_flow(
     A failed gate fails the run. With ``encrypt`` the data files are then encrypted
     (``<file>.enc``, AES-256-GCM; the manifest records it) and the plaintext removed."""
     settings = resolve(
+        settings,
         config_file,
         database_path=database_path,
         export_dir=export_dir,
@@ -78,12 +80,16 @@ def export_flow(
 def import_sql_flow(
     sql_path: str,
     database_path: str | None = None,
-    pre_import_backup: bool | None = None,
+    create_pre_import_backup: bool | None = None,
     config_file: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Replace the ledger with the database an SQL dump describes, safely (like restore)."""
     settings = resolve(
-        config_file, database_path=database_path, create_pre_restore_backup=pre_import_backup
+        settings,
+        config_file,
+        database_path=database_path,
+        create_pre_restore_backup=create_pre_import_backup,
     )
     with one_at_a_time(database=settings.database_path):
         return import_dump(
@@ -94,7 +100,7 @@ def import_sql_flow(
             settings.busy_timeout_seconds,
             settings.max_restore_time,
             "--no-pre-import-backup (API: create_pre_import_backup=false)"
-            if pre_import_backup is not None
+            if create_pre_import_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
             settings.pre_restore_keep,
             journal_dir(settings),

@@ -19,7 +19,8 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from dagvault.backup import backup_kind
-from dagvault.errors import ConfigError, DagvaultError
+from dagvault.config import Settings
+from dagvault.errors import ConfigError, DagvaultError, FleetBackupIncomplete
 from dagvault.fleet import Member, fleet_members
 from flows._notify import HOOKS
 from flows._settings import resolve
@@ -27,16 +28,6 @@ from flows.backup import backup_flow
 from tasks._runtime import artifact_key
 
 TASK_RUNNERS = ("default", "dask")
-
-
-class FleetBackupIncomplete(DagvaultError):
-    """Some ledgers of the fleet were not backed up; ``reports`` holds every ledger's
-    outcome. The exit code is that of the first failed ledger."""
-
-    def __init__(self, message: str, hint: str, *, reports: list[dict[str, Any]]) -> None:
-        super().__init__(message, hint)
-        self.reports = reports
-        self.exit_code = next(r["exit_code"] for r in reports if r["status"] == "failed")
 
 
 # No retries here: the backup flow's own tasks retry what a retry can fix.
@@ -48,6 +39,7 @@ def back_up_ledger(
     backup_type: str,
     quality: bool,
     config_file: str | None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """One node: the backup flow as a subflow run; a DagvaultError becomes its report."""
     report: dict[str, Any] = {"ledger": label, "database_path": database_path}
@@ -58,6 +50,7 @@ def back_up_ledger(
             backup_type=backup_type,
             quality=quality,
             config_file=config_file,
+            settings=settings,
         )
     except DagvaultError as exc:
         return report | _failure(type(exc).__name__, exc.message, exc.hint, exc.exit_code)
@@ -124,11 +117,12 @@ def fleet_backup_flow(
     task_runner: str = "default",
     dask_address: str | None = None,
     config_file: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Back up every ledger of a fleet (a list and/or a glob) in parallel, each into
     ``<BACKUP_DIR>/<label>``; ``task_runner`` "dask" runs them on the Dask cluster at
     ``dask_address`` (or on a local one). Fails, after all have run, if any failed."""
-    settings = resolve(config_file, backup_dir=backup_dir)
+    settings = resolve(settings, config_file, backup_dir=backup_dir)
     backup_type = backup_kind(backup_type)  # a misspelt type fails once, not once per node
     members = fleet_members(ledgers, glob, settings.backup_dir)
     with _task_runner(task_runner, dask_address, len(members)) as runner:
@@ -142,6 +136,7 @@ def fleet_backup_flow(
                     "backup_type": backup_type,
                     "quality": quality,
                     "config_file": config_file,
+                    "settings": settings,
                 },
             )
             for m in members

@@ -4,6 +4,7 @@ from typing import Any
 
 from prefect import flow
 
+from dagvault.config import Settings
 from dagvault.presets import prune_policy
 from dagvault.retention import RetentionPolicy
 from flows._concurrency import one_at_a_time
@@ -24,13 +25,14 @@ def prune_flow(
     backup_dir: str | None = None,
     config_file: str | None = None,
     database_path: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """restic-style retention (``dagvault prune``): keep-last and calendar rules combined
     with OR, chain-aware, never the newest verified full backup. With no rule at all,
     keep-last is BACKUP_RETENTION_COUNT — or, ``by_schedule``, the newest backup of each of
     the BACKUP_RETENTION_COUNT latest periods of BACKUP_INTERVAL_HOURS (the presets' "keep
     N"). A policy whose rules are all 0 is refused."""
-    settings = resolve(config_file, backup_dir=backup_dir, database_path=database_path)
+    settings = resolve(settings, config_file, backup_dir=backup_dir, database_path=database_path)
     policy = prune_policy(
         RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly),
         by_schedule=by_schedule,

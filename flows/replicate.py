@@ -4,20 +4,13 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.errors import ConfigError, StorageError
+from dagvault.config import Settings
+from dagvault.errors import ConfigError, ReplicationIncomplete
 from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, resolve
 from tasks.replicate import replicate_to
-
-
-class ReplicationIncomplete(StorageError):
-    """Some backups could not be copied; the run fails so that it shows, with the reports."""
-
-    def __init__(self, message: str, hint: str, reports: list[dict[str, Any]]) -> None:
-        super().__init__(message, hint)
-        self.reports = reports
 
 
 @flow(name="dagvault-replicate", **HOOKS)
@@ -27,11 +20,13 @@ def replicate_flow(
     encrypt: bool | None = None,
     config_file: str | None = None,
     encryption_key_file: str | None = None,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """Copy the local backups each target (default ``backup.replicas``) lacks, oldest
     first, and report the lag per target (newest local vs newest backup there). Fails
     when a backup could not be copied."""
     settings = resolve(
+        settings,
         config_file,
         backup_dir=backup_dir,
         replicas=targets or None,

@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import flow
 
-from dagvault.config import setting_source
+from dagvault.config import Settings, setting_source
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
@@ -15,12 +15,13 @@ from tasks.restore import restore
 def restore_flow(
     backup_path: str,
     database_path: str | None = None,
-    pre_restore_backup: bool | None = None,
+    create_pre_restore_backup: bool | None = None,
     verify_first: bool = True,
     config_file: str | None = None,
     encryption_key_file: str | None = None,
     allow_schema_change: bool = False,
     allow_gate_failed: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Restore a backup into the live database (or a new file): verify first, take a
     pre-restore backup, copy atomically, check the result (a RestoreResult; docs/restore.md).
@@ -33,9 +34,10 @@ def restore_flow(
     gate failed is refused unless ``allow_gate_failed``. The restore becomes the baseline
     of the next backups' transactions_not_decreased gate."""
     settings = resolve(
+        settings,
         config_file,
         database_path=database_path,
-        create_pre_restore_backup=pre_restore_backup,
+        create_pre_restore_backup=create_pre_restore_backup,
         encryption_key_file=encryption_key_file,
     )
     with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
@@ -52,7 +54,7 @@ def restore_flow(
             allow_schema_change,
             # A given parameter is the run's own request; else the environment or the file.
             "--no-pre-restore-backup (API: create_pre_restore_backup=false)"
-            if pre_restore_backup is not None
+            if create_pre_restore_backup is not None
             else setting_source("create_pre_restore_backup", config_file=config_file),
             allow_gate_failed,
             settings.pre_restore_keep,

@@ -5,6 +5,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from dagvault.config import Settings
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
@@ -21,10 +22,12 @@ def scheduled_backup_flow(
     interval_hours: int | None = None,
     run_if_due: bool = True,
     config_file: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """``schedule_backup`` (`schedule --run-if-due`): back up when the interval has passed since
     the last usable backup, then (backup.auto_cleanup) apply the retention count."""
     settings = resolve(
+        settings,
         config_file,
         database_path=database_path,
         backup_dir=backup_dir,
@@ -35,11 +38,7 @@ def scheduled_backup_flow(
     )
     outcome: dict[str, Any] = {"schedule": schedule, "backup": None, "cleanup": None}
     if schedule["is_due"] and run_if_due:
-        outcome["backup"] = backup_flow(
-            database_path=str(settings.database_path),
-            backup_dir=str(settings.backup_dir),
-            config_file=config_file,
-        )
+        outcome["backup"] = backup_flow(config_file=config_file, settings=settings)
         if settings.auto_cleanup:
             with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
                 outcome["cleanup"] = cleanup(

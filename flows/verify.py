@@ -5,7 +5,13 @@ from typing import Any
 from prefect import flow
 
 from dagvault import authtag
-from dagvault.errors import BackupNotFound, ConfigError, QualityGateFailed, VerificationError
+from dagvault.config import Settings
+from dagvault.errors import (
+    BackupNotFound,
+    BackupsFailedQualityGate,
+    BackupsFailedVerification,
+    ConfigError,
+)
 from dagvault.quality import gate_failure
 from dagvault.storage.backup_store import backup_store, stored_backup
 from flows._concurrency import directory_of, one_at_a_time
@@ -14,26 +20,6 @@ from flows._settings import key_file, ledger_profile, resolve, staging_dir
 from tasks._runtime import artifact_key
 from tasks.quality import backup_quality_gate
 from tasks.verify import publish_verification_artifact, verify
-
-
-class BackupsFailedVerification(VerificationError):
-    """The verify flow's failure, with every backup's report (the CLI prints them all)."""
-
-    def __init__(
-        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
-    ) -> None:
-        super().__init__(message, hint, problems=problems)
-        self.reports = reports
-
-
-class BackupsFailedQualityGate(QualityGateFailed):
-    """Intact backups whose data failed the quality gate, with every backup's report."""
-
-    def __init__(
-        self, message: str, hint: str, *, problems: list[str], reports: list[dict[str, Any]]
-    ) -> None:
-        super().__init__(message, hint, problems=problems)
-        self.reports = reports
 
 
 @flow(name="dagvault-verify", **HOOKS)
@@ -47,12 +33,14 @@ def verify_flow(
     allow_decrease: bool | None = None,
     reports_dir: str | None = None,
     encryption_key_file: str | None = None,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """Verify one backup, or every backup of the backup directory; fails if any is invalid.
 
     With ``quality`` each intact backup also runs the data-quality gate (its new verdict
     replaces the recorded one); a failed gate fails the run too."""
     settings = resolve(
+        settings,
         config_file,
         backup_dir=backup_dir,
         reports_dir=reports_dir,

@@ -1,0 +1,67 @@
+"""What every operation's options share: strict fields and text that can be stored."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from dagvault.errors import ConfigError
+
+MAX_PATH_CHARS = 4096
+
+
+def encodable(text: str) -> bool:
+    """JSON can carry lone surrogates, which no file name, table name or log line can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Options(BaseModel):
+    """An operation's options. Unknown fields are refused (a typo such as ``backup_pth``
+    must not silently back up into the default place); every string is bounded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not encodable(text):
+                raise ValueError("must be valid Unicode text (no lone surrogates)")
+        return value
+
+    def flow_parameters(self) -> dict[str, Any]:
+        """The flow's parameters of the same names."""
+        return self.model_dump()
+
+
+OptionsT = TypeVar("OptionsT", bound="Options")
+
+
+def parse_options(model: type[OptionsT], **values: Any) -> OptionsT:
+    """``model`` from a command line's values; a value it refuses is a ConfigError (exit 2)
+    naming the option, not a pydantic traceback."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(
+            f"Invalid {where}: {problem['msg']}", "See the command's --help."
+        ) from None
+
+
+class Result(BaseModel):
+    """An operation's result: typed where the docs type it; fields a later format adds
+    pass through, so `--json` and the API never drop what a flow reported."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document: what `--json` prints and the API answers as ``result``; a
+        field the flow did not report (an optional one) stays out, as it was."""
+        return self.model_dump(mode="json", exclude_unset=True)

@@ -1,0 +1,62 @@
+"""A restore's options and result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from dagvault.operations.common import MAX_PATH_CHARS, Options, Result
+
+
+class RestoreOptions(Options):
+    """What a restore can be asked for: `dagvault restore`'s argument and flags, the body of
+    POST /backup/restore. Which database is restored, with which key, is a setting
+    (--db / DATABASE_PATH, --key-file), resolved by the entry point."""
+
+    backup_path: str = Field(
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="the backup to restore (a file, or TARGET_URL/NAME)",
+    )
+    create_pre_restore_backup: bool | None = Field(
+        default=None,
+        description="keep a copy of the current database first; CREATE_PRE_RESTORE_BACKUP if unset",
+    )
+    allow_schema_change: bool = Field(
+        default=False,
+        description="restore an unauthenticated backup (no key configured) even though it "
+        "adds or changes triggers or views, or drops tables or triggers; audit-logged",
+    )
+    allow_gate_failed: bool = Field(
+        default=False,
+        description="restore a backup whose data-quality gate failed (audit-logged; e.g. "
+        "into a scratch database to investigate it)",
+    )
+
+
+class ImportOptions(Options):
+    """What an import of an SQL dump can be asked for: `dagvault import-sql`'s argument and
+    flag, the body of POST /backup/import. The database replaced is a setting."""
+
+    sql_path: str = Field(
+        min_length=1, max_length=MAX_PATH_CHARS, description="the SQL dump (inside EXPORT_DIR)"
+    )
+    create_pre_import_backup: bool | None = Field(
+        default=None,
+        description="keep a copy of the current database first; CREATE_PRE_RESTORE_BACKUP if unset",
+    )
+
+
+class RestoreResult(Result):
+    """A restore done: the description's RestoreResult with dagvault's fields.
+    `dagvault restore --json` prints it; POST /backup/restore answers it as ``data.result``."""
+
+    success: bool
+    backup_info: dict[str, Any]
+    restore_timestamp: int
+    pre_restore_backup: str | None
+    warnings: list[str]
+    database_path: str
+    duration_seconds: float
+    transactions_went_back: int = 0

@@ -1,0 +1,157 @@
+"""The one place that starts an operation's flow: the CLI and the HTTP API both call it.
+
+``prepare()`` readies Prefect for this process (known failures without tracebacks, the
+temporary server when no PREFECT_API_URL is set, a clear error when the configured one is
+unreachable); ``launch()`` runs one operation's flow in this process, so its run lands in
+Prefect's history, and returns its result with the run's id.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagvault.errors import ConfigError, DagvaultError
+from dagvault.operations import BackupResult, RestoreResult
+from dagvault.operations.common import Options, Result
+from dagvault.operations.retention import RetentionResult
+
+# Each operation's flow, imported when it is launched (importing Prefect costs seconds),
+# and the model of its result where it has one.
+OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
+    "backup": ("flows.backup:backup_flow", BackupResult),
+    "verify": ("flows.verify:verify_flow", None),
+    "restore": ("flows.restore:restore_flow", RestoreResult),
+    "cleanup": ("flows.cleanup:cleanup_flow", RetentionResult),
+    "prune": ("flows.prune:prune_flow", RetentionResult),
+    "replicate": ("flows.replicate:replicate_flow", None),
+    "schedule": ("flows.scheduled:scheduled_backup_flow", None),
+    "export": ("flows.export:export_flow", None),
+    "import-sql": ("flows.export:import_sql_flow", None),
+    "fleet-backup": ("flows.fleet:fleet_backup_flow", None),
+}
+
+
+@dataclass(frozen=True)
+class Launched:
+    """An operation's result (typed where the operation has a result model) and the id of
+    the flow run that produced it."""
+
+    result: Any
+    flow_run_id: str | None
+
+    @property
+    def document(self) -> Any:
+        """The result as JSON: what `--json` prints and the API answers."""
+        return self.result.document() if isinstance(self.result, Result) else self.result
+
+
+class LaunchFailed(Exception):
+    """A failed flow run: the original error and the run's id (for the API's audit log)."""
+
+    def __init__(self, error: BaseException, flow_run_id: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.flow_run_id = flow_run_id
+
+
+def launch(
+    operation: str,
+    options: Options | None = None,
+    /,
+    *,
+    tags: Sequence[str] = (),
+    **parameters: Any,
+) -> Launched:
+    """Run ``operation``'s flow with its ``options`` and the entry point's ``parameters``
+    (``settings``, ``config_file``…); raise LaunchFailed when the run fails."""
+    from prefect import tags as run_tags
+
+    prepare()
+    target, result_model = OPERATIONS[operation]
+    module, _, name = target.partition(":")
+    flow = getattr(importlib.import_module(module), name)
+    if options is not None:
+        parameters = {**options.flow_parameters(), **parameters}
+    with run_tags(*tags):
+        state = flow(**parameters, return_state=True)
+    run_id = state.state_details.flow_run_id
+    run_id = str(run_id) if run_id else None
+    try:
+        result = state.result()
+    except Exception as exc:
+        raise LaunchFailed(exc, run_id) from exc
+    return Launched(result_model.model_validate(result) if result_model else result, run_id)
+
+
+def run_operation(operation: str, options: Options | None = None, /, **parameters: Any) -> Any:
+    """``launch`` for a command line: the result, or the run's own error raised."""
+    try:
+        return launch(operation, options, **parameters).result
+    except LaunchFailed as failed:
+        raise failed.error from None
+
+
+_prepared = False
+
+
+def prepare() -> None:
+    """Ready Prefect for this process's flow runs, once. Call it first from the main thread
+    (the temporary server dies with the thread that started it)."""
+    global _prepared
+    if _prepared:
+        return
+    from flows._prefect_server import use_temporary_server
+
+    # Importing the flows sets up Prefect's log handlers, which quiet_known_errors filters.
+    for target, _ in OPERATIONS.values():
+        importlib.import_module(target.partition(":")[0])
+    quiet_known_errors()
+    use_temporary_server()
+    require_reachable_api()
+    _prepared = True
+
+
+def require_reachable_api() -> None:
+    """An unreachable PREFECT_API_URL would end in Prefect's RuntimeError and traceback;
+    say which setting is wrong instead. (Unset, a temporary server is started.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise ConfigError(
+            f"Cannot reach the Prefect API at {url} (PREFECT_API_URL): {failure}",
+            "Start that server (`prefect server start`), point PREFECT_API_URL at a running "
+            "one, or unset it to let Prefect start a temporary local server.",
+        )
+
+
+class _NoTracebackForKnownErrors(logging.Filter):
+    """Expected failures (bad backup, lock held, disk full) are reported as 'Error: … /
+    Try: …' (CLI) or an error envelope (API); Prefect's traceback would only bury that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DagvaultError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_known_errors() -> None:
+    """Drop the tracebacks of expected failures from the handlers Prefect has set up."""
+    quiet = _NoTracebackForKnownErrors()
+    loggers = [logging.getLogger()] + [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith(("prefect", "dagvault")) and isinstance(logger, logging.Logger)
+    ]
+    for handler in {h for logger in loggers for h in logger.handlers}:
+        handler.addFilter(quiet)
