@@ -11,6 +11,8 @@ what follows it, and tests/test_docs.py fails when the committed page differs.
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dagvault import config
+from dagvault import config, operations
 from dagvault_api import models
 from dagvault_cli.main import build_parser
 from dagvault_cli.reference import _subcommands
@@ -121,14 +123,22 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, dict[str, list[str]]]:
 def _request_fields() -> dict[str, list[str]]:
     """Field name -> the request models (the HTTP API's bodies) that have it."""
     found: dict[str, list[str]] = {}
-    for name, model in vars(models).items():
+    # The bodies are the operations' options models, some extended in the API's models.
+    namespaces = [vars(models)] + [
+        vars(importlib.import_module(f"{operations.__name__}.{module.name}"))
+        for module in pkgutil.iter_modules(operations.__path__)
+    ]
+    classes = {name: model for namespace in namespaces for name, model in namespace.items()}
+    for name, model in sorted(classes.items()):
         if (
             isinstance(model, type)
             and issubclass(model, BaseModel)
             and name.endswith(("Request", "Options"))
+            and name != "Options"  # the operations' common base
         ):
-            for field in model.model_fields:
-                found.setdefault(field, []).append(name)
+            for field, info in model.model_fields.items():
+                # A field's HTTP name is its alias where it has one (`format` for `fmt`).
+                found.setdefault(info.alias or field, []).append(name)
     return found
 
 
