@@ -15,6 +15,7 @@ from fastapi import Request
 from dagvault.backup import validate_name
 from dagvault.config import Settings
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError
+from dagvault.safedir import confined
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
 from dagvault_api.operations import FlowRunFailed, Scrubber, http_status
@@ -119,7 +120,14 @@ class Service:
         request.state.params = params
         # The operation itself is counted by the core, in the directory's journal.
         try:
-            with self.metrics.in_progress.labels(action).track_inprogress():
+            # The request's paths were checked against BACKUP_DIR and EXPORT_DIR: below them
+            # the core follows no symbolic link swapped in since (dagvault.safedir).
+            with (
+                self.metrics.in_progress.labels(action).track_inprogress(),
+                confined(
+                    self.local(self.settings.backup_dir), self.local(self.settings.export_dir)
+                ),
+            ):
                 outcome = run_flow_with_id(
                     flow, config_file=self.config.config_file, **flow_parameters
                 )

@@ -42,6 +42,7 @@ from dagvault.fsio import (
     temp_path,
     write_atomic,
 )
+from dagvault.safedir import HeldDir
 
 MANIFEST_VERSION = 1
 
@@ -285,30 +286,39 @@ def export_database(
         ) as snapshot,
     ):
         selected = _choose_tables(snapshot, tables)
-        _remove_stale(out.absolute().parent if out is not None else export_dir)
-        final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)
-        try:
-            if fmt == "sql":
-                counts, files = _export_sql(snapshot, selected, final, include_schema, include_data)
-            else:
-                counts, files = _export_dataset(snapshot, selected, final, fmt, timestamp_column)
-        except OSError as exc:
-            _release(final, fmt)
-            raise storage_error(exc, "writing export", str(final)) from exc
-        except BaseException:
-            _release(final, fmt)
-            raise
+        # Resolved once: the export is written into the directory opened here (safedir).
+        directory = out.absolute().parent if out is not None else export_dir
+        with HeldDir.open(directory, create=True) as held, held.naming_errors():
+            target = held.io_path(out.name) if out is not None else None
+            _remove_stale(held.io)
+            final = _reserve(held.io, source_path.stem.split(".")[0] or "export", fmt, target)
+            try:
+                if fmt == "sql":
+                    counts, files = _export_sql(
+                        snapshot, selected, final, include_schema, include_data
+                    )
+                else:
+                    counts, files = _export_dataset(
+                        snapshot, selected, final, fmt, timestamp_column
+                    )
+            except OSError as exc:
+                _release(final, fmt)
+                raise storage_error(exc, "writing export", str(final)) from exc
+            except BaseException:
+                _release(final, fmt)
+                raise
+            total_bytes = sum(f.stat().st_size for f in files)
     return ExportResult(
         success=True,
-        export_path=str(final),
+        export_path=str(held.shown(final)),
         format=fmt,
-        manifest_path=str(files[-1]),
+        manifest_path=str(held.shown(files[-1])),
         row_counts=counts,
-        total_bytes=sum(f.stat().st_size for f in files),
+        total_bytes=total_bytes,
         source=snapshot.description,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_seconds=round(time.monotonic() - started, 3),
-        files=[str(f) for f in files],
+        files=[str(held.shown(f)) for f in files],
     )
 
 
