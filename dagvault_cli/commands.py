@@ -22,11 +22,11 @@ from dagvault.crypto import (
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, EncryptionKeyError
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
-from dagvault.legacy import sign_legacy
+from dagvault.legacy import sign_legacy, sign_legacy_at
 from dagvault.presets import prune_policy
 from dagvault.remote import backup_location, list_target
 from dagvault.retention import RetentionPolicy
-from dagvault.storage import is_url, open_store
+from dagvault.storage import is_url, open_store, split_location
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
 from dagvault_cli.runner import run_flow
 
@@ -194,15 +194,20 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _sign_legacy(args: argparse.Namespace, settings: Settings) -> None:
-    if args.backup is None or is_url(args.backup):
+    if args.backup is None:
         raise ConfigError(
-            "--sign-legacy signs one local backup (and its chain)",
+            "--sign-legacy signs one backup (and its chain)",
             "dagvault verify --sign-legacy ./backups/NAME.db --key-file KEY",
         )
     key = require_key(load_key(settings.encryption_key_file), "--sign-legacy")
-    for path in sign_legacy(Path(args.backup), key):
+    if is_url(args.backup):  # a copy at a storage target: its sidecars there are replaced
+        target, name = split_location(args.backup)
+        signed = sign_legacy_at(open_store(target), name, key, settings.staging_dir)
+    else:
+        signed = [str(path) for path in sign_legacy(Path(args.backup), key)]
+    for where in signed:
         if not args.json:
-            print(f"signed {path}")
+            print(f"signed {where}")
 
 
 def _gate_cell(gate: dict[str, Any] | None) -> str:

@@ -47,9 +47,10 @@ def export(
         "journal_dir": Path(journal_dir) if journal_dir else None,
     }
     backup_path = backup_location(backup_path) if backup_path else None  # a local ….enc
+    # A backup is authenticated when a key is configured, as for verify and restore.
+    options["key"] = key = load_key(Path(key_file) if key_file else None)
     if backup_path and is_url(backup_path):
         target, name = split_location(backup_path)
-        key = load_key(Path(key_file) if key_file else None)
         staging = Path(staging_dir) if staging_dir else None
         with fetched(open_store(target), name, key, staging) as local:
             result = export_database(fmt, backup=local, backup_location=backup_path, **options)
@@ -98,8 +99,10 @@ def import_dump(
     pre_import_off_by: str = "the caller",
     pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
     journal_dir: str | None = None,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
-    """Build a database from an SQL dump, check it, and swap it in like a restore."""
+    """Build a database from an SQL dump, check it, and swap it in like a restore (with a
+    key configured, the pre-import backup carries its authentication tag)."""
     result = import_sql(
         Path(sql_path),
         Path(database_path),
@@ -110,6 +113,7 @@ def import_dump(
         max_seconds=max_seconds,
         pre_restore_keep=pre_restore_keep,
         journal_dir=Path(journal_dir) if journal_dir else None,
+        key=load_key(Path(key_file) if key_file else None),
     )
     create_table_artifact(
         key=artifact_key("import", Path(database_path).stem),

@@ -261,10 +261,12 @@ def export_database(
     busy_timeout: float = 30.0,
     backup_location: str | None = None,
     journal_dir: Path | None = None,
+    key: bytes | None = None,
 ) -> ExportResult:
     """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``
     (``backup_location``: the URL the manifest names for a backup fetched from a target;
-    ``journal_dir``: the backup directory whose operations journal records the export)."""
+    ``journal_dir``: the backup directory whose operations journal records the export;
+    ``key``: the backup must carry a valid authentication tag, see dagvault.authtag)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(
             f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
@@ -283,6 +285,7 @@ def export_database(
             backup=backup,
             busy_timeout=busy_timeout,
             backup_location=backup_location,
+            key=key,
         ) as snapshot,
     ):
         selected = _choose_tables(snapshot, tables)
