@@ -54,6 +54,7 @@ from dagvault.pages import cache_path
 from dagvault.quality.report import Outcome
 from dagvault.restores import RestoreEvent, record_restore
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
+from dagvault.safedir import HeldDir
 from dagvault.snapshot import STEP_PAGES
 from dagvault.verify import needs_rebuild, record, require_verified, verify_file
 
@@ -436,16 +437,20 @@ def _take_pre_restore_backup(
 ) -> Path:
     db_path = rule.database
     newest = next(iter(pre_restore_copies(db_path)), None)
-    pre_path, info = write_backup(
-        target,
-        db_path,
-        numbered_paths(db_path.parent, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
-        description=f"pre-restore backup taken before restoring {backup}",
-        profile=profile or LedgerProfile(),
-        stage="pre-restore backup",
-        full_suffix="",
-        key=key,
-    )
+    # Written through the database's directory held open, as backups are (see safedir).
+    with HeldDir.open(db_path.parent) as held, held.naming_errors():
+        written, info = write_backup(
+            target,
+            db_path,
+            numbered_paths(held.io, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
+            description=f"pre-restore backup taken before restoring {backup}",
+            profile=profile or LedgerProfile(),
+            stage="pre-restore backup",
+            full_suffix="",
+            key=key,
+            held=held,
+        )
+        pre_path = held.shown(written)
     if newest is not None and _intact_copy_of(newest, info.checksum):
         # The database has not changed since ``newest`` (a retry of a restore that failed,
         # e.g. on a busy database): a second identical copy would only take room.

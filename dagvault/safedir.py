@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -36,7 +37,6 @@ from dagvault.errors import DagvaultError, StorageError, storage_error
 from dagvault.permissions import PRIVATE_DIR_MODE
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # The trusted roots of the current operation (absolute, as configured): see ``confined``.
 _roots: ContextVar[tuple[Path, ...]] = ContextVar("dagvault_confined_roots", default=())
@@ -60,10 +60,6 @@ def _confinement(directory: Path) -> tuple[Path, Path] | None:
         if absolute.is_relative_to(root):
             return root, absolute.relative_to(root)
     return None
-
-
-def is_confined(path: Path) -> bool:
-    return _confinement(path) is not None
 
 
 class HeldDir:
@@ -113,18 +109,8 @@ class HeldDir:
             return path
 
     def show(self, text: str) -> str:
-        return text.replace(str(self.io), str(self.path))
-
-    def create(self, name: str, mode: int = 0o600) -> int:
-        """A new file ``name`` opened read-write: never an existing file, never through a
-        symbolic link planted under that name."""
-        return os.open(name, _CREATE_FLAGS, mode, dir_fd=self.fd)
-
-    def unlink(self, name: str) -> None:
-        os.unlink(name, dir_fd=self.fd)
-
-    def fsync(self) -> None:
-        os.fsync(self.fd)
+        """``text`` with this directory's ``/proc`` path (not another fd's) replaced."""
+        return re.sub(re.escape(str(self.io)) + r"(?![0-9])", lambda _: str(self.path), text)
 
     def rename_in(self, exc: BaseException) -> None:
         """Make ``exc``'s message name the directory, not its ``/proc`` path."""
@@ -204,11 +190,18 @@ def _not_a_directory(shown: Path, part: str, parent: int) -> StorageError:
 
 
 @contextlib.contextmanager
-def entry(path: Path) -> Iterator[Path]:
-    """``path`` as a path that cannot leave its directory's root (``confined``) while the
-    block runs: its directory is held; outside the roots, ``path`` itself."""
-    if not is_confined(path.parent):
+def directory(path: Path) -> Iterator[Path]:
+    """``path`` as a directory path that cannot leave its root (``confined``) while the
+    block runs: the directory is held; outside the roots, ``path`` itself."""
+    if _confinement(path) is None:
         yield path
         return
-    with HeldDir.open(path.parent) as held, held.naming_errors():
-        yield held.io_path(path.name)
+    with HeldDir.open(path) as held, held.naming_errors():
+        yield held.io
+
+
+@contextlib.contextmanager
+def entry(path: Path) -> Iterator[Path]:
+    """``path`` as a file path that cannot leave its directory's root (``confined``)."""
+    with directory(path.parent) as where:
+        yield where / path.name
