@@ -293,8 +293,11 @@ def export_database(
         directory = out.absolute().parent if out is not None else export_dir
         with HeldDir.open(directory, create=True) as held, held.naming_errors():
             target = held.io_path(out.name) if out is not None else None
-            _remove_stale(held.io)
-            final = _reserve(held.io, source_path.stem.split(".")[0] or "export", fmt, target)
+            try:
+                _remove_stale(held.io)
+                final = _reserve(held.io, source_path.stem.split(".")[0] or "export", fmt, target)
+            except OSError as exc:  # e.g. the directory was removed since it was opened
+                raise storage_error(exc, "reserving an export name in", str(directory)) from exc
             try:
                 if fmt == "sql":
                     counts, files = _export_sql(
