@@ -32,6 +32,7 @@ from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, write_meta
 from dagvault.meta_values import as_strings
 from dagvault.pinned import PinnedRead
+from dagvault.safedir import HeldDir
 from dagvault.snapshot import Snapshot, snapshot_to_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
@@ -144,11 +145,15 @@ def write_backup(
     full_suffix: str = ".db",
     busy_timeout: float = 30.0,
     key: bytes | None = None,
+    held: HeldDir | None = None,
 ) -> tuple[Path, BackupInfo]:
     """Snapshot ``source`` and store it as the first free path of
     ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
     pages changed since it (a full one, with the reason, when a delta is not worth it).
-    With ``key`` the sidecar carries its authentication tag (dagvault.authtag)."""
+    With ``key`` the sidecar carries its authentication tag (dagvault.authtag).
+    ``held``: the destinations are below its ``io`` path; results and errors name them
+    under the directory's own name."""
+    shown = held.shown if held is not None else (lambda path: path)
     started = time.monotonic()
     timestamp, created_at = _now()
     first = next(destinations(timestamp, ""))
@@ -197,7 +202,7 @@ def write_backup(
         total_tx, total_nodes, warnings = profile.totals(snap.row_counts)
         info = BackupInfo(
             timestamp=timestamp,
-            backup_path=str(final),
+            backup_path=str(shown(final)),
             database_path=str(source_path.resolve()),
             file_size=size,
             total_transactions=total_tx,
@@ -233,9 +238,11 @@ def write_backup(
             discard(final)  # a data file without its sidecar must not linger
             discard(pages.cache_path(final))
         if isinstance(exc, OSError):
-            err = storage_error(exc, "writing backup", str(final))
+            err = storage_error(exc, "writing backup", str(shown(final)))
             events.backup_failure(err)
             raise err from exc
+        if held is not None:
+            held.rename_in(exc)
         events.backup_failure(exc)
         raise
     finally:
@@ -263,28 +270,49 @@ def create_backup(
         kind = backup_kind(kind)
         name = validate_name(name or db_path.stem or "backup")
         db.require_file(db_path)
-        ensure_dir(backup_dir)
-        # Backups are as readable as the ledger, never more (see permissions.py).
-        with (
-            permissions.files_like(db_path),
-            journal.operation(backup_dir, "backup"),
-            lock.database_and_directory(db_path, backup_dir, "backup"),
-        ):
-            remove_stale_temp_files(backup_dir)
-            base, reason = find_base(backup_dir, db_path, kind) if kind != "full" else (None, None)
-            with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:
-                final, info = write_backup(
-                    source,
-                    db_path,
-                    numbered_paths(backup_dir, name + "_{ts}{n}"),
-                    description=description,
-                    profile=profile or LedgerProfile(),
-                    compress=compression,
-                    base=base,
-                    delta_type="Differential" if kind == "differential" else "Incremental",
-                    reason=reason,
-                    busy_timeout=busy_timeout,
-                    key=key,
-                )
-    events.backup_created(final)
+        # Resolved once: every file of the backup (data, sidecar, page cache, lock,
+        # journal) goes into the directory opened here (see safedir).
+        with HeldDir.open(backup_dir, create=True) as held, held.naming_errors():
+            info = _back_up_into(
+                held, db_path, name, description, profile, busy_timeout, compression, kind, key
+            )
+    events.backup_created(info.backup_path)
+    return info
+
+
+def _back_up_into(
+    held: HeldDir,
+    db_path: Path,
+    name: str,
+    description: str,
+    profile: LedgerProfile | None,
+    busy_timeout: float,
+    compression: bool,
+    kind: str,
+    key: bytes | None,
+) -> BackupInfo:
+    directory = ensure_dir(held.io)  # (exists: this checks that it is writable)
+    # Backups are as readable as the ledger, never more (see permissions.py).
+    with (
+        permissions.files_like(db_path),
+        journal.operation(directory, "backup"),
+        lock.database_and_directory(db_path, directory, "backup"),
+    ):
+        remove_stale_temp_files(directory)
+        base, reason = find_base(directory, db_path, kind) if kind != "full" else (None, None)
+        with db.connection(db_path, mode="rw", busy_timeout=busy_timeout) as source:
+            _, info = write_backup(
+                source,
+                db_path,
+                numbered_paths(directory, name + "_{ts}{n}"),
+                description=description,
+                profile=profile or LedgerProfile(),
+                compress=compression,
+                base=base,
+                delta_type="Differential" if kind == "differential" else "Incremental",
+                reason=reason,
+                busy_timeout=busy_timeout,
+                key=key,
+                held=held,
+            )
     return info

@@ -23,7 +23,7 @@ from dagvault.errors import (
 )
 
 
-def _uri(path: Path, mode: str) -> str:
+def uri(path: Path, mode: str) -> str:
     return f"file:{quote(str(path.absolute()))}?mode={mode}"
 
 
@@ -55,7 +55,7 @@ def open_database(
         require_file(path, what)
     try:
         conn = sqlite3.connect(
-            _uri(path, mode),
+            uri(path, mode),
             uri=True,
             timeout=busy_timeout,
             isolation_level=None,

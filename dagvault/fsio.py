@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagvault import permissions
+from dagvault import permissions, safedir
 from dagvault.errors import StorageError, storage_error
 
 _TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(-journal|-wal|-shm)?$")
@@ -78,21 +78,23 @@ def write_atomic(
     A replaced file keeps its mode; a new one takes the operation's (0600 outside one).
     ``times_of``: give the file that file's access and modification times before it
     appears (a sidecar ages with its data file, see ``age_with``)."""
-    temp = temp_path(final)
-    mode = permissions.mode_of(final, 0) or permissions.published_mode()
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, permissions.PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if times_of is not None:
-            age_with(temp, times_of)
-        publish(temp, final, overwrite=overwrite, mode=mode or permissions.PRIVATE_FILE_MODE)
-    except OSError as exc:
-        raise storage_error(exc, "writing", str(final)) from exc
-    finally:
-        discard(temp)
+    with safedir.entry(final) as target:  # (inside the API's directories: held)
+        temp = temp_path(target)
+        mode = permissions.mode_of(target, 0) or permissions.published_mode()
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(temp, flags, permissions.PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if times_of is not None:
+                age_with(temp, times_of)
+            publish(temp, target, overwrite=overwrite, mode=mode or permissions.PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise storage_error(exc, "writing", str(final)) from exc
+        finally:
+            discard(temp)
 
 
 def age_with(path: Path, data_file: Path) -> None:

@@ -120,9 +120,12 @@ def import_sql(
     max_seconds: float = 3600.0,
     pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
     journal_dir: Path | None = None,
+    key: bytes | None = None,
 ) -> ImportResult:
     """Build a database from the dump ``sql_path``, check it, and restore it into
-    ``db_path`` (``journal_dir``: the backup directory whose journal records it)."""
+    ``db_path`` (``journal_dir``: the backup directory whose journal records it). With
+    ``key`` the pre-import backup carries its authentication tag, like any backup, so it
+    can be restored under that key (the staged build is tagged and authenticated too)."""
     started = time.monotonic()
     if not sql_path.is_file():
         raise BackupNotFound(f"SQL dump {sql_path} does not exist", "Check the path.")
@@ -149,6 +152,7 @@ def import_sql(
                     description=f"database built from {sql_path}",
                     profile=profile or LedgerProfile(),
                     stage="import",
+                    key=key,
                 )
                 counts = row_counts(conn)
             result = restore_backup(
@@ -163,6 +167,7 @@ def import_sql(
                 guard=False,  # built above from the dump the operator named
                 announce=False,  # the staged backup is gone once this returns: name the dump
                 origin=f"SQL dump {sql_path}",
+                key=key,
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagvault.errors import OperationInProgress
+from dagvault import safedir
+from dagvault.errors import DagvaultError, OperationInProgress
 
 JOURNAL_FILE = ".dagvault-operations.jsonl"
 SUCCESS, FAILURE, QUALITY_GATE_FAILED = "success", "failure", "quality_gate_failed"
@@ -59,12 +60,13 @@ def record(directory: Path | None, operation: str, outcome: str) -> None:
     )
     path = journal_path(directory)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with safedir.entry(path) as where:  # (inside the API's directories: held, see safedir)
+            fd = os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
-    except OSError as exc:
+    except (OSError, DagvaultError) as exc:
         log.warning("Operation %s not recorded in %s: %s", operation, path, exc)
 
 

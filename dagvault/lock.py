@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dagvault import safedir
 from dagvault.errors import OperationInProgress, storage_error
 
 
@@ -33,7 +34,10 @@ def hold(protected: Path, operation: str, *, shared: bool = False) -> Iterator[N
     """
     path = lock_path_for(protected)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a symbolic link planted under the lock's name, nor (inside the
+        # API's directories) through one swapped in for the directory: see safedir.
+        with safedir.entry(path) as where:
+            fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise storage_error(exc, "creating lock file", str(path)) from exc
     try:

@@ -82,10 +82,15 @@ def published_mode() -> int | None:
 
 
 def apply(path: Path | str, mode: int | None = None) -> None:
-    """Give the not-yet-published ``path`` the current operation's file mode."""
+    """Give the not-yet-published ``path`` the current operation's file mode (never
+    through a symbolic link swapped in for it: that would change another file's mode)."""
     mode = published_mode() if mode is None else mode
     if mode is not None:
-        os.chmod(path, mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
 
 def exposure_warnings(backup_dir: Path, database: Path | None = None) -> list[str]:

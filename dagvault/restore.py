@@ -45,7 +45,6 @@ from dagvault.errors import (
     DatabaseLocked,
     QualityGateFailed,
     RestoreError,
-    VerificationError,
 )
 from dagvault.fsio import discard, ensure_dir, stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
@@ -55,8 +54,9 @@ from dagvault.pages import cache_path
 from dagvault.quality.report import Outcome
 from dagvault.restores import RestoreEvent, record_restore
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
+from dagvault.safedir import HeldDir
 from dagvault.snapshot import STEP_PAGES
-from dagvault.verify import needs_rebuild, record, verify_file
+from dagvault.verify import needs_rebuild, record, require_verified, verify_file
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -195,22 +195,20 @@ def _checked_backup(
             return info, backup
         materialize(resolve_chain(backup, info), image)  # still proves the image digest
         return info, image
-    report = verify_file(backup, checksum=verify_checksum, image_dest=image, key=key)
-    record(report, "integrity_check")  # keeps a failed gate's verdict in the sidecar
+    report = require_verified(
+        backup,
+        "refusing to restore it",
+        "The live database was not touched. Pick another backup (`dagvault list`) "
+        "and run `dagvault verify` on it.",
+        forged=authtag.LEGACY_HINT,
+        record_as="integrity_check",  # keeps a failed gate's verdict in the sidecar
+        tolerated="quality: ",  # the gate's verdict: judged below (--allow-gate-failed)
+        checksum=verify_checksum,
+        image_dest=image,
+        key=key,
+    )
     warnings.extend(report.warnings)
-    # The verdict of the gate is carried as a "quality: …" problem; the others are damage.
-    damage = [p for p in report.problems if not p.startswith("quality: ")]
-    if damage or report.info is None:
-        forged = any(authtag.MARKER in problem for problem in report.problems)
-        raise VerificationError(
-            f"Backup {backup} failed verification; refusing to restore it: "
-            + "; ".join(report.problems),
-            authtag.LEGACY_HINT
-            if forged
-            else "The live database was not touched. Pick another backup (`dagvault list`) "
-            "and run `dagvault verify` on it.",
-            problems=report.problems,
-        )
+    assert report.info is not None
     _check_gate_verdict(backup, report.info, allow_gate_failed, warnings)
     return report.info, image if needs_rebuild(backup, report.info) else backup
 
@@ -439,16 +437,20 @@ def _take_pre_restore_backup(
 ) -> Path:
     db_path = rule.database
     newest = next(iter(pre_restore_copies(db_path)), None)
-    pre_path, info = write_backup(
-        target,
-        db_path,
-        numbered_paths(db_path.parent, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
-        description=f"pre-restore backup taken before restoring {backup}",
-        profile=profile or LedgerProfile(),
-        stage="pre-restore backup",
-        full_suffix="",
-        key=key,
-    )
+    # Written through the database's directory held open, as backups are (see safedir).
+    with HeldDir.open(db_path.parent) as held, held.naming_errors():
+        written, info = write_backup(
+            target,
+            db_path,
+            numbered_paths(held.io, db_path.name + PRE_RESTORE_MARK + "{ts}{n}"),
+            description=f"pre-restore backup taken before restoring {backup}",
+            profile=profile or LedgerProfile(),
+            stage="pre-restore backup",
+            full_suffix="",
+            key=key,
+            held=held,
+        )
+        pre_path = held.shown(written)
     if newest is not None and _intact_copy_of(newest, info.checksum):
         # The database has not changed since ``newest`` (a retry of a restore that failed,
         # e.g. on a busy database): a second identical copy would only take room.

@@ -43,6 +43,7 @@ from dagvault.catalog import (
 )
 from dagvault.errors import ConfigError, OperationInProgress, storage_error
 from dagvault.meta import META_SUFFIX, meta_path
+from dagvault.safedir import HeldDir
 
 PAGES_SUFFIX = ".pages"
 # Pre-restore copies kept per database (PRE_RESTORE_BACKUP_COUNT): enough to step back
@@ -467,22 +468,34 @@ def _execute(
         # stray lock file beside the missing path.
         return CleanupResult(make_plan([]), dry_run)
     with contextlib.ExitStack() as locks:
+        # Resolved once: what is listed, locked and removed is in the directory opened
+        # here, whatever its name points to meanwhile (see safedir).
+        held = locks.enter_context(HeldDir.open(directory))
+        locks.enter_context(held.naming_errors())
+        directory = held.io
         if not dry_run:  # a dry run changes nothing: no operation on the directory
             locks.enter_context(journal.operation(directory, operation))
         locks.enter_context(lock.hold(directory, operation))
         # Pre-restore copies found here (a database inside its backup directory) are
         # never backups of the directory: only their own rule may remove them.
-        plan = make_plan([e for e in list_backups(directory) if e.kind == BACKUP])
+        plan = make_plan(
+            [
+                replace(e, path=held.shown(e.path))
+                for e in list_backups(directory)
+                if e.kind == BACKUP
+            ]
+        )
         if pre_restore is not None:
             extra = _pre_restore_decisions(pre_restore, operation, locks)
             plan = CleanupPlan(plan.decisions + extra, plan.policy)
         result = CleanupResult(plan, dry_run)
-        doomed = _doomed_files(plan, directory)
+        doomed = [held.reach(path) for path in _doomed_files(plan, directory)]
         if dry_run:
             result.bytes_freed = sum(_size(path) for path in doomed)
         else:
             for path in doomed:
                 _unlink(path, result)
+        result.removed_files = [held.show(path) for path in result.removed_files]
     result.duration_seconds = time.monotonic() - started
     if not dry_run:
         events.cleaned(len(result.removed_files), result.bytes_freed)

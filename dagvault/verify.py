@@ -258,6 +258,36 @@ def record(report: VerifyReport, method: str, *, keep_quality_verdict: bool = Tr
         report.warnings.append(f"verification result not recorded: {exc.message}")
 
 
+def require_verified(
+    path: Path,
+    refusing: str,
+    otherwise: str,
+    *,
+    forged: str = authtag.LEGACY_REMEDY,
+    record_as: str | None = None,
+    tolerated: str | None = None,
+    **options: Any,
+) -> VerifyReport:
+    """``verify_file(path, **options)`` for an operation that must not read a bad backup:
+    VerificationError "Backup PATH failed verification; ``refusing``: problems" when it
+    failed. The remedy is ``forged`` when an authentication tag is missing or wrong (it
+    names ``verify --sign-legacy``), ``otherwise`` for damage. ``record_as``: store the
+    outcome in the sidecar first (``record``); ``tolerated``: problems starting with it
+    (a failed gate's ``quality: ``) are the caller's to judge."""
+    report = verify_file(path, **options)
+    if record_as is not None:
+        record(report, record_as)
+    counted = [p for p in report.problems if not (tolerated and p.startswith(tolerated))]
+    if counted or report.info is None:
+        tag = any(authtag.MARKER in problem for problem in report.problems)
+        raise VerificationError(
+            f"Backup {path} failed verification; {refusing}: " + "; ".join(report.problems),
+            forged if tag else otherwise,
+            problems=report.problems,
+        )
+    return report
+
+
 def verify_backup(
     path: Path,
     *,

@@ -21,6 +21,7 @@ from dagvault.backup import validate_name
 from dagvault.config import Settings
 from dagvault.errors import BackupNotFound, ConfigError, DagvaultError, http_status
 from dagvault.operations.common import Options
+from dagvault.safedir import confined
 from dagvault_api.audit import AuditLog
 from dagvault_api.metrics import Metrics
 from dagvault_api.paths import Area, PathRejected
@@ -126,7 +127,14 @@ class Service:
         request.state.params = params
         # The operation itself is counted by the core, in the directory's journal.
         try:
-            with self.metrics.in_progress.labels(action).track_inprogress():
+            # The request's paths were checked against BACKUP_DIR and EXPORT_DIR: below them
+            # the core follows no symbolic link swapped in since (dagvault.safedir).
+            with (
+                self.metrics.in_progress.labels(action).track_inprogress(),
+                confined(
+                    self.local(self.settings.backup_dir), self.local(self.settings.export_dir)
+                ),
+            ):
                 outcome = launch(
                     operation,
                     options,

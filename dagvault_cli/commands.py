@@ -26,7 +26,6 @@ from dagvault.errors import (
 )
 from dagvault.export.seal import decrypt_to
 from dagvault.health import DEGRADED_EXIT, check_health
-from dagvault.legacy import sign_legacy
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.common import parse_options
 from dagvault.operations.export import ExportOptions
@@ -189,16 +188,15 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _sign_legacy(args: argparse.Namespace, settings: Settings) -> None:
-    local = stored_backup(args.backup).local_path if args.backup is not None else None
-    if local is None:
+    if args.backup is None:
         raise ConfigError(
-            "--sign-legacy signs one local backup (and its chain)",
+            "--sign-legacy signs one backup (and its chain)",
             "dagvault verify --sign-legacy ./backups/NAME.db --key-file KEY",
         )
     key = require_key(load_key(settings.encryption_key_file), "--sign-legacy")
-    for path in sign_legacy(local, key):
+    for where in stored_backup(args.backup).sign_legacy(key, settings.staging_dir):
         if not args.json:
-            print(f"signed {path}")
+            print(f"signed {where}")
 
 
 def _gate_cell(gate: dict[str, Any] | None) -> str:

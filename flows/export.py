@@ -104,4 +104,5 @@ def import_sql_flow(
             else setting_source("create_pre_restore_backup", config_file=config_file),
             settings.pre_restore_keep,
             journal_dir(settings),
+            key_file(settings),
         )

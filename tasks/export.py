@@ -45,6 +45,8 @@ def export(
         "busy_timeout": busy_timeout,
         "journal_dir": Path(journal_dir) if journal_dir else None,
     }
+    # A backup is authenticated when a key is configured, as for verify and restore.
+    options["key"] = load_key(Path(key_file) if key_file else None)
     if backup_path:
         backup = stored_backup(backup_path)
         with backup.local_copy(
@@ -94,8 +96,10 @@ def import_dump(
     pre_import_off_by: str = "the caller",
     pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
     journal_dir: str | None = None,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
-    """Build a database from an SQL dump, check it, and swap it in like a restore."""
+    """Build a database from an SQL dump, check it, and swap it in like a restore (with a
+    key configured, the pre-import backup carries its authentication tag)."""
     result = import_sql(
         Path(sql_path),
         Path(database_path),
@@ -106,6 +110,7 @@ def import_dump(
         max_seconds=max_seconds,
         pre_restore_keep=pre_restore_keep,
         journal_dir=Path(journal_dir) if journal_dir else None,
+        key=load_key(Path(key_file) if key_file else None),
     )
     create_table_artifact(
         key=artifact_key("import", Path(database_path).stem),

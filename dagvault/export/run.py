@@ -42,6 +42,7 @@ from dagvault.fsio import (
     temp_path,
     write_atomic,
 )
+from dagvault.safedir import HeldDir
 
 MANIFEST_VERSION = 1
 
@@ -260,10 +261,12 @@ def export_database(
     busy_timeout: float = 30.0,
     backup_location: str | None = None,
     journal_dir: Path | None = None,
+    key: bytes | None = None,
 ) -> ExportResult:
     """Export one consistent snapshot of ``database`` (live) or ``backup`` in ``fmt``
     (``backup_location``: the URL the manifest names for a backup fetched from a target;
-    ``journal_dir``: the backup directory whose operations journal records the export)."""
+    ``journal_dir``: the backup directory whose operations journal records the export;
+    ``key``: the backup must carry a valid authentication tag, see dagvault.authtag)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(
             f"Unknown export format {fmt!r}", f"Use one of {', '.join(EXPORT_FORMATS)}."
@@ -282,33 +285,46 @@ def export_database(
             backup=backup,
             busy_timeout=busy_timeout,
             backup_location=backup_location,
+            key=key,
         ) as snapshot,
     ):
         selected = _choose_tables(snapshot, tables)
-        _remove_stale(out.absolute().parent if out is not None else export_dir)
-        final = _reserve(export_dir, source_path.stem.split(".")[0] or "export", fmt, out)
-        try:
-            if fmt == "sql":
-                counts, files = _export_sql(snapshot, selected, final, include_schema, include_data)
-            else:
-                counts, files = _export_dataset(snapshot, selected, final, fmt, timestamp_column)
-        except OSError as exc:
-            _release(final, fmt)
-            raise storage_error(exc, "writing export", str(final)) from exc
-        except BaseException:
-            _release(final, fmt)
-            raise
+        # Resolved once: the export is written into the directory opened here (safedir).
+        directory = out.absolute().parent if out is not None else export_dir
+        with HeldDir.open(directory, create=True) as held, held.naming_errors():
+            target = held.io_path(out.name) if out is not None else None
+            try:
+                _remove_stale(held.io)
+                final = _reserve(held.io, source_path.stem.split(".")[0] or "export", fmt, target)
+            except OSError as exc:  # e.g. the directory was removed since it was opened
+                raise storage_error(exc, "reserving an export name in", str(directory)) from exc
+            try:
+                if fmt == "sql":
+                    counts, files = _export_sql(
+                        snapshot, selected, final, include_schema, include_data
+                    )
+                else:
+                    counts, files = _export_dataset(
+                        snapshot, selected, final, fmt, timestamp_column
+                    )
+            except OSError as exc:
+                _release(final, fmt)
+                raise storage_error(exc, "writing export", str(final)) from exc
+            except BaseException:
+                _release(final, fmt)
+                raise
+            total_bytes = sum(f.stat().st_size for f in files)
     return ExportResult(
         success=True,
-        export_path=str(final),
+        export_path=str(held.shown(final)),
         format=fmt,
-        manifest_path=str(files[-1]),
+        manifest_path=str(held.shown(files[-1])),
         row_counts=counts,
-        total_bytes=sum(f.stat().st_size for f in files),
+        total_bytes=total_bytes,
         source=snapshot.description,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_seconds=round(time.monotonic() - started, 3),
-        files=[str(f) for f in files],
+        files=[str(held.shown(f)) for f in files],
     )
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dagvault import crypto
+from dagvault import crypto, safedir
 from dagvault.checksum import sha3_256_file
 from dagvault.errors import storage_error
 from dagvault.fsio import discard, fsync_dir, publish, temp_path, write_atomic
@@ -23,6 +23,13 @@ from dagvault.fsio import discard, fsync_dir, publish, temp_path, write_atomic
 def seal_export(files: list[Path], manifest: Path, key: bytes) -> list[Path]:
     """Encrypt the data ``files`` of an export whose manifest is ``manifest``; return the
     export's files afterwards (the ``.enc`` files, then the manifest)."""
+    # Inside the API's EXPORT_DIR, through the export's directory held open (safedir).
+    with safedir.directory(manifest.parent) as where:
+        sealed = _seal([where / f.name for f in files], where / manifest.name, key)
+    return [manifest.parent / f.name for f in sealed]
+
+
+def _seal(files: list[Path], manifest: Path, key: bytes) -> list[Path]:
     document: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
     sealed: dict[str, dict[str, Any]] = {}
     outputs = []

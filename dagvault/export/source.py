@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.db import open_database, row_counts
-from dagvault.errors import VerificationError
 from dagvault.fsio import discard, temp_path
-from dagvault.verify import needs_rebuild, verify_file
+from dagvault.verify import needs_rebuild, require_verified
 
 
 @dataclass(frozen=True)
@@ -35,19 +34,23 @@ def open_snapshot(
     backup: Path | None = None,
     busy_timeout: float = 30.0,
     backup_location: str | None = None,
+    key: bytes | None = None,
 ) -> Iterator[Snapshot]:
     image: Path | None = None
     if backup is not None:
         # A delta or compressed backup is rebuilt (and proven) into a temp image first.
         image = temp_path(backup.with_name(backup.name + ".export-image"))
-        report = verify_file(backup, quick=True, image_dest=image)
-        if not report.ok or report.info is None:
-            raise VerificationError(
-                f"Backup {backup} failed verification; refusing to export it: "
-                + "; ".join(report.problems),
-                "Export from another backup (`dagvault list`) or from the live database.",
-                problems=report.problems,
-            )
+        # With a key the backup must be authenticated, as for verify and restore: an
+        # export of a forged backup would hand forged rows to analysts (docs/security.md).
+        report = require_verified(
+            backup,
+            "refusing to export it",
+            "Export from another backup (`dagvault list`) or from the live database.",
+            quick=True,
+            image_dest=image,
+            key=key,
+        )
+        assert report.info is not None
         readable = image if needs_rebuild(backup, report.info) else backup
         conn = open_database(readable, mode="ro", what="backup", check_same_thread=False)
         source = {

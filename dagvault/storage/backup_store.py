@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagvault import crypto
+from dagvault import crypto, legacy
 from dagvault.catalog import CatalogEntry, list_backups, list_with_pre_restore
 from dagvault.errors import BackupNotFound, EncryptionKeyError
 from dagvault.restore import RestoreResult, restore_backup
@@ -216,6 +216,11 @@ class StoredBackup(ABC):
         """A local SQLite file of it while the context lasts: the backup itself, or its
         chain fetched and decrypted into a private directory under ``staging``."""
 
+    @abstractmethod
+    def sign_legacy(self, key: bytes, staging: Path | None) -> list[str]:
+        """Verify it and its chain, then tag the links written before the key was
+        configured (``verify --sign-legacy``); returns where tags were written."""
+
 
 class LocalBackup(StoredBackup):
     def __init__(self, given: str, path: Path) -> None:
@@ -243,6 +248,9 @@ class LocalBackup(StoredBackup):
     @contextlib.contextmanager
     def local_copy(self, *, key_file: Path | None, staging: Path | None) -> Iterator[Path]:
         yield self.path
+
+    def sign_legacy(self, key: bytes, staging: Path | None) -> list[str]:
+        return [str(path) for path in legacy.sign_legacy(self.path, key)]
 
 
 class TargetBackup(StoredBackup):
@@ -276,6 +284,10 @@ class TargetBackup(StoredBackup):
         key = crypto.load_key(key_file)
         with fetched(self.store.objects, self.name, key, staging) as local:
             yield local
+
+    def sign_legacy(self, key: bytes, staging: Path | None) -> list[str]:
+        # Its sidecars at the target are replaced by tagged ones.
+        return legacy.sign_legacy_at(self.store.objects, self.name, key, staging)
 
 
 def stored_backup(location: str) -> StoredBackup:

@@ -97,7 +97,12 @@ def test_encrypted_export_from_a_backup_at_s3(
     key_file = tmp_path / "k"
     generate_key_file(key_file)
     backups = tmp_path / "backups"
-    backup_flow(database_path=str(ledger), backup_dir=str(backups), quality=False)
+    backup_flow(  # tagged under the key: an export with a key authenticates its source
+        database_path=str(ledger),
+        backup_dir=str(backups),
+        quality=False,
+        encryption_key_file=str(key_file),
+    )
     replicate_flow(
         targets=[s3_target],
         backup_dir=str(backups),

@@ -129,12 +129,10 @@ def test_an_encrypted_object_in_a_directory_is_read_as_at_a_file_target(
 
 @pytest.mark.parametrize(
     ("flag", "refusal"),
-    [
-        ("--quality", "--quality runs on local backups only"),
-        ("--sign-legacy", "--sign-legacy signs one local backup"),
-    ],
+    # --sign-legacy signs a copy at a target, a local .enc included (see test_authenticated_reads)
+    [("--quality", "--quality runs on local backups only")],
 )
-def test_an_encrypted_copy_in_a_directory_is_no_local_backup_to_gate_or_sign(
+def test_an_encrypted_copy_in_a_directory_is_no_local_backup_to_gate(
     cli: CliRunner, backups: Path, tmp_path: Path, key_file: Path, flag: str, refusal: str
 ) -> None:
     copies = tmp_path / "copies"
