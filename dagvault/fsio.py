@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagvault import permissions, safedir
 from dagvault.errors import StorageError, storage_error
+from dagvault.procs import pid_alive
 
 _TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(-journal|-wal|-shm)?$")
 
@@ -116,25 +117,13 @@ def discard(path: Path) -> None:
         path.unlink()
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_temp_files(directory: Path) -> Iterator[Path]:
     """Temp files in ``directory`` left by writers that no longer run."""
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
         match = _TEMP_RE.match(entry.name)
-        if match and not _pid_alive(int(match["pid"])):
+        if match and not pid_alive(int(match["pid"])):
             yield entry
 
 

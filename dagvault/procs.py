@@ -27,3 +27,14 @@ def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
             os._exit(1)
 
     return in_child
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(PRESETS),
         help="a recommended schedule and retention (BACKUP_PRESET; docs/production.md)",
     )
-    service.add_commands(command)
+    service.add_commands(command, port=_port)
     return parser
 
 

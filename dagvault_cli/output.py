@@ -25,7 +25,11 @@ def log_to_terminal(verbose: bool) -> None:
     os.environ.setdefault(PREFECT_CONSOLE_LEVEL_ENV, "WARNING")
     events = logging.StreamHandler(sys.stderr)
     events.setFormatter(logging.Formatter("%(message)s"))
-    events.addFilter(lambda record: record.levelno < logging.WARNING)  # those Prefect shows
+    # Warnings and errors are Prefect's console handler's to show, once it is configured
+    # (a command that fails before its flow run starts has none: then they are ours).
+    events.addFilter(
+        lambda record: record.levelno < logging.WARNING or not logging.getLogger().handlers
+    )
     core = logging.getLogger("dagvault")
     core.setLevel(logging.INFO)
     core.addHandler(events)

@@ -17,23 +17,22 @@ cluster's workers) use the same server.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import prefect
 from prefect.context import refresh_global_settings_context
 from prefect.settings import PREFECT_API_URL, get_current_settings
 
+from dagvault.procs import die_with_parent
+
 # Set to the URL of the server started here: the runs that use it (or another temporary
 # server on the same PREFECT_HOME) tell it apart from a persistent one by this.
 TEMPORARY_URL_ENV = "DAGVAULT_TEMPORARY_PREFECT_URL"
-_PR_SET_PDEATHSIG = 1
 
 
 def use_temporary_server() -> None:
@@ -53,18 +52,6 @@ def use_temporary_server() -> None:
         }
     )
     refresh_global_settings_context()
-
-
-def _die_with(parent: int) -> Callable[[], None]:
-    # Looked up before the fork: the child must only make the call.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def in_child() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return in_child
 
 
 def _server_class() -> type[Any]:
@@ -109,7 +96,7 @@ def _server_class() -> type[Any]:
                 ],
                 env=env,
                 # Elsewhere than on Linux it is only stopped when its parent exits normally.
-                preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
 
     return _Server

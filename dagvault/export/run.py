@@ -290,7 +290,7 @@ def export_database(
     ):
         selected = _choose_tables(snapshot, tables)
         # Resolved once: the export is written into the directory opened here (safedir).
-        directory = out.absolute().parent if out is not None else export_dir
+        directory = out.parent if out is not None else export_dir  # as named: the result too
         with HeldDir.open(directory, create=True) as held, held.naming_errors():
             target = held.io_path(out.name) if out is not None else None
             try:

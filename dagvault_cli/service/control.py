@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from dagvault.config import load_settings
 from dagvault.errors import ConfigError
 from dagvault.health import DEGRADED_EXIT
+from dagvault.procs import pid_alive
 from dagvault_cli.output import emit_json
 from dagvault_cli.service import probe
 from dagvault_cli.service.state import ServiceInfo, StateDir, state_dir
@@ -26,11 +28,24 @@ NOT_RUNNING_EXIT = 3
 DOWN_TIMEOUT_SECONDS = 30.0
 
 
+def _state(args: argparse.Namespace) -> StateDir:
+    state = StateDir(state_dir(args.state_dir))
+    if state.root.exists() and not state.root.is_dir():
+        raise ConfigError(
+            f"The state directory {state.root} is not a directory",
+            "Point --state-dir (or DAGVAULT_STATE_DIR) at a directory, or at a path that does "
+            "not exist yet.",
+        )
+    return state
+
+
 # --- up ---------------------------------------------------------------------------------
 
 
 def up(args: argparse.Namespace) -> int:
-    state = StateDir(state_dir(args.state_dir))
+    # A bad configuration would fail every part and every scheduled run: fail now.
+    load_settings(config_file=args.config)
+    state = _state(args)
     state.prepare()
     running = state.read_info()
     if running is not None:
@@ -129,7 +144,7 @@ def _print_urls(state: StateDir, info: ServiceInfo) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    state = StateDir(state_dir(args.state_dir))
+    state = _state(args)
     info = state.read_info() if state.root.is_dir() else None
     if info is None:
         if args.json:
@@ -151,7 +166,7 @@ def _status_report(state: StateDir, info: ServiceInfo) -> dict[str, Any]:
     auth = (
         state.prefect_auth() if info.prefect_ui_url else os.environ.get("PREFECT_API_AUTH_STRING")
     )
-    parts = {name: _alive(pid) for name, pid in info.children.items()}
+    parts = {name: pid_alive(pid) for name, pid in info.children.items()}
     health = probe.api_health(info.api_url, token)
     prefect_ok = probe.prefect_healthy(info.prefect_api_url, auth)
     warnings = [
@@ -186,16 +201,6 @@ def _status_report(state: StateDir, info: ServiceInfo) -> dict[str, Any]:
         "operations_in_progress": (health or {}).get("operations_in_progress"),
         "warnings": warnings,
     }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _newest_backup(info: ServiceInfo, token: str) -> dict[str, Any] | None:
@@ -266,7 +271,7 @@ def _duration(seconds: int) -> str:
 
 
 def down(args: argparse.Namespace) -> int:
-    state = StateDir(state_dir(args.state_dir))
+    state = _state(args)
     pid = state.supervisor_pid() if state.root.is_dir() else None
     if pid is None:
         print(f"dagvault is not running (state directory {state.root})")
@@ -300,7 +305,7 @@ Command = Callable[[str, Callable[[argparse.Namespace], int], str, str], argpars
 STATE_HELP = "the service's state directory (DAGVAULT_STATE_DIR, default ~/.local/state/dagvault)"
 
 
-def add_commands(command: Command) -> None:
+def add_commands(command: Command, *, port: Callable[[str], int]) -> None:
     p = command(
         "up",
         up,
@@ -311,9 +316,9 @@ def add_commands(command: Command) -> None:
     )
     p.add_argument("--state-dir", help=STATE_HELP)
     p.add_argument("--api-host", default="127.0.0.1", help="the HTTP API's address (127.0.0.1)")
-    p.add_argument("--api-port", type=int, default=8080, help="the HTTP API's port (8080)")
+    p.add_argument("--api-port", type=port, default=8080, help="the HTTP API's port (8080)")
     p.add_argument(
-        "--prefect-port", type=int, default=4200, help="the Prefect server's port (4200)"
+        "--prefect-port", type=port, default=4200, help="the Prefect server's port (4200)"
     )
     p.add_argument(
         "--timeout",

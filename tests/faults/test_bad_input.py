@@ -50,6 +50,8 @@ TYPED_FLAGS = {
     "--port": ["api"],
     "--preset": ["serve-deployments"],
     "--task-runner": ["fleet-backup"],
+    "--api-port": ["up"],
+    "--prefect-port": ["up"],
 }
 # Commands that resolve their settings before anything else, with their required arguments.
 SETTINGS_FIRST = {
@@ -66,6 +68,7 @@ SETTINGS_FIRST = {
     "replicate": [],
     "decrypt": ["missing.enc", "--out", "plain.bin"],
     "api": [],  # serve() resolves the settings before it binds a port
+    "up": [],  # before it creates its state directory or starts anything
 }
 ENV_VARS = sorted(spec.env for spec in _SPECS.values() if spec.env)
 CONFIG_KEYS = sorted(spec.file_key for spec in _SPECS.values())
@@ -222,6 +225,8 @@ PATH_CASES = {
     "sample-ledger into a directory": (["sample-ledger", "{dir}", "--transactions", "1"], 2),
     "keygen over an existing path": (["keygen", "{dir}"], 2),
     "decrypt over an existing path": (["decrypt", "{missing}", "--out", "{dir}"], 2),
+    "status of a state directory that is a file": (["status", "--state-dir", "{file}"], 2),
+    "down of a state directory that is a file": (["down", "--state-dir", "{file}"], 2),
     "sample-ledger --append to nothing": (
         ["sample-ledger", "{missing}", "--transactions", "1", "--append"],
         2,
@@ -238,7 +243,9 @@ def test_bad_paths_and_names(tmp_path: Path, case: str, word: str) -> None:
         assume("/" in word or not word or word[0] in "._-" or any(not c.isascii() for c in word))
         ledger.write_bytes(b"")  # exists; the name is what is wrong
     (tmp_path / "a-dir").mkdir(exist_ok=True)
+    (tmp_path / "a-file").write_text("not a directory")
     names = {
+        "file": str(tmp_path / "a-file"),
         "missing": str(tmp_path / f"missing-{abs(hash(word))}.db"),
         "ledger": str(ledger),
         "dir": str(tmp_path / "a-dir"),
