@@ -150,6 +150,27 @@ def verify_file(
     image_dest: Path | None = None,
     key: bytes | None = None,
 ) -> VerifyReport:
+    """``_verify_file``; a backup (or a link of its chain) that vanishes while it is checked
+    (a concurrent cleanup, a directory replaced under it) is BackupNotFound, not a bare
+    FileNotFoundError."""
+    try:
+        return _verify_file(path, quick=quick, checksum=checksum, image_dest=image_dest, key=key)
+    except FileNotFoundError as exc:
+        raise BackupNotFound(
+            f"Backup {path} disappeared while it was verified ({exc.filename} is gone)",
+            "Another process removed it or replaced its directory; list the backups with "
+            "`dagvault list`.",
+        ) from None
+
+
+def _verify_file(
+    path: Path,
+    *,
+    quick: bool,
+    checksum: bool,
+    image_dest: Path | None,
+    key: bytes | None,
+) -> VerifyReport:
     """Run every check on one backup; never raises for a bad backup, only reports it.
 
     A delta's whole chain is checked (files, links, the rebuilt image's digest) and the
