@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +18,7 @@ from dagvault.config import load_settings
 from dagvault.errors import ConfigError
 from dagvault.health import DEGRADED_EXIT
 from dagvault.procs import pid_alive
+from dagvault.recovery import iso
 from dagvault_cli.output import emit_json
 from dagvault_cli.service import probe
 from dagvault_cli.service.state import ServiceInfo, StateDir, state_dir
@@ -245,7 +245,7 @@ def _print_status(state: StateDir, info: ServiceInfo, report: dict[str, Any]) ->
     _print_urls(state, info)
     newest = report["newest_backup"]
     if newest:
-        created = datetime.fromtimestamp(newest["timestamp"], UTC).isoformat(timespec="seconds")
+        created = iso(newest["timestamp"])
         print(f"  newest backup: {newest['backup_path']} ({created}, {newest['backup_type']})")
         print(f"  RPO now    : {_duration(report['rpo_seconds'])} (age of the newest backup)")
     else:

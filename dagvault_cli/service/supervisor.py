@@ -88,7 +88,9 @@ class Supervisor:
                 Part(
                     "prefect",
                     [
-                        *_prefect_command(),
+                        sys.executable,
+                        "-m",
+                        "prefect",
                         "server",
                         "start",
                         "--host",
@@ -232,10 +234,6 @@ def _terminate(part: Part) -> None:
         process.kill()
         process.wait()
     LOG.info("stopped %s", part.name)
-
-
-def _prefect_command() -> list[str]:
-    return [sys.executable, "-m", "prefect"]
 
 
 def _url_host(host: str) -> str:
