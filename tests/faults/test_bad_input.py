@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 from _helpers import cli_subcommands
 from hypothesis import HealthCheck, assume, given, settings
@@ -87,15 +89,26 @@ words = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
 
 
 def run_cli(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """Exit code and stderr of ``dagvault ARGV``; an exception escaping main() fails."""
+    """Exit code and stderr of ``dagvault ARGV``; an exception escaping main() fails.
+
+    main() sets up the process it runs in (environment, logging handlers); in this test
+    process both are put back, or every later ``dagvault`` subprocess of this worker
+    inherits a CLI's terminal settings (it hid Prefect's lines from a ``-v`` test)."""
     stderr = io.StringIO()
     previous = Path.cwd()
+    core_logger = logging.getLogger("dagvault")
+    handlers = list(core_logger.handlers)
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            mock.patch.dict(os.environ),
+            contextlib.redirect_stderr(stderr),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             code = main(argv)
     finally:
         os.chdir(previous)
+        core_logger.handlers[:] = handlers
     return code, stderr.getvalue()
 
 
