@@ -8,6 +8,7 @@ where the value came from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -415,3 +416,28 @@ def _parse(name: str, raw: Any, source: str) -> Any:
             f"Invalid value {raw!r} for {source}: {exc}",
             f"Set {source} to a valid value.",
         ) from None
+
+
+# Environment variables a run reads beyond the settings: the encryption key and the
+# storage targets' credentials (fsspec's S3, GCS and Azure back ends).
+_SECRET_ENV_PREFIXES = ("DAGVAULT_ENCRYPTION_KEY", "AWS_", "GOOGLE_", "AZURE_")
+
+
+def settings_document(
+    settings: Settings, base: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What a run in a process with these settings, working directory ``base`` and
+    environment would act on, comparable between two processes (the CLI and the node
+    service it hands operations to): paths made absolute, secrets as a SHA-256 only."""
+    environ = os.environ if environ is None else environ
+    document: dict[str, Any] = {}
+    for field in fields(Settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, Path):
+            value = os.path.normpath(base / value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        document[field.name] = value
+    secrets = sorted((k, v) for k, v in environ.items() if k.startswith(_SECRET_ENV_PREFIXES))
+    document["secrets_sha256"] = hashlib.sha256(json.dumps(secrets).encode()).hexdigest()
+    return document

@@ -25,8 +25,12 @@
     │   └── ReplicationIncomplete           some backups were not copied to a replica
     ├── RestoreError              7    500  the restore did not complete; the live
     │                                       database is unchanged
-    └── FleetBackupIncomplete     *    500  some ledgers of a fleet were not backed up
-                                            (*: the exit code of the first failed one)
+    ├── FleetBackupIncomplete     *    500  some ledgers of a fleet were not backed up
+    │                                       (*: the exit code of the first failed one)
+    ├── HandoffDeclined           2    409  the node service runs with other settings than
+    │                                       the command's (the CLI then runs it itself)
+    └── ServiceLost               9    503  the node service stopped while it ran the
+                                            command's operation
 
 ``FAILURE_CODES`` is the one table of exit codes and HTTP statuses: the CLI and the HTTP
 API both read it (``exit_code`` / ``http_status``).
@@ -194,6 +198,16 @@ class FleetBackupIncomplete(DagvaultError):
         return next(int(r["exit_code"]) for r in self.reports if r["status"] == "failed")
 
 
+class HandoffDeclined(DagvaultError):
+    """The node service (``dagvault up``) will not run a command's operation: it runs with
+    other settings. Never shown: the CLI runs the operation itself instead."""
+
+
+class ServiceLost(DagvaultError):
+    """The node service stopped (was killed, crashed) while it ran the command's operation;
+    its guarantees hold as for a killed command: nothing half-written looks valid."""
+
+
 class Codes(NamedTuple):
     exit_code: int
     http_status: int
@@ -210,6 +224,8 @@ FAILURE_CODES: dict[type[DagvaultError], Codes] = {
     StorageError: Codes(6, 503),
     DiskFull: Codes(6, 507),
     RestoreError: Codes(7, 500),
+    HandoffDeclined: Codes(2, 409),
+    ServiceLost: Codes(9, 503),
 }
 HTTP_STATUSES = sorted({codes.http_status for codes in FAILURE_CODES.values()})
 
@@ -233,6 +249,7 @@ EXIT_CODES: dict[int, str] = {
     6: "storage error: no space, permission denied or I/O error",
     7: "restore failed; the live database was left unchanged",
     8: "`dagvault health`: degraded (the warnings say why)",
+    9: "the node service (`dagvault up`) stopped while it ran the command; run it again",
 }
 
 # EIO and friends can be a passing fault of the device or the network filesystem.

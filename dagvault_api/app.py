@@ -1,5 +1,6 @@
 """The FastAPI application: errors as envelopes, its middleware (body limit, audit), and
-the endpoints of routes/ (backups, exports, status), the writes behind auth.py's check."""
+the endpoints of routes/ (backups, exports, status, the CLI's handover), the writes
+behind auth.py's check."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
@@ -21,7 +22,7 @@ from dagvault_api.audit_requests import AuditRequests
 from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.models import ErrorEnvelope
-from dagvault_api.routes import backups_router, exports_router, status_router
+from dagvault_api.routes import backups_router, exports_router, handoff_router, status_router
 from dagvault_api.service import (
     ACTIONS,
     INTERNAL_ERROR,
@@ -79,6 +80,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(backups_router(service, writes, reads))
     app.include_router(exports_router(service, writes))
     app.include_router(status_router(service, reads))
+    app.include_router(handoff_router(service, writes))
 
     app.add_middleware(AuditRequests, audit=service.audit, actions=ACTIONS, token=config.token)
 

@@ -17,6 +17,8 @@ from dagvault_api.audit import AuditLog
 from dagvault_api.caller import identify
 from dagvault_api.limits import ASGIApp, Message, Receive, Scope, Send
 
+HANDOVER_PREFIX = "/operations/"  # routes/handoff.py
+
 
 class AuditRequests:
     def __init__(
@@ -58,14 +60,16 @@ class AuditRequests:
         state: dict[str, Any] = scope.get("state", {})
         path = scope["path"]
         denied = state.get("denied", False)
-        if path not in self.actions and not denied:
+        # An operation the CLI handed over is audited like its public endpoint.
+        action = self.actions.get(path) or path.removeprefix(HANDOVER_PREFIX)
+        if action == path and not denied:
             return
         caller = identify(scope, self.token)
         self.audit.record(
             limited=not caller.authenticated,
             who=caller.who,
             client=caller.address,
-            action=self.actions.get(path, path),
+            action=action,
             request=state.get("params"),
             result="denied" if denied else "success" if status < 400 else "failure",
             status=status,

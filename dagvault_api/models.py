@@ -67,6 +67,10 @@ class OperationData(BaseModel):
     result: Any = Field(description="the flow's result (BackupInfo, RestoreResult, …)")
 
 
+class HandoverData(OperationData):
+    events: list[str] = Field(description="dagvault's event lines the run logged (📦 ✅ …)")
+
+
 class BackupData(OperationData):
     backup_path: str
     result: BackupResult

@@ -54,13 +54,20 @@ class ApiConfig:
 
 
 class ApiError(Exception):
-    """An answer other than success: status, message, remedy and optional data."""
+    """An answer other than success: status, message, remedy and optional data; ``error``:
+    the failure it reports, when it is one of dagvault's."""
 
     def __init__(
-        self, status: int, message: str, hint: str | None = None, data: Any = None
+        self,
+        status: int,
+        message: str,
+        hint: str | None = None,
+        data: Any = None,
+        error: DagvaultError | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.hint, self.data = status, message, hint, data
+        self.error = error
 
 
 def now() -> str:
@@ -110,6 +117,7 @@ class Service:
             self.scrub(error.message),
             self.scrub(error.hint_for("api")) or None,
             {"reports": reports} if reports is not None else None,
+            error,
         )
 
     def run(
@@ -119,11 +127,15 @@ class Service:
         operation: str,
         message: str | Callable[[Any], str],
         options: Options | None = None,
+        action: str | None = None,
+        settings: Settings | None = None,
         **flow_parameters: Any,
     ) -> dict[str, Any]:
         """Run one operation as a flow run and answer with its result; count it, leave
-        its details for the audit line, and turn its failure into an ApiError."""
-        action = ACTIONS[request.url.path]
+        its details for the audit line, and turn its failure into an ApiError. ``action``:
+        the name it is counted under (default: its endpoint's, ACTIONS); ``settings``: the
+        run's, when not the server's (a handed-over command's, routes/handoff.py)."""
+        action = action or ACTIONS[request.url.path]
         request.state.params = params
         # The operation itself is counted by the core, in the directory's journal.
         try:
@@ -142,7 +154,7 @@ class Service:
                     config_file=self.config.config_file,
                     # What the request's paths were confined to is what its run uses: the
                     # run does not read the configuration again.
-                    settings=self.settings,
+                    settings=settings or self.settings,
                     **flow_parameters,
                 )
         except LaunchFailed as failure:

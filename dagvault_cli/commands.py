@@ -40,8 +40,8 @@ from dagvault.operations.verify import VerifyOptions
 from dagvault.presets import prune_policy
 from dagvault.retention import RetentionPolicy
 from dagvault.storage.backup_store import backup_store, stored_backup
+from dagvault_cli.handoff import run_operation
 from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
-from flows.launcher import run_operation
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:

@@ -23,6 +23,9 @@ os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+# No command of a test hands its operation to a node service the developer runs
+# (`dagvault up` with the default state directory): the tests that want one start their own.
+os.environ["DAGVAULT_STATE_DIR"] = tempfile.mkdtemp(prefix="dagvault-test-state-")
 # Quality gates write GX Data Docs; never into the checkout's ./reports.
 os.environ["DAGVAULT_REPORTS_DIR"] = tempfile.mkdtemp(prefix="dagvault-test-reports-")
 for _name in (

@@ -146,6 +146,138 @@ def test_a_backup_through_the_service_api_shows_in_status(service: Service) -> N
     assert isinstance(report["rpo_seconds"], int) and 0 <= report["rpo_seconds"] < 600
 
 
+def handed_over(service: Service, operation: str) -> int:
+    """How many of ``operation``'s runs the service's API has answered for the CLI."""
+    log = (service.state / "logs" / "api.log").read_text(encoding="utf-8", errors="replace")
+    return log.count(f"POST /operations/{operation} HTTP/1.1")
+
+
+def test_cli_commands_run_in_the_service_with_the_same_output(service: Service) -> None:
+    """Backup, verify, restore, export and cleanup as a user types them while the service
+    runs: each is handed over (the API's log has it), prints what an in-process run prints
+    (the 📦/✅ event lines on stderr, the result on stdout), and exits 0."""
+    before = {op: handed_over(service, op) for op in ("backup", "verify", "restore", "export")}
+    made = service.cli("backup", "--json")
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.startswith("📦 Database backup created: "), made.stderr
+    info = json.loads(made.stdout)
+    assert info["backup_type"] == "Full" and info["verification"]["status"] == "verified"
+    assert set(info) >= {"backup_path", "checksum", "metadata", "total_transactions"}
+    path = info["backup_path"]
+    checked = service.cli("verify", path)
+    assert checked.returncode == 0 and "valid" in checked.stdout, checked.stderr
+    restored = service.cli("restore", path)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.startswith("✅ Database ") and "pre-restore backup" in restored.stdout
+    assert "✅ Database restored from backup: " in restored.stderr
+    exported = service.cli("export", "--format", "parquet", "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["row_counts"]["transactions"] == 200
+    planned = service.cli("cleanup", "--dry-run")
+    assert planned.returncode == 0 and "Dry run" in planned.stdout, planned.stderr
+    for proc in (made, checked, restored, exported, planned):
+        assert "Traceback" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+        assert "running here" not in proc.stderr, proc.stderr
+    after = {op: handed_over(service, op) for op in before}
+    assert all(after[op] == before[op] + 1 for op in before), (before, after)
+
+
+def test_a_failure_in_the_service_exits_as_in_process(service: Service) -> None:
+    """A tampered backup fails verification there: exit 4, the event line, Error/Try."""
+    made = service.cli("backup", "--json", "--no-quality")
+    assert made.returncode == 0, made.stderr
+    backup = service.root / json.loads(made.stdout)["backup_path"]
+    with backup.open("r+b") as handle:  # one flipped byte in the last page
+        handle.seek(-100, os.SEEK_END)
+        byte = handle.read(1)
+        handle.seek(-100, os.SEEK_END)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    refused = service.cli("restore", str(backup))
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "Error: " in refused.stderr and "Try: " in refused.stderr
+    assert refused.stderr.startswith("⚠️  Backup integrity check failed: ")
+    assert "Traceback" not in refused.stderr
+    backup.unlink()
+    (backup.parent / (backup.name + ".meta")).unlink()
+
+
+def test_the_service_declines_other_places_and_the_cli_runs_them_itself(service: Service) -> None:
+    """Another database than the service's: declined (409, HandoffDeclined), never run
+    there; the CLI then runs the command in-process."""
+    from dagvault.config import load_settings, settings_document
+
+    theirs = settings_document(
+        load_settings({"database_path": "elsewhere.db"}, environ=service.env), service.root
+    )
+    request = {"options": {"backup_type": "Full"}, "settings": theirs}
+    with pytest.raises(urllib.error.HTTPError) as declined:
+        service.api("POST", "/operations/backup", request)
+    assert declined.value.code == 409
+    answer = json.loads(declined.value.read())
+    assert answer["data"]["error_type"] == "HandoffDeclined"
+    assert "database_path" in answer["error"]
+    assert not (service.root / "elsewhere.db").exists()
+
+
+def test_two_cli_backups_at_once_both_complete(service: Service) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dagvault_cli", "backup", "--no-quality", "--json"],
+            cwd=service.root,
+            env=service.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    paths = {json.loads(out)["backup_path"] for out, _ in outputs}
+    assert len(paths) == 2
+
+
+def test_sigkill_of_the_api_mid_backup_is_a_clear_error_at_once(service: Service) -> None:
+    """The API dies while it runs a CLI's backup: the CLI says so and exits 9 at once (no
+    hang, no second run here); whatever the backup had reached, every backup left verifies
+    (nothing half-written looks valid); the supervisor brings the API back, and the next
+    command is handed over again."""
+    client = subprocess.Popen(
+        [sys.executable, "-m", "dagvault_cli", "backup"],
+        cwd=service.root,
+        env=service.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    api_pid = int(service.info()["children"]["api"])  # type: ignore[index]
+    deadline = time.monotonic() + 120
+    while not backups_running(service) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(api_pid, signal.SIGKILL)
+    _, stderr = client.communicate(timeout=30)
+    assert client.returncode == 9, stderr
+    assert stderr.startswith("Error: The dagvault service at ") and "Try: " in stderr
+    assert "Traceback" not in stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        code, report = service.status()
+        if code == 0 and report["parts"]["api"]["pid"] != api_pid:  # type: ignore[index]
+            break
+        time.sleep(1)
+    again = service.cli("verify", "--all")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "INVALID" not in again.stdout and "running here" not in again.stderr
+
+
+def backups_running(service: Service) -> bool:
+    """Whether the service's API is running a backup now (its in-progress gauge)."""
+    url = f"http://127.0.0.1:{service.api_port}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return 'dag_operations_in_progress{operation="backup"} 1.0' in text
+
+
 def test_up_again_is_a_no_op(service: Service) -> None:
     before = service.info()
     again = service.up()
