@@ -12,8 +12,13 @@ operator scripts by hand), ``python -c "import prefect"`` and ``python -c "impor
 great_expectations"`` (the floor that importing the libraries puts under any command). Each
 figure is the median of ``--rounds`` runs; commands alternate so that drifting load hits all.
 
-    python -m benchmarks.cli_latency [--transactions 500] [--rounds 5] [--workdir DIR]
-                                     [--modes cold,service] [--json FILE]
+    python -m benchmarks.cli_latency [--transactions 500 | --ledger FILE] [--rounds 5]
+                                     [--workdir DIR] [--modes cold,service]
+                                     [--only backup,...] [--json FILE]
+
+``--ledger FILE`` measures on a copy of an existing ledger (taken through SQLite's backup
+API), e.g. the 1 GB one of ``benchmarks.backup_bench``; ``--only`` picks commands by the
+start of their names (``--only backup`` for a large ledger, where the others take minutes).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -57,14 +63,8 @@ def commands(workdir: Path) -> dict[str, Callable[[], list[str]]]:
     return {
         "backup (with gate)": lambda: [*cli, "backup"],
         "verify newest": lambda: [*cli, "verify", _newest_backup(workdir)],
-        "restore into scratch": lambda: [
-            *cli,
-            "restore",
-            _newest_backup(workdir),
-            "--db",
-            str(workdir / "scratch.db"),
-            "--no-pre-restore-backup",
-        ],
+        # Into the live ledger, as an operator restores: verified, with a pre-restore backup.
+        "restore": lambda: [*cli, "restore", _newest_backup(workdir)],
         "export parquet": lambda: [
             *cli,
             "export",
@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--modes", default="cold,service")
+    parser.add_argument("--ledger", type=Path, help="measure on a copy of this ledger")
+    parser.add_argument("--only", default="", help="commands whose names start with these")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     for tool in ("sqlite3", "openssl"):
@@ -152,8 +154,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dagvault.sample import create_sample_ledger
 
     ledger = workdir / "blockchain.db"
+    if args.ledger is not None and not ledger.exists():
+        with sqlite3.connect(args.ledger) as source, sqlite3.connect(ledger) as copy:
+            source.backup(copy)
     if not ledger.exists():
         create_sample_ledger(ledger, args.transactions, seed=42, nodes=16)
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    steps = {
+        name: argv
+        for name, argv in commands(workdir).items()
+        if not wanted or name.startswith(tuple(wanted))
+    }
     _run([PYTHON, "-m", "dagvault_cli", "backup"], env, workdir)  # a backup to verify/restore
 
     figures: dict[str, dict[str, float]] = {
@@ -161,18 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if "cold" in modes:
-        figures["cold"] = measure(commands(workdir), env, workdir, args.rounds)
+        figures["cold"] = measure(steps, env, workdir, args.rounds)
     if "service" in modes:
         ports = ["--api-port", str(_free_port()), "--prefect-port", str(_free_port())]
         service_env = {**env, "DAGVAULT_STATE_DIR": str(workdir / "state")}
         _run([PYTHON, "-m", "dagvault_cli", "up", *ports], service_env, workdir)
         try:
-            figures["service"] = measure(
-                commands(workdir), _service_env(workdir, env), workdir, args.rounds
-            )
+            figures["service"] = measure(steps, _service_env(workdir, env), workdir, args.rounds)
         finally:
             _run([PYTHON, "-m", "dagvault_cli", "down"], service_env, workdir)
-    print(report(figures, args.transactions, args.rounds))
+    size = f"{ledger.stat().st_size / 2**20:.0f} MiB"
+    print(report(figures, size, args.rounds))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
@@ -184,13 +194,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def report(figures: dict[str, dict[str, float]], transactions: int, rounds: int) -> str:
+def report(figures: dict[str, dict[str, float]], size: str, rounds: int) -> str:
     """Seconds per mode, and each as a multiple of ``import prefect`` measured in the same run
     (the ratio survives a slower or busier machine; the seconds do not)."""
     modes = [m for m in ("cold", "service") if m in figures]
     floor = figures["baseline"]['python -c "import prefect"']
     lines = [
-        f"CLI latency, {transactions}-transaction sample ledger, median of {rounds} "
+        f"CLI latency, {size} ledger, median of {rounds} "
         "(wall seconds, fresh process each; x = multiple of `import prefect` in this run)",
         "",
         "| command | " + " | ".join(modes) + " |",
