@@ -15,7 +15,7 @@ from dagvault.presets import PRESETS
 from dagvault_cli.commands._common import json_printed, options_from, settings_from
 from dagvault_cli.flags import Subparsers, command
 from dagvault_cli.output import table
-from flows.launcher import require_reachable_api, run_operation
+from flows.launcher import run_operation
 
 
 def register(subparsers: Subparsers) -> None:
@@ -103,6 +103,8 @@ def serve_deployments(args: argparse.Namespace) -> int:
             "Start one (`prefect server start`) and set PREFECT_API_URL, e.g. "
             "http://127.0.0.1:4200/api.",
         )
+    from flows.launcher import require_reachable_api  # not an operation: no run_operation
+
     require_reachable_api()
     from deployments.serve import main
 
