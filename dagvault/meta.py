@@ -51,7 +51,10 @@ class Verification:
 
 
 @dataclass(frozen=True)
-class BackupInfo:
+class SpecBackupInfo:
+    """The backup spec's BackupInfo, field for field: what every front end documents (the
+    typed entry of `list --json` and GET /backup/list derives from it)."""
+
     timestamp: int
     backup_path: str
     database_path: str
@@ -62,6 +65,10 @@ class BackupInfo:
     compression_enabled: bool
     checksum: str
     metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BackupInfo(SpecBackupInfo):
     created_at: str
     checksum_algorithm: str = "sha3-256"
     format_version: int = FORMAT_VERSION

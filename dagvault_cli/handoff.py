@@ -28,6 +28,7 @@ from dagvault import errors
 from dagvault.config import Settings, settings_document
 from dagvault.errors import DagvaultError, ServiceLost
 from dagvault.operations.common import Options
+from dagvault.operations.registry import OPERATIONS
 from dagvault_cli.service.state import StateDir, state_dir
 from flows import launcher
 
@@ -76,8 +77,10 @@ def _hand_over(
         if sys.stderr.isatty():
             print(FAST_HINT, file=sys.stderr)
         raise _Declined("")
-    if operation not in HANDED_OVER or parameters.get("replicate_to"):
-        raise _Declined(f"the service does not run `{operation}` with these flags")
+    if operation not in HANDED_OVER:
+        raise _Declined("")  # documented: these always run in the command's process
+    if parameters.get("replicate_to"):
+        raise _Declined("--replicate-to writes outside the service's directories")
     parameters = {k: v for k, v in parameters.items() if k != "config_file"}
     body = {
         "options": _absolute_paths(options.model_dump(mode="json") if options else {}),
@@ -140,8 +143,7 @@ def _post(api_url: str, path: str, token: str, body: dict[str, Any]) -> tuple[in
 
 
 def _typed_result(operation: str, document: Any) -> Any:
-    _, result_model = launcher.OPERATIONS[operation]
-    return result_model.model_validate(document) if result_model else document
+    return OPERATIONS[operation].result.model_validate(document)
 
 
 def _failure(error_type: str | None, document: dict[str, Any], data: dict[str, Any]) -> Exception:

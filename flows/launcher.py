@@ -14,39 +14,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagvault.errors import ConfigError, DagvaultError
-from dagvault.operations import BackupResult, RestoreResult
-from dagvault.operations.common import Options, Result
-from dagvault.operations.retention import RetentionResult
+from pydantic import BaseModel
 
-# Each operation's flow, imported when it is launched (importing Prefect costs seconds),
-# and the model of its result where it has one.
-OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
-    "backup": ("flows.backup:backup_flow", BackupResult),
-    "verify": ("flows.verify:verify_flow", None),
-    "restore": ("flows.restore:restore_flow", RestoreResult),
-    "cleanup": ("flows.cleanup:cleanup_flow", RetentionResult),
-    "prune": ("flows.prune:prune_flow", RetentionResult),
-    "replicate": ("flows.replicate:replicate_flow", None),
-    "schedule": ("flows.scheduled:scheduled_backup_flow", None),
-    "export": ("flows.export:export_flow", None),
-    "import-sql": ("flows.export:import_sql_flow", None),
-    "fleet-backup": ("flows.fleet:fleet_backup_flow", None),
+from dagvault.errors import ConfigError, DagvaultError
+from dagvault.operations.common import Options
+from dagvault.operations.registry import OPERATIONS
+
+# Each operation's flow, imported when it is launched (importing Prefect costs seconds);
+# its options and result models are the registry's (dagvault.operations.registry).
+FLOWS: dict[str, str] = {
+    "backup": "flows.backup:backup_flow",
+    "verify": "flows.verify:verify_flow",
+    "restore": "flows.restore:restore_flow",
+    "cleanup": "flows.cleanup:cleanup_flow",
+    "prune": "flows.prune:prune_flow",
+    "replicate": "flows.replicate:replicate_flow",
+    "schedule": "flows.scheduled:scheduled_backup_flow",
+    "export": "flows.export:export_flow",
+    "import-sql": "flows.export:import_sql_flow",
+    "fleet-backup": "flows.fleet:fleet_backup_flow",
 }
 
 
 @dataclass(frozen=True)
 class Launched:
-    """An operation's result (typed where the operation has a result model) and the id of
-    the flow run that produced it."""
+    """An operation's typed result (its registry model) and the id of the flow run that
+    produced it."""
 
-    result: Any
+    result: BaseModel
     flow_run_id: str | None
 
     @property
     def document(self) -> Any:
         """The result as JSON: what `--json` prints and the API answers."""
-        return self.result.document() if isinstance(self.result, Result) else self.result
+        return self.result.model_dump(mode="json")
 
 
 class LaunchFailed(Exception):
@@ -71,8 +72,7 @@ def launch(
     from prefect import tags as run_tags
 
     prepare()
-    target, result_model = OPERATIONS[operation]
-    module, _, name = target.partition(":")
+    module, _, name = FLOWS[operation].partition(":")
     flow = getattr(importlib.import_module(module), name)
     if options is not None:
         parameters = {**options.flow_parameters(), **parameters}
@@ -84,7 +84,7 @@ def launch(
         result = state.result()
     except Exception as exc:
         raise LaunchFailed(exc, run_id) from exc
-    return Launched(result_model.model_validate(result) if result_model else result, run_id)
+    return Launched(OPERATIONS[operation].result.model_validate(result), run_id)
 
 
 def run_operation(operation: str, options: Options | None = None, /, **parameters: Any) -> Any:

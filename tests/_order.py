@@ -22,6 +22,7 @@ SECONDS: dict[str, float] = {
     "tests/integration/test_deployments.py": 290,
     "tests/integration/test_messages.py": 170,
     "tests/integration/test_service.py": 170,
+    "tests/integration/test_operations.py": 222,
     "tests/integration/test_api.py": 155,
     "tests/integration/test_forgery.py": 131,
     "tests/integration/test_api_hardening.py": 128,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field
 
-from dagvault.operations.common import Options, Result
+from dagvault.meta import SpecBackupInfo
+from dagvault.operations.common import Options, model_of
 
 # The description's spellings; options take any case ("full", "FULL").
 BackupType = Literal["Full", "Incremental", "Differential"]
+AnyCaseBackupType = Annotated[
+    BackupType, BeforeValidator(lambda v: v.capitalize() if isinstance(v, str) else v)
+]
 ALLOW_DECREASE = (
     "accept fewer transactions than the baseline (the previous good backup, or a restore "
     "or import since); DAGVAULT_ALLOW_DECREASE if unset"
@@ -24,7 +28,7 @@ class BackupOptions(Options):
     description: str = Field(
         default="", max_length=1000, description="free text stored in the .meta file"
     )
-    backup_type: BackupType = Field(
+    backup_type: AnyCaseBackupType = Field(
         default="Full",
         description="Full; Incremental (pages changed since the newest backup); Differential "
         "(since the newest full); in any case. A delta without a usable base becomes a full "
@@ -38,29 +42,16 @@ class BackupOptions(Options):
     quality: bool = Field(default=True, description="run the data-quality gate (GX)")
     allow_decrease: bool | None = Field(default=None, description=ALLOW_DECREASE)
 
-    @field_validator("backup_type", mode="before")
-    @classmethod
-    def _any_case(cls, value: Any) -> Any:
-        return value.capitalize() if isinstance(value, str) else value
 
-
-class BackupRecord(Result):
+BackupRecord = model_of(
+    SpecBackupInfo,
+    "BackupRecord",
     """The description's BackupInfo, typed as it types it, plus dagvault's fields: an entry
-    of `dagvault list --json` and GET /backup/list."""
-
-    timestamp: int
-    backup_path: str
-    database_path: str
-    file_size: int
-    total_transactions: int
-    total_nodes: int
-    backup_type: str
-    compression_enabled: bool
-    checksum: str
-    metadata: dict[str, str]
+    of `dagvault list --json` and GET /backup/list.""",
+)
 
 
-class BackupResult(BackupRecord):
+class BackupResult(BackupRecord):  # type: ignore[valid-type,misc]
     """A backup taken, with its verification, quality gate and replicas. `dagvault backup
     --json` prints it; POST /backup answers it as ``data.result``."""
 

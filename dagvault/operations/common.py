@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import dataclasses
+from typing import Any, TypeVar, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from dagvault.errors import ConfigError
 
@@ -59,11 +60,26 @@ def parse_options(model: type[OptionsT], **values: Any) -> OptionsT:
 
 class Result(BaseModel):
     """An operation's result: typed where the docs type it; fields a later format adds
-    pass through, so `--json` and the API never drop what a flow reported."""
+    pass through, so `--json` and the API never drop what a flow reported. Its JSON
+    document, ``model_dump(mode="json")``, is what `--json` prints and the API answers as
+    ``data.result`` (every field; an optional one the flow did not report is null)."""
 
     model_config = ConfigDict(extra="allow", defer_build=True)
 
-    def document(self) -> dict[str, Any]:
-        """The JSON document: what `--json` prints and the API answers as ``result``; a
-        field the flow did not report (an optional one) stays out, as it was."""
-        return self.model_dump(mode="json", exclude_unset=True)
+
+def model_of(source: type, name: str, doc: str, **more: Any) -> type[Result]:
+    """A result model typed as the core dataclass ``source`` (its field names, types and
+    defaults) plus ``more`` (pydantic's ``(type, default)`` pairs): the core keeps the one
+    definition of a report, the front ends validate and document it."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(source):
+        default: Any = ...
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=field.default_factory)
+        fields[field.name] = (hints[field.name], default)
+    return create_model(  # type: ignore[no-any-return,call-overload]
+        name, __base__=Result, __doc__=doc, __module__="dagvault.operations", **fields, **more
+    )

@@ -1,13 +1,14 @@
-"""An export's options."""
+"""An export's options and result."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from dagvault.config import EXPORT_FORMATS
-from dagvault.operations.common import MAX_PATH_CHARS, Options
+from dagvault.export import run
+from dagvault.operations.common import MAX_PATH_CHARS, Options, model_of
 
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
@@ -32,3 +33,14 @@ class ExportOptions(Options):
     )
     tables: list[str] | None = Field(default=None, min_length=1, max_length=1000)
     quality: bool = Field(default=True, description="run the export gate (DuckDB row counts)")
+
+
+ExportResult = model_of(
+    run.ExportResult,
+    "ExportResult",
+    """An export written: its files, manifest and row counts, the export gate's verdict and
+    whether the data files are encrypted. `dagvault export --json` prints it;
+    POST /backup/export answers it as ``data.result``.""",
+    quality=(dict[str, Any] | None, None),
+    encrypted=(bool, False),
+)

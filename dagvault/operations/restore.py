@@ -1,4 +1,4 @@
-"""A restore's options and result."""
+"""The options and results of a restore and of an import of an SQL dump."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from dagvault.operations.common import MAX_PATH_CHARS, Options, Result
+from dagvault import importer
+from dagvault.operations.common import MAX_PATH_CHARS, Options, Result, model_of
 
 
 class RestoreOptions(Options):
@@ -60,3 +61,11 @@ class RestoreResult(Result):
     database_path: str
     duration_seconds: float
     transactions_went_back: int = 0
+
+
+ImportResult = model_of(
+    importer.ImportResult,
+    "ImportResult",
+    """An SQL dump imported. `dagvault import-sql --json` prints it; POST /backup/import
+    answers it as ``data.result``.""",
+)

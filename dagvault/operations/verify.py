@@ -1,11 +1,13 @@
-"""A verification's options."""
+"""A verification's options and result."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
 from dagvault.operations.backup import ALLOW_DECREASE
-from dagvault.operations.common import MAX_PATH_CHARS, Options
+from dagvault.operations.common import MAX_PATH_CHARS, Options, Result
 
 
 class VerifyOptions(Options):
@@ -34,3 +36,22 @@ class VerifyOptions(Options):
         if self.all_backups == (self.backup_path is not None):
             raise ValueError("give either backup_path or all=true")
         return self
+
+
+class VerifyResult(Result):
+    """Every backup checked and its verdict. `dagvault verify --json` prints it (also when
+    a backup fails: ``valid`` false, every report, the error); POST /backup/verify answers
+    it as ``data.result`` (a failure there is a 422 whose ``data.reports`` are these)."""
+
+    valid: bool
+    reports: list[dict[str, Any]] = Field(
+        description="one per backup: backup_path, valid, checks, problems, warnings, "
+        "checksum, total_transactions, duration_seconds (and quality, with the gate)"
+    )
+    error: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flow(cls, value: Any) -> Any:
+        """The verify flow returns the reports of a run that passed."""
+        return {"valid": True, "reports": value} if isinstance(value, list) else value

@@ -29,12 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from dagvault.backup import validate_name
 from dagvault.config import Settings, load_settings, settings_document
 from dagvault.errors import DagvaultError, HandoffDeclined
-from dagvault.operations import BackupOptions, RestoreOptions
 from dagvault.operations.common import Options
-from dagvault.operations.export import ExportOptions
+from dagvault.operations.registry import OPERATIONS
 from dagvault.operations.restore import ImportOptions
-from dagvault.operations.retention import CleanupOptions, PruneOptions
-from dagvault.operations.verify import VerifyOptions
 from dagvault_api.audit_requests import HANDOVER_PREFIX
 from dagvault_api.models import Envelope, HandoverData
 from dagvault_api.service import ApiError, Service, envelope
@@ -82,15 +79,16 @@ class _NoParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# What each operation takes: its options model and the parameters allowed beside it.
-HANDOVERS: dict[str, tuple[type[Options], type[BaseModel]]] = {
-    "backup": (BackupOptions, _BackupParameters),
-    "verify": (VerifyOptions, _NoParameters),
-    "restore": (RestoreOptions, _RestoreParameters),
-    "export": (ExportOptions, _ExportParameters),
-    "import-sql": (ImportOptions, _NoParameters),
-    "cleanup": (CleanupOptions, _NoParameters),
-    "prune": (PruneOptions, _NoParameters),
+# The operations the service takes, each with the parameters allowed beside its options
+# model (dagvault.operations.registry); the others run in the command's own process.
+HANDOVERS: dict[str, type[BaseModel]] = {
+    "backup": _BackupParameters,
+    "verify": _NoParameters,
+    "restore": _RestoreParameters,
+    "export": _ExportParameters,
+    "import-sql": _NoParameters,
+    "cleanup": _NoParameters,
+    "prune": _NoParameters,
 }
 
 # The dagvault event lines (📦 ✅ 🧹 …) one handed-over run logs, in whichever thread of
@@ -172,10 +170,9 @@ def handoff_router(service: Service, writes: list[Depends]) -> APIRouter:
             run_settings = _command_settings(body.settings)
         except HandoffDeclined as declined:
             raise _typed(service.refusal(declined), declined, []) from None
-        options_model, parameters_model = HANDOVERS[operation]
         try:
-            options = options_model.model_validate(body.options)
-            parameters = parameters_model.model_validate(body.parameters)
+            options = OPERATIONS[operation].options.model_validate(body.options)
+            parameters = HANDOVERS[operation].model_validate(body.parameters)
         except ValueError as exc:
             raise ApiError(400, f"Invalid handover: {exc}") from None
         with _collecting_events() as events:

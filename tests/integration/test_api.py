@@ -220,9 +220,8 @@ def test_export_jsonl_is_a_format_of_the_api(server: Server, client: httpx.Clien
 def test_verify_reports_a_damaged_backup(server: Server, client: httpx.Client) -> None:
     backup = ok(client.post("/backup", json={"backup_path": "damaged", "quality": False}))
     assert backup["backup_path"].startswith("backups/damaged_")
-    assert ok(client.post("/backup/verify", json={"backup_path": backup["backup_path"]}))["result"][
-        0
-    ]["valid"]
+    verified = ok(client.post("/backup/verify", json={"backup_path": backup["backup_path"]}))
+    assert verified["result"]["reports"][0]["valid"]
     path = server.workdir / backup["backup_path"]
     with open(path, "r+b") as fh:
         fh.seek(5000)

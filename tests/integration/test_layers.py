@@ -23,9 +23,8 @@ def test_the_api_never_imports_the_cli() -> None:
     loaded = _modules_loaded_by(
         "import dagvault_api.app, dagvault_api.server, dagvault_api.routes\n"
         "import flows.launcher\n"
-        "flows.launcher.OPERATIONS  # every flow the API can launch:\n"
-        "import importlib\n"
-        "for target, _ in flows.launcher.OPERATIONS.values():\n"
+        "import importlib  # every flow the API can launch:\n"
+        "for target in flows.launcher.FLOWS.values():\n"
         "    importlib.import_module(target.partition(':')[0])"
     )
     assert "dagvault_api.app" in loaded and "flows.backup" in loaded

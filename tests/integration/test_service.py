@@ -203,8 +203,13 @@ def test_a_failure_in_the_service_exits_as_in_process(service: Service) -> None:
 
 def test_the_service_declines_other_places_and_the_cli_runs_them_itself(service: Service) -> None:
     """Another database than the service's: declined (409, HandoffDeclined), never run
-    there; the CLI then runs the command in-process."""
+    there; the CLI then runs the command in-process. Client and server agree on what is
+    handed over."""
     from dagvault.config import load_settings, settings_document
+    from dagvault_api.routes.handoff import HANDOVERS
+    from dagvault_cli.handoff import HANDED_OVER
+
+    assert set(HANDOVERS) == HANDED_OVER
 
     theirs = settings_document(
         load_settings({"database_path": "elsewhere.db"}, environ=service.env), service.root
