@@ -7,6 +7,9 @@ window is the span from the oldest point to the newest. For a TIME in the window
 point at or before it is chosen. A TIME before the window, or in the future, is an error that
 names the window. A TIME after the newest point (and not in the future) chooses the newest point,
 with a warning saying how much earlier it is: the changes after it are in no backup.
+
+Points are shown to the microsecond (``created_at``'s precision), so that a time copied from
+`dagvault list` chooses that very point.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class RecoveryPoint:
 
     @property
     def iso(self) -> str:
-        return iso(self.at)
+        return datetime.fromtimestamp(self.at, UTC).isoformat(timespec="microseconds")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,18 @@ def describe_window(points: list[RecoveryPoint]) -> str:
     if not points:
         return "no recovery point"
     return f"{points[0].iso} to {points[-1].iso} ({len(points)} recovery points)"
+
+
+def window_json(points: list[RecoveryPoint]) -> dict[str, Any] | None:
+    """The window as `list --json` and the API show it (None: no recovery point)."""
+    if not points:
+        return None
+    return {"from": points[0].iso, "to": points[-1].iso, "recovery_points": len(points)}
+
+
+def points_by_path(points: list[RecoveryPoint]) -> dict[str, RecoveryPoint]:
+    """Each point by its backup's location: which rows of a listing are recovery points."""
+    return {p.backup.where: p for p in points}
 
 
 def choose(points: list[RecoveryPoint], when: float, *, now: float | None = None) -> Choice:
