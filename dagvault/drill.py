@@ -96,6 +96,11 @@ Restorer = Callable[[RecoveryPoint, Path], tuple[int, dict[str, int]]]
 Gate = Callable[[Path, dict[str, int], str], bool]
 
 
+def gate_word(passed: bool | None) -> str:
+    """A check's quality gate verdict as the CLI and the artifact show it."""
+    return {True: "passed", False: "FAILED", None: "not run"}[passed]
+
+
 def pick(points: list[RecoveryPoint], rng: random.Random) -> list[tuple[str, RecoveryPoint]]:
     """The newest point and, when there are others, one older point at random."""
     if not points:
@@ -203,12 +208,14 @@ def last_drill(backup_dir: Path | None) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def failure(result: DrillResult) -> DrillFailed:
+def failure(document: dict[str, Any]) -> DrillFailed:
+    """The error a failed drill (``DrillResult.to_json()``) fails its run with."""
+    problems = [f"{c['backup_path']}: {c['problem']}" for c in document["checks"] if c["problem"]]
     return DrillFailed(
-        "Restore drill failed: " + "; ".join(result.problems),
+        "Restore drill failed: " + "; ".join(problems),
         "Those backups cannot be trusted to restore: run `dagvault verify --all`, take a new "
         "full backup (dagvault backup), and look at the drill's details (--json).",
-        document=result.to_json(),
+        document=document,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -100,9 +100,22 @@ def window_json(points: list[RecoveryPoint]) -> dict[str, Any] | None:
     return {"from": points[0].iso, "to": points[-1].iso, "recovery_points": len(points)}
 
 
-def points_by_path(points: list[RecoveryPoint]) -> dict[str, RecoveryPoint]:
-    """Each point by its backup's location: which rows of a listing are recovery points."""
-    return {p.backup.where: p for p in points}
+def listing_fields(points: list[RecoveryPoint]) -> Callable[[CatalogEntry], dict[str, Any]]:
+    """The fields `list --json` and GET /backup/list add to an entry: its recovery point's
+    moment (None: no recovery point, e.g. a failed backup or a pre-restore copy) and the
+    window of all ``points`` (also those past a --limit)."""
+    moments = {p.backup.where: p.iso for p in points}
+    window = window_json(points)
+
+    def fields(entry: CatalogEntry) -> dict[str, Any]:
+        return {"recovery_point_at": moments.get(entry.where), "recovery_window": window}
+
+    return fields
+
+
+def point_at(entries: Iterable[CatalogEntry], at: str, *, now: float | None = None) -> Choice:
+    """`restore --at`: the point to restore among a backup directory's ``entries``."""
+    return choose(recovery_points(entries), parse_time(at), now=now)
 
 
 def choose(points: list[RecoveryPoint], when: float, *, now: float | None = None) -> Choice:

@@ -38,9 +38,10 @@ from dagvault.operations.retention import (
 )
 from dagvault.operations.verify import VerifyOptions
 from dagvault.presets import prune_policy
+from dagvault.recovery import describe_window, listing_fields, point_at, recovery_points
 from dagvault.retention import RetentionPolicy
 from dagvault.storage.backup_store import backup_store, stored_backup
-from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
+from dagvault_cli.output import emit_json, human_bytes, progress_bar, rpo_text, table
 from flows.launcher import run_operation
 
 
@@ -210,9 +211,12 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
 def list_(args: argparse.Namespace) -> int:
     settings = _settings(args, backup_dir=args.backup_dir, database_path=args.db)
     store = backup_store(settings.backup_dir)
-    entries, incomplete = store.listing(settings.database_path, args.limit)
+    every, incomplete = store.listing(settings.database_path, None)
+    entries = every[: args.limit]
+    points = recovery_points(every)
+    recovery = listing_fields(points)
     if args.json:
-        emit_json([e.to_json() for e in entries])
+        emit_json([{**e.to_json(), **recovery(e)} for e in entries])
         return 0
     for name, why in sorted(incomplete.items()):
         print(f"not a backup (incomplete): {name}: {why}")
@@ -229,11 +233,22 @@ def list_(args: argparse.Namespace) -> int:
             human_bytes(e.file_size),
             e.info.total_transactions if e.info else "?",
             e.info.verification.status if e.info else f"NO METADATA ({e.problem})",
+            recovery(e)["recovery_point_at"] or "-",
         )
         for e in entries
     ]
-    headers = ["created", "backup", "type", "parent", "size", "transactions", "verification"]
+    headers = [
+        "created",
+        "backup",
+        "type",
+        "parent",
+        "size",
+        "transactions",
+        "verification",
+        "recovery point (UTC)",
+    ]
     print(table(rows, headers))
+    print(f"recovery window: {describe_window(points)}")
     return 0
 
 
@@ -304,13 +319,16 @@ def health(args: argparse.Namespace) -> int:
     """No flow run: a few stat calls, answered at once."""
     settings = _settings(args, database_path=args.db, backup_dir=args.backup_dir)
     backups = backup_store(settings.backup_dir).local_path
-    report = check_health(Path(settings.database_path), backups)
+    report = check_health(
+        Path(settings.database_path), backups, rpo_target=settings.rpo_target_seconds
+    )
     if args.json:
         emit_json(report.to_json())
     else:
         print(f"status   : {report.status}")
         presence = "present" if report.database_present else "missing"
         print(f"database : {settings.database_path} ({presence})")
+        print(f"RPO      : {rpo_text(report.to_json())}")
         for warning in report.warnings:
             print(f"warning  : {warning}")
     return 0 if report.status == "ok" else DEGRADED_EXIT
@@ -345,16 +363,31 @@ def schedule(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
+    if (args.backup is None) == (args.at is None):
+        raise ConfigError(
+            "Name the backup to restore, or a point in time with --at, not both",
+            "dagvault restore BACKUP | --at TIME (`dagvault list` shows the recovery points)",
+        )
     options = parse_options(
         RestoreOptions,
         backup_path=args.backup,
+        at=args.at,
         # Not given: the flow resolves it and can name the env var or file key in a warning.
         create_pre_restore_backup=False if args.no_pre_restore_backup else None,
         allow_schema_change=args.allow_schema_change,
         allow_gate_failed=args.allow_gate_failed,
     )
-    settings = _settings(args, database_path=args.db, encryption_key_file=args.key_file)
-    _require_backup(args.backup, settings)
+    settings = _settings(
+        args,
+        database_path=args.db,
+        backup_dir=args.backup_dir,
+        encryption_key_file=args.key_file,
+    )
+    if args.at is not None:
+        # Fail fast, before a flow run starts: a time outside the window names the window.
+        point_at(backup_store(settings.backup_dir).backups(), args.at)
+    else:
+        _require_backup(args.backup, settings)
     with progress_bar(not args.json):
         result: RestoreResult = run_operation(
             "restore",
@@ -366,7 +399,10 @@ def restore(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.document())
         return 0
-    print(f"✅ Database {result.database_path} restored from {args.backup}")
+    source = args.backup or result.backup_info["backup_path"]
+    print(f"✅ Database {result.database_path} restored from {source}")
+    if result.recovery_point:
+        print(f"   recovery point {result.recovery_point} (--at {args.at})")
     print(
         f"   {result.backup_info['total_transactions']} transactions, {result.duration_seconds} s"
     )

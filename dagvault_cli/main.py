@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dagvault import permissions
 from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
-from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
+from dagvault.errors import ConfigError, DagvaultError
 from dagvault.presets import PRESETS
-from dagvault_cli import commands, production
+from dagvault_cli import commands, drill, production
 from dagvault_cli.output import log_to_terminal
+from dagvault_cli.parsing import EPILOG, add_command
 from dagvault_cli.service import control as service
 
-EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 TOP_EXAMPLES = """examples:
   dagvault backup --description 'before upgrade'   # then: dagvault verify --all
   dagvault restore ./backups/blockchain_1704067200.db --db ./scratch.db
@@ -102,17 +102,6 @@ def _quality_options(p: argparse.ArgumentParser, *, gate_by_default: bool) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="JSON config file (or DAGVAULT_CONFIG)")
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    common.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also print Prefect's log lines of each flow and task run (the run history "
-        "keeps them either way)",
-    )
-
     parser = _Parser(
         prog="dagvault",
         description=__doc__,
@@ -122,14 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str, example: str):  # type: ignore[no-untyped-def]
-        p = sub.add_parser(
-            name,
-            parents=[common],
-            help=help_text,
-            description=f"{help_text}\n\nexample:\n  {example}",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        p = add_command(sub, name, help_text, example)
         p.set_defaults(func=func)
         return p
 
@@ -313,10 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "restore",
         commands.restore,
-        "Restore a backup into the database: verify, pre-restore backup, atomic copy, check.",
-        "dagvault restore ./backups/blockchain_1704067200.db --db ./blockchain.db",
+        "Restore a backup, or the ledger as it was at a point in time (--at), into the "
+        "database: verify, pre-restore backup, atomic copy, check.",
+        "dagvault restore ./backups/blockchain_1704067200.db --db ./blockchain.db\n"
+        "  dagvault restore --at 2026-12-06T05:50:04Z --db ./blockchain.db",
     )
-    p.add_argument("backup", help="the backup file to restore, or TARGET_URL/NAME")
+    p.add_argument("backup", nargs="?", help="the backup file to restore, or TARGET_URL/NAME")
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="instead of a backup: the newest recovery point of --backup-dir at or before "
+        "TIME (ISO 8601, no zone = UTC; or unix seconds), restored through its chain",
+    )
+    p.add_argument("--backup-dir", help=dir_help + "; where --at looks")
     p.add_argument("--key-file", help=KEY_HELP)
     p.add_argument("--db", help=db_help + "; may be a new file")
     p.add_argument(
@@ -442,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a recommended schedule and retention (BACKUP_PRESET; docs/production.md)",
     )
     service.add_commands(command, port=_port)
+    drill.register(sub)
     return parser
 
 

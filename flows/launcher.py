@@ -17,6 +17,7 @@ from typing import Any
 from dagvault.errors import ConfigError, DagvaultError
 from dagvault.operations import BackupResult, RestoreResult
 from dagvault.operations.common import Options, Result
+from dagvault.operations.drill import DrillResult
 from dagvault.operations.retention import RetentionResult
 
 # Each operation's flow, imported when it is launched (importing Prefect costs seconds),
@@ -32,6 +33,7 @@ OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
     "export": ("flows.export:export_flow", None),
     "import-sql": ("flows.export:import_sql_flow", None),
     "fleet-backup": ("flows.fleet:fleet_backup_flow", None),
+    "drill": ("flows.drill:drill_flow", DrillResult),
 }
 
 

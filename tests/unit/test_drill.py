@@ -96,7 +96,7 @@ def test_a_damaged_backup_fails_the_drill_and_degrades_health(
     assert result.rto_seconds is None
     drill.record(backups, result)
     assert _journal(backups)[-1]["outcome"] == journal.FAILURE
-    error = drill.failure(result)
+    error = drill.failure(result.to_json())
     assert isinstance(error, DrillFailed) and error.exit_code == 4
     health = check_health(db, backups, rpo_target=3600)
     assert health.status == "degraded"
@@ -128,6 +128,15 @@ def test_rpo_is_zero_while_the_ledger_is_unchanged_and_the_age_once_it_changes(
         measured = rpo.measure(db, backups, now=time.time() + 120)
     assert measured.changed_since and measured.seconds is not None
     assert 120 <= measured.seconds < 3600
+    # Nothing else has the ledger open: the backup's own connection, closing last,
+    # checkpoints the WAL into the database file and removes it; that is no change.
+    time.sleep(0.1)
+    create_backup(db, backups, kind="incremental", profile=PROFILE)
+    assert not Path(f"{db}-wal").exists()
+    assert rpo.measure(db, backups).seconds == 0.0
+    time.sleep(rpo.CLOSE_SLACK_SECONDS + 0.1)  # past the backup's own closing checkpoint
+    add_odd_transactions(db, 1, blob_size=1_000)  # opens, commits, closes: no -wal left
+    assert rpo.measure(db, backups).changed_since
     late = check_health(db, backups, rpo_target=60, now=time.time() + 120)
     assert late.status == "degraded"
     assert any("RPO" in w for w in late.warnings)
