@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagvault.catalog import list_backups
+from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.recovery import RecoveryPoint, recovery_points
 
 # Writes stamped this much before a point began still count as after it (the coarse clock).
@@ -74,12 +74,19 @@ def _modified(path: Path) -> float:
     return path.stat().st_mtime_ns / 1e9
 
 
-def measure(database: Path, backup_dir: Path | None, *, now: float | None = None) -> Rpo:
+def measure(
+    database: Path,
+    backup_dir: Path | None,
+    *,
+    now: float | None = None,
+    entries: list[CatalogEntry] | None = None,
+) -> Rpo:
     """The RPO of ``database`` backed up into the local ``backup_dir`` (None: a storage
-    target, whose listing costs a network round trip; not measured)."""
+    target, whose listing costs a network round trip; not measured). ``entries``: its
+    listing, when the caller has it already."""
     if backup_dir is None or not database.is_file():
         return Rpo(None, None, False)
-    points = recovery_points(list_backups(backup_dir))
+    points = recovery_points(entries if entries is not None else list_backups(backup_dir))
     if not points:
         return Rpo(None, None, False)
     newest = points[-1]

@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dagvault import drill, journal, rpo
-from dagvault.catalog import list_backups
+from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.storage.offsite.replicate import read_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -76,12 +76,14 @@ class _StorageCollector(Collector):
             volume.add_metric([kind], entry.file_size)
         yield from (last, duration, volume)
         yield from _replication(self.backup_dir)
-        yield from _recovery(self.database, self.backup_dir)
+        yield from _recovery(self.database, self.backup_dir, entries)
 
 
-def _recovery(database: Path, backup_dir: Path) -> Iterator[GaugeMetricFamily]:
+def _recovery(
+    database: Path, backup_dir: Path, entries: list[CatalogEntry]
+) -> Iterator[GaugeMetricFamily]:
     """The RPO now and the last restore drill (no series before the first backup / drill)."""
-    measured = rpo.measure(database, backup_dir).seconds
+    measured = rpo.measure(database, backup_dir, entries=entries).seconds
     if measured is not None:
         yield GaugeMetricFamily(
             "dagvault_rpo_seconds",

@@ -15,6 +15,7 @@ from _api import api_server
 from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
+from dagvault.operations.drill import DrillOptions
 from dagvault.operations.export import ExportOptions
 from dagvault.operations.restore import ImportOptions
 from dagvault.operations.retention import CleanupOptions, PruneOptions
@@ -34,6 +35,7 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture
         (VerifyOptions, "flows.verify:verify_flow"),
         (ExportOptions, "flows.export:export_flow"),
         (ImportOptions, "flows.export:import_sql_flow"),
+        (DrillOptions, "flows.drill:drill_flow"),
     ],
 )
 def test_every_option_is_a_parameter_of_its_flow(options: type[Any], flow: str) -> None:
