@@ -20,6 +20,8 @@ import pytest
 from _api import api_server
 from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions, make_odd_ledger
 from conftest import CliRunner
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from dagvault.backup import create_backup
 from dagvault.ledger import LedgerProfile
@@ -111,6 +113,12 @@ def test_drill_metrics_health_and_restore_at_through_the_api(
     assert [c["role"] for c in result["checks"]] == ["newest", "older"]
     assert result["checks"][0]["recovery_point"] == chain.points[-1][0]
     assert content(chain.ledger) == live  # drills never touch the live ledger
+    with get_client(sync_client=True) as client:  # the run's artifact, for the Prefect UI
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["restore-drill-backups"])),
+            limit=1,
+        )
+    assert "passed, RTO" in str(artifact.description) and "newest" in str(artifact.data)
 
     target = copy_of(chain.ledger, tmp_path / "target.db")
     env = {
