@@ -61,13 +61,13 @@ def test_a_drill_restores_the_newest_and_an_older_point_into_scratch_files(
     live_before = db.read_bytes()
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    result = _drill(backups, scratch, quality=True)
+    result = _drill(backups, scratch)
     assert result.success, result.problems
     newest, older = result.checks
     assert newest.role == drill.NEWEST and older.role == drill.OLDER
     assert newest.backup_type == "Incremental" and newest.transactions == 35
     assert newest.backup_path != older.backup_path
-    assert newest.quality_passed is True and older.quality_passed is True
+    assert newest.quality_passed is None  # not asked for
     assert result.rto_seconds is not None and result.rto_seconds > 0
     assert list(scratch.iterdir()) == []  # the scratch files are gone
     assert db.read_bytes() == live_before  # the live ledger untouched
@@ -80,6 +80,14 @@ def test_a_drill_restores_the_newest_and_an_older_point_into_scratch_files(
     assert [c["role"] for c in line["details"]["checks"]] == ["newest", "older"]  # type: ignore[index]
     # The drill's restores are no restores of the node: the journal counts none.
     assert not any(entry["operation"] == "restore" for entry in _journal(backups))
+
+
+def test_a_drill_runs_the_quality_gate_on_the_restored_file(tmp_path: Path) -> None:
+    db = make_odd_ledger(tmp_path / "node.db", 10, blob_size=1_000)
+    create_backup(db, tmp_path / "backups", kind="full", profile=PROFILE)
+    result = _drill(tmp_path / "backups", tmp_path, quality=True)
+    [only] = result.checks  # one point: nothing older to pick
+    assert result.success and only.quality_passed is True and only.gate_seconds is not None
 
 
 def test_a_damaged_backup_fails_the_drill_and_degrades_health(
