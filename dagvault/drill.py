@@ -70,6 +70,7 @@ class DrillResult:
     started_at: str
     seconds: float
     checks: list[DrillCheck] = field(default_factory=list)
+    problem: str | None = None  # why nothing could be drilled (no recovery point)
 
     @property
     def rto_seconds(self) -> float | None:
@@ -78,7 +79,7 @@ class DrillResult:
 
     @property
     def problems(self) -> list[str]:
-        return [f"{c.backup_path}: {c.problem}" for c in self.checks if c.problem]
+        return problems_of(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,7 +88,14 @@ class DrillResult:
             "seconds": round(self.seconds, 3),
             "rto_seconds": self.rto_seconds,
             "checks": [asdict(c) for c in self.checks],
+            "problem": self.problem,
         }
+
+
+def problems_of(document: dict[str, Any]) -> list[str]:
+    """What went wrong in a drill's result (``DrillResult.to_json()``)."""
+    found = [f"{c['backup_path']}: {c['problem']}" for c in document["checks"] if c["problem"]]
+    return [document["problem"], *found] if document.get("problem") else found
 
 
 # restore(point, scratch database) -> (transactions, row counts) of the restored file.
@@ -128,7 +136,10 @@ def run_drill(
     removed afterwards. Never raises for a point that fails: the result says why."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
-    chosen = pick(points, rng or random.Random())
+    try:
+        chosen = pick(points, rng or random.Random())
+    except BackupNotFound as exc:  # a failed drill too: recorded, and /health degraded
+        return DrillResult(False, started_at, time.monotonic() - started, problem=exc.message)
     checks = []
     scratch = Path(tempfile.mkdtemp(prefix=".dagvault-drill-", dir=scratch_root))
     try:
@@ -210,9 +221,8 @@ def last_drill(backup_dir: Path | None) -> dict[str, Any] | None:
 
 def failure(document: dict[str, Any]) -> DrillFailed:
     """The error a failed drill (``DrillResult.to_json()``) fails its run with."""
-    problems = [f"{c['backup_path']}: {c['problem']}" for c in document["checks"] if c["problem"]]
     return DrillFailed(
-        "Restore drill failed: " + "; ".join(problems),
+        "Restore drill failed: " + "; ".join(problems_of(document)),
         "Those backups cannot be trusted to restore: run `dagvault verify --all`, take a new "
         "full backup (dagvault backup), and look at the drill's details (--json).",
         document=document,

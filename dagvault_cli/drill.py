@@ -79,8 +79,8 @@ def _print(document: dict[str, Any]) -> None:
         )
         for c in document["checks"]
     ]
-    print(
-        table(rows, ["point", "backup", "recovery point", "restore", "RTO", "quality", "problem"])
-    )
+    if rows:  # none when there was nothing to drill: the error says why
+        headers = ["point", "backup", "recovery point", "restore", "RTO", "quality", "problem"]
+        print(table(rows, headers))
     if document["success"]:
         print(f"✅ Restore drill passed: RTO {document['rto_seconds']} s (newest recovery point)")

@@ -56,6 +56,10 @@ def restore_drill(
             for c in result.checks
         ],
         description=f"Restore drill of {backup_dir}: "
-        + (f"passed, RTO {result.rto_seconds} s" if result.success else "FAILED"),
+        + (
+            f"passed, RTO {result.rto_seconds} s"
+            if result.success
+            else "FAILED: " + "; ".join(result.problems)
+        ),
     )
     return result.to_json()

@@ -29,3 +29,6 @@ class DrillResult(Result):
         "that passed integrity_check (null: it failed)"
     )
     checks: list[dict[str, Any]]
+    problem: str | None = Field(
+        default=None, description="why nothing could be drilled (no recovery point)"
+    )

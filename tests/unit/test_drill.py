@@ -112,8 +112,12 @@ def test_a_damaged_backup_fails_the_drill_and_degrades_health(
 
 
 def test_no_recovery_point_is_a_failed_drill(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match="No recovery point to drill"):
-        _drill(tmp_path, tmp_path)
+    result = _drill(tmp_path, tmp_path)
+    assert not result.success and result.checks == []
+    assert result.problems == [result.problem] and "No recovery point" in str(result.problem)
+    drill.record(tmp_path, result)
+    assert drill.last_drill(tmp_path)["success"] is False  # type: ignore[index]
+    assert "No recovery point" in drill.failure(result.to_json()).message
 
 
 def test_rpo_is_zero_while_the_ledger_is_unchanged_and_the_age_once_it_changes(
