@@ -97,6 +97,9 @@ class Settings:
     # The largest request body `dagvault api` reads; larger ones are refused (413) before
     # they are buffered. The API's JSON bodies are a few KiB. Default: 256 KiB.
     api_max_body_bytes: int = 256 * 1024
+    # The most data, in seconds of changes, the node may lose: /health is degraded while the
+    # ledger has changed since a recovery point older than this. Default: 60 s.
+    rpo_target_seconds: int = 60
 
 
 def _positive_int(raw: Any) -> int:
@@ -274,6 +277,9 @@ _SPECS: dict[str, _Spec] = {
     "notify_block": _Spec("DAGVAULT_NOTIFY_BLOCK", ("notify", "block"), _block_name),
     "api_max_body_bytes": _Spec(
         "DAGVAULT_API_MAX_BODY_BYTES", ("api", "max_body_bytes"), _positive_int
+    ),
+    "rpo_target_seconds": _Spec(
+        "RPO_TARGET_SECONDS", ("backup", "rpo_target_seconds"), _positive_int
     ),
 }
 

@@ -15,6 +15,7 @@
     │   ├── InvalidDump                     an SQL dump is malformed or truncated
     │   ├── ExportMismatch                  exported row counts differ from the snapshot
     │   ├── BackupsFailedVerification       the verify run's failure, with every report
+    │   ├── DrillFailed                     a restore drill's point did not restore and check
     │   └── QualityGateFailed               the data failed a data-quality expectation
     │       └── BackupsFailedQualityGate    the verify run's gate failure, every report
     ├── BusyError                 5    409  retryable: the database or dagvault lock is held
@@ -151,6 +152,15 @@ class BackupsFailedQualityGate(QualityGateFailed):
     ) -> None:
         super().__init__(message, hint, problems=problems)
         self.reports = reports
+
+
+class DrillFailed(VerificationError):
+    """A restore drill failed: a point did not restore, or its restored file failed a check;
+    ``document`` is the drill's whole result (the CLI and the run print it)."""
+
+    def __init__(self, message: str, hint: str, *, document: dict[str, Any]) -> None:
+        super().__init__(message, hint)
+        self.document = document
 
 
 class BusyError(DagvaultError):

@@ -5,7 +5,8 @@ JSON line to ``.dagvault-operations.jsonl`` in the backup directory: the one it 
 on, or for exports and imports the one its caller names (BACKUP_DIR; with none given,
 nothing is recorded, so a library call leaves no file behind): ``time`` (UTC),
 ``operation``, ``outcome`` (``success``, ``failure``, or ``quality_gate_failed`` for a
-data-quality gate that failed), ``pid`` and ``host``. The CLI, a deployment's run and
+data-quality gate that failed), ``pid`` and ``host``; some lines add ``seconds`` (how long
+it took, e.g. a restore drill's RTO) and ``details`` (an object). The CLI, a deployment's run and
 the HTTP API all write it, so the API's ``/metrics`` counters (``Tally``) count every
 run, and survive a restart of the API.
 
@@ -24,7 +25,7 @@ import os
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,21 +44,31 @@ def journal_path(directory: Path) -> Path:
     return directory / JOURNAL_FILE
 
 
-def record(directory: Path | None, operation: str, outcome: str) -> None:
-    """Append one line for ``operation`` to ``directory``'s journal. Nothing happened to a
-    directory that does not exist (bad input): nothing is recorded there, nor for None."""
+def record(
+    directory: Path | None,
+    operation: str,
+    outcome: str,
+    *,
+    seconds: float | None = None,
+    details: Mapping[str, object] | None = None,
+) -> None:
+    """Append one line for ``operation`` to ``directory``'s journal (with ``seconds`` and
+    ``details`` when given). Nothing happened to a directory that does not exist (bad
+    input): nothing is recorded there, nor for None."""
     if directory is None or not directory.is_dir():
         return
-    line = json.dumps(
-        {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "operation": operation,
-            "outcome": outcome,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-        },
-        separators=(",", ":"),
-    )
+    entry: dict[str, object] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "operation": operation,
+        "outcome": outcome,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
+    if seconds is not None:
+        entry["seconds"] = round(seconds, 3)
+    if details is not None:
+        entry["details"] = dict(details)
+    line = json.dumps(entry, separators=(",", ":"), default=str)
     path = journal_path(directory)
     try:
         with safedir.entry(path) as where:  # (inside the API's directories: held, see safedir)

@@ -7,13 +7,16 @@ window is the span from the oldest point to the newest. For a TIME in the window
 point at or before it is chosen. A TIME before the window, or in the future, is an error that
 names the window. A TIME after the newest point (and not in the future) chooses the newest point,
 with a warning saying how much earlier it is: the changes after it are in no backup.
+
+Points are shown to the microsecond (``created_at``'s precision), so that a time copied from
+`dagvault list` chooses that very point.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +35,7 @@ class RecoveryPoint:
 
     @property
     def iso(self) -> str:
-        return iso(self.at)
+        return datetime.fromtimestamp(self.at, UTC).isoformat(timespec="microseconds")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,31 @@ def describe_window(points: list[RecoveryPoint]) -> str:
     if not points:
         return "no recovery point"
     return f"{points[0].iso} to {points[-1].iso} ({len(points)} recovery points)"
+
+
+def window_json(points: list[RecoveryPoint]) -> dict[str, Any] | None:
+    """The window as `list --json` and the API show it (None: no recovery point)."""
+    if not points:
+        return None
+    return {"from": points[0].iso, "to": points[-1].iso, "recovery_points": len(points)}
+
+
+def listing_fields(points: list[RecoveryPoint]) -> Callable[[CatalogEntry], dict[str, Any]]:
+    """The fields `list --json` and GET /backup/list add to an entry: its recovery point's
+    moment (None: no recovery point, e.g. a failed backup or a pre-restore copy) and the
+    window of all ``points`` (also those past a --limit)."""
+    moments = {p.backup.where: p.iso for p in points}
+    window = window_json(points)
+
+    def fields(entry: CatalogEntry) -> dict[str, Any]:
+        return {"recovery_point_at": moments.get(entry.where), "recovery_window": window}
+
+    return fields
+
+
+def point_at(entries: Iterable[CatalogEntry], at: str, *, now: float | None = None) -> Choice:
+    """`restore --at`: the point to restore among a backup directory's ``entries``."""
+    return choose(recovery_points(entries), parse_time(at), now=now)
 
 
 def choose(points: list[RecoveryPoint], when: float, *, now: float | None = None) -> Choice:

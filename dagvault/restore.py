@@ -260,6 +260,7 @@ def restore_backup(
     allow_gate_failed: bool = False,
     origin: str | None = None,
     pre_restore_keep: int = DEFAULT_PRE_RESTORE_KEEP,
+    journaled: bool = True,
 ) -> RestoreResult:
     """Restore ``backup`` into ``db_path`` (a live database, or a new/empty file) and
     record the restore in the database's history (``origin``: what was restored, for the
@@ -273,7 +274,8 @@ def restore_backup(
     itself (an SQL import): there is nothing to authenticate. ``pre_restore_off_by`` names
     what turned the pre-restore backup off (a flag, an environment variable, a config file
     key) for the warning; ``announce=False`` leaves the ✅ log line to a caller whose
-    ``backup`` is only a step (an import)."""
+    ``backup`` is only a step (an import); ``journaled=False`` keeps it out of the backup
+    directory's journal (a restore drill into a scratch file journals itself as a drill)."""
     started = time.monotonic()
     rule = PreRestoreRule(db_path, pre_restore_keep)  # bad input fails before any lock
     if not backup.is_file():
@@ -287,7 +289,7 @@ def restore_backup(
     # The pre-restore copy is as readable as the live ledger; temp images are owner-only.
     with (
         permissions.files_like(db_path if db_path.exists() else backup),
-        journal.operation(backup.parent, "restore"),
+        journal.operation(backup.parent if journaled else None, "restore"),
         lock.database_and_directory(db_path, backup.parent, "restore"),
     ):
         _remove_stale_temps(db_path)

@@ -4,7 +4,9 @@ The counters of operations, their errors and the failed quality gates, by operat
 come from the operations journal of BACKUP_DIR (see dagvault.journal):
 every run counts, whoever started it (the CLI, a deployment, this server), and the counts
 survive a restart of the server. The gauges are read at scrape time from the database
-file and the backup catalog. Only ``dag_operations_in_progress`` is this process's own.
+file and the backup catalog: among them ``dagvault_rpo_seconds`` (dagvault.rpo) and the last
+restore drill's ``dagvault_restore_drill_seconds`` and ``dagvault_restore_drill_success``
+(dagvault.drill). Only ``dag_operations_in_progress`` is this process's own.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from dagvault import journal
-from dagvault.catalog import list_backups
+from dagvault import drill, journal, rpo
+from dagvault.catalog import CatalogEntry, list_backups
 from dagvault.storage.offsite.replicate import read_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -74,6 +76,35 @@ class _StorageCollector(Collector):
             volume.add_metric([kind], entry.file_size)
         yield from (last, duration, volume)
         yield from _replication(self.backup_dir)
+        yield from _recovery(self.database, self.backup_dir, entries)
+
+
+def _recovery(
+    database: Path, backup_dir: Path, entries: list[CatalogEntry]
+) -> Iterator[GaugeMetricFamily]:
+    """The RPO now and the last restore drill (no series before the first backup / drill)."""
+    measured = rpo.measure(database, backup_dir, entries=entries).seconds
+    if measured is not None:
+        yield GaugeMetricFamily(
+            "dagvault_rpo_seconds",
+            "Age of the newest recovery point while the ledger has changed since it (0: unchanged)",
+            value=measured,
+        )
+    last = drill.last_drill(backup_dir)
+    if last is None:
+        return
+    yield GaugeMetricFamily(
+        "dagvault_restore_drill_success",
+        "1 when the last restore drill restored and checked every point it tried, else 0",
+        value=1 if last.get("success") else 0,
+    )
+    if isinstance(last.get("rto_seconds"), int | float):
+        yield GaugeMetricFamily(
+            "dagvault_restore_drill_seconds",
+            "RTO measured by the last restore drill: seconds to a restored, checked copy of "
+            "the newest recovery point",
+            value=last["rto_seconds"],
+        )
 
 
 def _replication(backup_dir: Path) -> Iterator[GaugeMetricFamily]:

@@ -79,6 +79,7 @@ class BackupData(OperationData):
 class RestoreData(OperationData):
     result: RestoreResult
     backup_path: str
+    at: str | None = None
     create_pre_restore_backup: bool
     allow_schema_change: bool = False
     allow_gate_failed: bool = False
@@ -103,3 +104,13 @@ class Health(BaseModel):
     warnings: list[str]
     operations_in_progress: int
     uptime_seconds: float
+    rpo_seconds: float | None = Field(
+        description="age of the newest recovery point while the ledger has changed since "
+        "it; 0 while unchanged; null without a recovery point"
+    )
+    newest_recovery_point: str | None
+    changed_since_newest: bool
+    rpo_target_seconds: int
+    last_drill: dict[str, Any] | None = Field(
+        description="the last restore drill: success, started_at, rto_seconds (null: none yet)"
+    )

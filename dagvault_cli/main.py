@@ -18,6 +18,7 @@ from dagvault import permissions
 from dagvault.errors import ConfigError, DagvaultError
 from dagvault_cli.commands import (
     backup,
+    drill,
     keys,
     monitoring,
     node,
@@ -37,7 +38,7 @@ TOP_EXAMPLES = """examples:
   dagvault COMMAND --help                           # each command's options and example
 """
 # Each group's register() adds its commands: in this order they appear in --help and docs/cli.md.
-GROUPS = (backup, retention, offsite, keys, monitoring, restore, transfer, node, production)
+GROUPS = (backup, retention, offsite, keys, monitoring, restore, drill, transfer, node, production)
 
 
 class _Parser(argparse.ArgumentParser):

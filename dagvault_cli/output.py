@@ -83,3 +83,16 @@ def progress_bar(enabled: bool) -> Iterator[None]:
 
         with progress.listening(update):
             yield
+
+
+def rpo_text(health: dict[str, Any]) -> str:
+    """The RPO of a health report (dagvault.health) in words: `health` and `status` print it."""
+    seconds, newest = health.get("rpo_seconds"), health.get("newest_recovery_point")
+    target = f"target {health.get('rpo_target_seconds')} s"
+    if seconds is None:
+        return f"unknown: no recovery point yet ({target})"
+    if not health.get("changed_since_newest"):
+        return f"0 s: the ledger is unchanged since the newest recovery point, {newest} ({target})"
+    return (
+        f"{seconds:.0f} s: the ledger changed since the newest recovery point, {newest} ({target})"
+    )

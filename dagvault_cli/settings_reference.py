@@ -104,6 +104,8 @@ MEANINGS: dict[str, str] = {
     "`slack-webhook/ops`) that failed or crashed runs post to",
     "api_max_body_bytes": "largest request body `dagvault api` reads (256 KiB by default); "
     "larger ones are refused with 413",
+    "rpo_target_seconds": "the recovery point objective: `/health` and `dagvault health` are "
+    "degraded while the ledger has changed since a recovery point older than this (seconds)",
 }
 
 

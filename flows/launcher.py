@@ -33,6 +33,7 @@ FLOWS: dict[str, str] = {
     "export": "flows.export:export_flow",
     "import-sql": "flows.export:import_sql_flow",
     "fleet-backup": "flows.fleet:fleet_backup_flow",
+    "drill": "flows.drill:drill_flow",
 }
 
 

@@ -5,6 +5,9 @@ from typing import Any
 from prefect import flow
 
 from dagvault.config import Settings, setting_source
+from dagvault.errors import ConfigError
+from dagvault.recovery import Choice, point_at
+from dagvault.storage.backup_store import backup_store
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
@@ -13,7 +16,7 @@ from tasks.restore import restore
 
 @flow(name="dagvault-restore", **HOOKS)
 def restore_flow(
-    backup_path: str,
+    backup_path: str | None = None,
     database_path: str | None = None,
     create_pre_restore_backup: bool | None = None,
     verify_first: bool = True,
@@ -22,11 +25,14 @@ def restore_flow(
     allow_schema_change: bool = False,
     allow_gate_failed: bool = False,
     settings: Settings | None = None,
+    at: str | None = None,
 ) -> dict[str, Any]:
-    """Restore a backup into the live database (or a new file): verify first, take a
-    pre-restore backup, copy atomically, check the result (a RestoreResult; docs/restore.md).
-    A backup at a storage target (``s3://bucket/prefix/NAME``) is downloaded beside the
-    database and checked on the way, then restored the same way.
+    """Restore a backup (``backup_path``), or the ledger as it was at a point in time
+    (``at``: the newest recovery point of BACKUP_DIR at or before it, through its chain),
+    into the live database (or a new file): verify first, take a pre-restore backup, copy
+    atomically, check the result (a RestoreResult; docs/restore.md). A backup at a storage
+    target (``s3://bucket/prefix/NAME``) is downloaded beside the database and checked on
+    the way, then restored the same way.
 
     With a key configured the backup must be authenticated; without one, a backup that
     adds or changes triggers or views, or drops tables or triggers, is refused unless
@@ -40,8 +46,14 @@ def restore_flow(
         create_pre_restore_backup=create_pre_restore_backup,
         encryption_key_file=encryption_key_file,
     )
+    choice: Choice | None = None
+    if at is not None:
+        choice = point_at(backup_store(settings.backup_dir).backups(), at)
+        backup_path = choice.point.backup.where
+    if backup_path is None:
+        raise ConfigError("Name a backup to restore, or a point in time (at)")
     with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
-        return restore(
+        result = restore(
             backup_path,
             str(settings.database_path),
             settings.create_pre_restore_backup,
@@ -59,3 +71,8 @@ def restore_flow(
             allow_gate_failed,
             settings.pre_restore_keep,
         )
+    if choice is not None:
+        result["recovery_point"] = choice.point.iso
+        if choice.warning:
+            result["warnings"].append(choice.warning)
+    return result

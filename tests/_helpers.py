@@ -337,3 +337,33 @@ def legacy_sidecar(document: dict[str, Any], version: int) -> dict[str, Any]:
     if version >= 2:
         old["meta_checksum"] = sidecar_checksum(old)
     return old
+
+
+def run_main(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``dagvault ARGV`` run in this process (commands that
+    start no flow run: unit tests). main() sets up the process it runs in (environment,
+    logging handlers); both are put back, or later ``dagvault`` subprocesses of this worker
+    would inherit a CLI's terminal settings."""
+    import contextlib
+    import io
+    import logging
+    from unittest import mock
+
+    from dagvault_cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    core_logger = logging.getLogger("dagvault")
+    handlers = list(core_logger.handlers)
+    os.chdir(cwd)
+    try:
+        with (
+            mock.patch.dict(os.environ),
+            contextlib.redirect_stderr(stderr),
+            contextlib.redirect_stdout(stdout),
+        ):
+            code = main(argv)
+    finally:
+        os.chdir(previous)
+        core_logger.handlers[:] = handlers
+    return code, stdout.getvalue(), stderr.getvalue()

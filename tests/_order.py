@@ -28,6 +28,7 @@ SECONDS: dict[str, float] = {
     "tests/integration/test_api_hardening.py": 128,
     "tests/integration/test_api_security.py": 108,
     "tests/integration/test_fleet.py": 105,
+    "tests/integration/test_pitr.py": 88,
     "tests/unit/test_incremental_stateful.py": 85,
     "tests/unit/test_incremental.py": 76,
     "tests/integration/test_flows.py": 74,

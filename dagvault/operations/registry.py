@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from dagvault.operations.backup import BackupOptions, BackupResult
 from dagvault.operations.common import Options
+from dagvault.operations.drill import DrillOptions, DrillResult
 from dagvault.operations.export import ExportOptions, ExportResult
 from dagvault.operations.fleet import FleetOptions, FleetResult
 from dagvault.operations.replicate import ReplicateOptions, ReplicateResult
@@ -36,4 +37,5 @@ OPERATIONS: dict[str, Operation] = {
     "schedule": Operation(ScheduleOptions, ScheduleResult),
     "replicate": Operation(ReplicateOptions, ReplicateResult),
     "fleet-backup": Operation(FleetOptions, FleetResult),
+    "drill": Operation(DrillOptions, DrillResult),
 }

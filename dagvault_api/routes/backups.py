@@ -14,11 +14,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.params import Depends
 
 from dagvault import db
-from dagvault.catalog import list_with_pre_restore
+from dagvault.catalog import list_backups, list_with_pre_restore
 from dagvault.operations import BackupOptions, BackupRecord, RestoreOptions
 from dagvault.operations.common import MAX_PATH_CHARS
 from dagvault.operations.retention import CleanupOptions
 from dagvault.operations.verify import VerifyOptions
+from dagvault.recovery import listing_fields, point_at, recovery_points
 from dagvault.schedule import backup_schedule
 from dagvault_api.models import (
     BackupData,
@@ -59,10 +60,17 @@ def backups_router(service: Service, writes: list[Depends], reads: list[Depends]
 
     @router.post("/backup/restore", response_model=Envelope[RestoreData], dependencies=writes)
     def restore_backup(body: RestoreOptions, request: Request) -> dict[str, Any]:
-        """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR:
+        """Restore the configured database (DATABASE_PATH) from a backup in BACKUP_DIR, or
+        (``at``) from the newest recovery point of BACKUP_DIR at or before that time:
         verified first, with a pre-restore backup unless create_pre_restore_backup=false."""
-        source = service.existing(backups.confine("backup_path", body.backup_path))
-        options = body.model_copy(update={"backup_path": str(source)})
+        if body.at is not None:
+            # Before a flow run: a time outside the window is a 400 naming the window.
+            directory = backups.confine("backup_dir", str(settings.backup_dir))
+            point_at(list_backups(service.local(directory)), body.at)
+            options = body
+        else:
+            source = service.existing(backups.confine("backup_path", body.backup_path or ""))
+            options = body.model_copy(update={"backup_path": str(source)})
         pre = body.create_pre_restore_backup
         params = {
             **options.model_dump(),
@@ -76,7 +84,9 @@ def backups_router(service: Service, writes: list[Depends], reads: list[Depends]
             options,
             database_path=str(settings.database_path),
         )
-        return envelope({**data, **params})
+        # With ``at``, the backup restored is the one the flow chose.
+        chosen = data["result"]["backup_info"]["backup_path"] if body.at else None
+        return envelope({**data, **params, "backup_path": chosen or params["backup_path"]})
 
     @router.post("/backup/verify", response_model=Envelope[OperationData], dependencies=writes)
     def verify(body: VerifyOptions, request: Request) -> dict[str, Any]:
@@ -112,21 +122,24 @@ def backups_router(service: Service, writes: list[Depends], reads: list[Depends]
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     ) -> dict[str, Any]:
         """Backups of BACKUP_DIR (or a directory inside it) and DATABASE_PATH's pre-restore
-        backups (``kind``: backup / pre-restore), newest first."""
+        backups (``kind``: backup / pre-restore), newest first, each with its recovery point
+        (``recovery_point_at``) and the window of them all (``recovery_window``)."""
         directory = backups.confine("backup_dir", backup_dir or str(settings.backup_dir))
         database = settings.database_path
         local = service.local(directory)
-        entries = list_with_pre_restore(local, service.local(database), limit=limit)
+        every = list_with_pre_restore(local, service.local(database))
+        recovery = listing_fields(recovery_points(every))
         # Paths in their configured spelling, never more of the filesystem.
         return envelope(
             [
                 {
                     **e.to_json(),
+                    **recovery(e),
                     "backup_path": str(
                         (directory if e.path.parent == local else database.parent) / e.path.name
                     ),
                 }
-                for e in entries
+                for e in every[:limit]
             ]
         )
 

@@ -31,7 +31,11 @@ def status_router(service: Service, reads: list[Depends]) -> APIRouter:
         )
         local = backup_store(settings.backup_dir).local_path
         backups = None if local is None else service.local(local)
-        report = check_health(service.local(settings.database_path), backups)
+        report = check_health(
+            service.local(settings.database_path),
+            backups,
+            rpo_target=settings.rpo_target_seconds,
+        )
         return envelope(
             {
                 **report.to_json(),

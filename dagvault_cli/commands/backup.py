@@ -18,6 +18,7 @@ from dagvault.errors import (
 )
 from dagvault.operations import BackupOptions, BackupResult
 from dagvault.operations.verify import VerifyOptions, VerifyResult
+from dagvault.recovery import describe_window, listing_fields, recovery_points
 from dagvault.storage.backup_store import backup_store, stored_backup
 from dagvault_cli.commands._common import (
     json_printed,
@@ -245,9 +246,12 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
 def list_(args: argparse.Namespace) -> int:
     settings = settings_from(args, backup_dir=args.backup_dir, database_path=args.db)
     store = backup_store(settings.backup_dir)
-    entries, incomplete = store.listing(settings.database_path, args.limit)
+    every, incomplete = store.listing(settings.database_path, None)
+    entries = every[: args.limit]
+    points = recovery_points(every)
+    recovery = listing_fields(points)
     if args.json:
-        emit_json([e.to_json() for e in entries])
+        emit_json([{**e.to_json(), **recovery(e)} for e in entries])
         return 0
     for name, why in sorted(incomplete.items()):
         print(f"not a backup (incomplete): {name}: {why}")
@@ -264,9 +268,20 @@ def list_(args: argparse.Namespace) -> int:
             human_bytes(e.file_size),
             e.info.total_transactions if e.info else "?",
             e.info.verification.status if e.info else f"NO METADATA ({e.problem})",
+            recovery(e)["recovery_point_at"] or "-",
         )
         for e in entries
     ]
-    headers = ["created", "backup", "type", "parent", "size", "transactions", "verification"]
+    headers = [
+        "created",
+        "backup",
+        "type",
+        "parent",
+        "size",
+        "transactions",
+        "verification",
+        "recovery point (UTC)",
+    ]
     print(table(rows, headers))
+    print(f"recovery window: {describe_window(points)}")
     return 0

@@ -13,7 +13,7 @@ from dagvault.storage.backup_store import backup_store
 from dagvault_cli.commands._common import json_printed, options_from, settings_from, when
 from dagvault_cli.flags import DB_HELP, DIR_HELP, Subparsers, command, positive_int
 from dagvault_cli.handoff import run_operation
-from dagvault_cli.output import emit_json, progress_bar
+from dagvault_cli.output import emit_json, progress_bar, rpo_text
 
 
 def register(subparsers: Subparsers) -> None:
@@ -44,13 +44,16 @@ def health(args: argparse.Namespace) -> int:
     """No flow run: a few stat calls, answered at once."""
     settings = settings_from(args, database_path=args.db, backup_dir=args.backup_dir)
     backups = backup_store(settings.backup_dir).local_path
-    report = check_health(Path(settings.database_path), backups)
+    report = check_health(
+        Path(settings.database_path), backups, rpo_target=settings.rpo_target_seconds
+    )
     if args.json:
         emit_json(report.to_json())
     else:
         print(f"status   : {report.status}")
         presence = "present" if report.database_present else "missing"
         print(f"database : {settings.database_path} ({presence})")
+        print(f"RPO      : {rpo_text(report.to_json())}")
         for warning in report.warnings:
             print(f"warning  : {warning}")
     return 0 if report.status == "ok" else DEGRADED_EXIT

@@ -19,12 +19,13 @@ from dagvault.errors import ConfigError
 from dagvault.health import DEGRADED_EXIT
 from dagvault.procs import pid_alive
 from dagvault.recovery import iso
-from dagvault_cli.output import emit_json
+from dagvault_cli.output import emit_json, rpo_text
 from dagvault_cli.service import probe
 from dagvault_cli.service.state import ServiceInfo, StateDir, state_dir
 from dagvault_cli.service.supervisor import Options, configure_logging, run, to_argv
 
 NOT_RUNNING_EXIT = 3
+RPO_FIELDS = ("rpo_seconds", "rpo_target_seconds", "newest_recovery_point", "changed_since_newest")
 DOWN_TIMEOUT_SECONDS = 30.0
 
 
@@ -181,7 +182,6 @@ def _status_report(state: StateDir, info: ServiceInfo) -> dict[str, Any]:
     if not prefect_ok:
         warnings.append(f"the Prefect API at {info.prefect_api_url} does not answer")
     newest = _newest_backup(info, token) if health is not None else None
-    now = time.time()
     return {
         "running": True,
         "status": "ok" if not warnings else "degraded",
@@ -195,8 +195,8 @@ def _status_report(state: StateDir, info: ServiceInfo) -> dict[str, Any]:
         "prefect_api_url": info.prefect_api_url,
         "api_url": info.api_url,
         "newest_backup": newest,
-        # What a failure now could lose at most: the age of the newest backup.
-        "rpo_seconds": round(now - newest["timestamp"]) if newest else None,
+        # What a failure now would lose (dagvault.rpo), as the API's /health measured it.
+        **{key: (health or {}).get(key) for key in RPO_FIELDS},
         "next_scheduled_run": _next_run(info, auth) if prefect_ok else None,
         "operations_in_progress": (health or {}).get("operations_in_progress"),
         "warnings": warnings,
@@ -247,7 +247,7 @@ def _print_status(state: StateDir, info: ServiceInfo, report: dict[str, Any]) ->
     if newest:
         created = iso(newest["timestamp"])
         print(f"  newest backup: {newest['backup_path']} ({created}, {newest['backup_type']})")
-        print(f"  RPO now    : {_duration(report['rpo_seconds'])} (age of the newest backup)")
+        print(f"  RPO now    : {rpo_text(report)}")
     else:
         print("  newest backup: none")
     upcoming = report["next_scheduled_run"]
@@ -257,14 +257,6 @@ def _print_status(state: StateDir, info: ServiceInfo, report: dict[str, Any]) ->
         print("  next run   : none scheduled yet (Prefect's scheduler adds runs each minute)")
     for warning in report["warnings"]:
         print(f"  warning    : {warning}")
-
-
-def _duration(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # --- down -------------------------------------------------------------------------------

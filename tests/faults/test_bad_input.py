@@ -65,6 +65,7 @@ SETTINGS_FIRST = {
     "schedule": [],
     "health": [],  # settings only, no flow run
     "restore": ["missing.db"],
+    "drill": [],  # settings first, before its flow run
     "export": [],
     "import-sql": ["missing.sql"],
     "replicate": [],

@@ -53,6 +53,7 @@ DEPLOYMENTS = {
     "nightly-parquet-export",
     "retention-prune",
     "replicate-off-site",
+    "restore-drill",
     "fleet-backup",
 }
 
