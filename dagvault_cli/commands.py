@@ -29,6 +29,7 @@ from dagvault.health import DEGRADED_EXIT, check_health
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.common import parse_options
 from dagvault.operations.export import ExportOptions
+from dagvault.operations.replicate import ReplicateOptions
 from dagvault.operations.restore import ImportOptions
 from dagvault.operations.retention import (
     RETENTION_RULES,
@@ -451,15 +452,18 @@ def api(args: argparse.Namespace) -> int:
 
 
 def replicate(args: argparse.Namespace) -> int:
+    options = parse_options(ReplicateOptions, bandwidth_limit=args.bandwidth_limit)
     settings = _settings(
         args,
         backup_dir=args.backup_dir,
         replicas=args.to,
         encryption_enabled=args.encrypt,
         encryption_key_file=args.key_file,
+        bandwidth_limit=options.bandwidth_limit,
     )
     reports = run_operation(
         "replicate",
+        options,
         targets=args.to,
         backup_dir=args.backup_dir,
         encrypt=args.encrypt,

@@ -18,7 +18,7 @@ from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault.presets import PRESETS
-from dagvault_cli import commands, production
+from dagvault_cli import commands, production, report
 from dagvault_cli.output import log_to_terminal
 from dagvault_cli.service import control as service
 
@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a target (repeatable; default backup.replicas / BACKUP_REPLICAS)",
     )
     p.add_argument("--backup-dir", help="the local backup directory (BACKUP_DIR)")
+    p.add_argument(
+        "--bandwidth-limit",
+        metavar="BYTES_PER_S",
+        help="upload at most this many bytes per second on average, e.g. 10M or 512K (KiB, "
+        "MiB, GiB; DAGVAULT_BANDWIDTH_LIMIT; default: no limit)",
+    )
     _encryption_options(p)
 
     p = command(
@@ -442,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a recommended schedule and retention (BACKUP_PRESET; docs/production.md)",
     )
     service.add_commands(command, port=_port)
+    report.register(sub, parents=[common], epilog=EPILOG)
     return parser
 
 
@@ -461,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         log_to_terminal(args.verbose)
-        return int(args.func(args))
+        # A command module's register() sets ``handler``; those built here set ``func``.
+        return int((getattr(args, "handler", None) or args.func)(args))
     except DagvaultError as exc:
         return _report(exc)
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ OPERATIONS: dict[str, tuple[str, type[Result] | None]] = {
     "export": ("flows.export:export_flow", None),
     "import-sql": ("flows.export:import_sql_flow", None),
     "fleet-backup": ("flows.fleet:fleet_backup_flow", None),
+    "report": ("flows.report:health_report_flow", None),
 }
 
 

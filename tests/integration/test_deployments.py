@@ -53,6 +53,7 @@ DEPLOYMENTS = {
     "nightly-parquet-export",
     "retention-prune",
     "replicate-off-site",
+    "weekly-health-report",
     "fleet-backup",
 }
 
