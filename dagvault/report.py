@@ -149,9 +149,10 @@ def read_journal(directory: Path) -> list[Entry]:
 
 
 def backup_points(directory: Path) -> list[BackupPoint]:
-    """The directory's backups with a readable .meta, oldest first."""
+    """The directory's backups with a readable .meta, oldest first (in the catalog's
+    order: two backups of one second keep the order they were taken in)."""
     points = []
-    for entry in list_backups(directory):
+    for entry in reversed(list_backups(directory)):
         info = entry.info
         if info is None:
             continue
@@ -167,7 +168,7 @@ def backup_points(directory: Path) -> list[BackupPoint]:
                 pages or None,
             )
         )
-    return sorted(points, key=lambda p: p.time)
+    return points
 
 
 def _runs(entries: Iterable[Entry]) -> tuple[int, int]:

@@ -156,7 +156,9 @@ class FsspecStore:
             out.close()
         except BaseException:
             out.discard()
-            out.closed = True
+            # fsspec's buffered files (S3, GCS) have a settable flag; a plain stream has not.
+            with contextlib.suppress(AttributeError):
+                out.closed = True
             raise
 
     def write(self, name: str, data: bytes) -> None:
