@@ -147,6 +147,7 @@ class FsspecStore:
         pace; it sends a part each ``part_bytes`` and makes the object visible at close().
         On failure the upload is discarded (S3: the multipart upload is aborted) and the
         file marked closed, so neither close() nor the garbage collector publishes a prefix."""
+        throttle.begin()
         out = self.fs.open(key, "wb", block_size=throttle.part_bytes)
         try:
             with open(local, "rb") as src:

@@ -94,6 +94,7 @@ class LocalStore:
 
 
 def _paced_copy(source: Path, dest: Path, throttle: Throttle) -> None:
+    throttle.begin()
     with open(source, "rb") as src, open(dest, "wb") as out:
         while chunk := src.read(CHUNK_BYTES):
             out.write(chunk)

@@ -1,15 +1,18 @@
 """Bandwidth limits for uploads to storage targets (``--bandwidth-limit``,
 DAGVAULT_BANDWIDTH_LIMIT).
 
-A ``Throttle`` paces the bytes a run sends: after each chunk it sleeps until the bytes
-sent so far, at the limit, would have taken at least the time elapsed since the first.
-Idle time (listing a target, reading an upload back, encrypting) is never banked as
-credit for a later burst, so the rate over any transfer stays at or under the limit.
-One throttle serves a whole run (every backup, every target, one after another).
+A ``Throttle`` paces each upload against its own schedule: after each chunk it sleeps
+until the bytes sent so far in this upload, at the limit, would have taken at least the
+time since the upload began. Time the upload itself spends (an object store sending a
+part) counts towards the schedule, so the average over an upload is the limit, not less;
+time between uploads (listing a target, reading an upload back, encrypting) is never
+banked as credit for a burst, since each upload begins its schedule anew. One throttle
+serves a whole run (every backup, every target, one after another).
 
 Object stores receive data in parts (``PART_BYTES`` or one second of the limit, the larger)
-and a small object in one request: the wire sees a part at link speed, then a pause, and
-the average over a transfer is the limit.
+and a small object in one request once it is complete: the wire sees a part at link speed,
+then a pause, and the average over an upload is the limit (a small object's one request
+comes after its schedule, so it lands a little under).
 """
 
 from __future__ import annotations
@@ -57,20 +60,25 @@ class Throttle:
     ) -> None:
         self.bytes_per_second = bytes_per_second
         self._clock, self._sleep = clock, sleep
-        self._paid_until: float | None = None  # when the bytes sent so far are "paid for"
+        self._began = clock()
+        self._sent = 0
 
     @property
     def part_bytes(self) -> int:
         """The part size an object store should use: one second of transfer, at least 5 MiB."""
         return max(PART_BYTES, self.bytes_per_second)
 
+    def begin(self) -> None:
+        """A new upload starts (or a failed one starts again): its schedule starts now."""
+        self._began, self._sent = self._clock(), 0
+
     def sent(self, count: int) -> None:
-        """``count`` bytes just went out: wait until the limit allows the next ones."""
-        now = self._clock()
-        start = now if self._paid_until is None else max(self._paid_until, now)
-        self._paid_until = start + count / self.bytes_per_second
-        if self._paid_until > now:
-            self._sleep(self._paid_until - now)
+        """``count`` bytes of the current upload just went out: wait until the schedule
+        allows the next ones."""
+        self._sent += count
+        wait = self._began + self._sent / self.bytes_per_second - self._clock()
+        if wait > 0:
+            self._sleep(wait)
 
 
 def throttle_for(bytes_per_second: int | None) -> Throttle | None:

@@ -16,6 +16,8 @@ from _helpers import make_odd_ledger, write_odd_ledger_config
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreOptions, RestoreResult
 from dagvault.operations.export import ExportOptions
+from dagvault.operations.replicate import ReplicateOptions
+from dagvault.operations.report import ReportOptions
 from dagvault.operations.restore import ImportOptions
 from dagvault.operations.retention import CleanupOptions, PruneOptions
 from dagvault.operations.verify import VerifyOptions
@@ -34,6 +36,8 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]  # the `cli` fixture
         (VerifyOptions, "flows.verify:verify_flow"),
         (ExportOptions, "flows.export:export_flow"),
         (ImportOptions, "flows.export:import_sql_flow"),
+        (ReplicateOptions, "flows.replicate:replicate_flow"),
+        (ReportOptions, "flows.report:health_report_flow"),
     ],
 )
 def test_every_option_is_a_parameter_of_its_flow(options: type[Any], flow: str) -> None:
