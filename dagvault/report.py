@@ -41,7 +41,7 @@ from typing import Any
 
 from dagvault import journal
 from dagvault.catalog import list_backups
-from dagvault.errors import ConfigError
+from dagvault.errors import ConfigError, storage_error
 from dagvault.storage.backup_store import backup_store
 
 RECENT_DAYS = 7
@@ -124,19 +124,24 @@ def _iso(moment: datetime) -> str:
 def read_journal(directory: Path) -> list[Entry]:
     """Every readable line of ``directory``'s journal, oldest first; damaged or partial
     lines (a writer killed mid-line) are skipped, as the metrics do."""
+    path = journal.journal_path(directory)
     try:
-        raw = journal.journal_path(directory).read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:  # unreadable (permissions), or BACKUP_DIR is a file
+        raise storage_error(exc, "reading", str(path)) from exc
     entries = []
     for line in raw.splitlines():
         try:
             item = json.loads(line)
             seconds = item.get("seconds")
             details = item.get("details")
+            when = datetime.fromisoformat(item["time"])
             entries.append(
                 Entry(
-                    datetime.fromisoformat(item["time"]),
+                    # dagvault writes UTC with its offset; a line without one is read as UTC.
+                    when if when.tzinfo else when.replace(tzinfo=UTC),
                     str(item["operation"]),
                     str(item["outcome"]),
                     float(seconds) if isinstance(seconds, int | float) else None,

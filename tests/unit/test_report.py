@@ -18,7 +18,7 @@ from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions
 
 from dagvault import journal
 from dagvault.backup import create_backup
-from dagvault.errors import BackupNotFound, ConfigError
+from dagvault.errors import BackupNotFound, ConfigError, StorageError
 from dagvault.ledger import LedgerProfile
 from dagvault.report import (
     BackupPoint,
@@ -236,8 +236,13 @@ def test_the_journal_reader_skips_damaged_lines(tmp_path: Path) -> None:
     with open(journal.journal_path(tmp_path), "ab") as fh:
         fh.write(b'not json\n{"time": "yesterday", "operation": "x", "outcome": "success"}\n')
         fh.write(b'{"operation": "backup"}\n{"time":"2026-01-01T00:00:00+00:00","operation":"ba')
-    (entry,) = read_journal(tmp_path)
-    assert (entry.operation, entry.seconds, entry.details) == ("backup", 1.25, {"n": 1})
+        fh.write(b'\n{"time":"2026-01-01T00:00:00","operation":"verify","outcome":"success"}\n')
+    naive, first = read_journal(tmp_path)  # oldest first
+    assert (first.operation, first.seconds, first.details) == ("backup", 1.25, {"n": 1})
+    assert naive.time == datetime(2026, 1, 1, tzinfo=UTC)  # a hand-written line: UTC
+    not_a_directory = tmp_path / journal.JOURNAL_FILE
+    with pytest.raises(StorageError):
+        read_journal(not_a_directory)
 
 
 def test_a_storage_target_or_a_bad_option_is_refused_before_a_flow_runs(
