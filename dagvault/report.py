@@ -310,10 +310,15 @@ def _warnings(report: HealthReport, thresholds: Thresholds, now: datetime) -> li
     recent = report.failure_rate_recent
     if recent is not None and recent > thresholds.max_failure_rate:
         before = report.failure_rate_before
-        trend = "rising" if before is None or recent > before else "not falling"
+        if before is None:
+            trend = "no earlier runs"
+        elif recent == before:
+            trend = "as before"
+        else:
+            trend = f"{'rising' if recent > before else 'falling'} from {_percent(before)}"
         warnings.append(
-            f"Failure rate {_percent(recent)} in the last {RECENT_DAYS} days ({trend}; "
-            f"{_percent(before)} before), above {_percent(thresholds.max_failure_rate)}"
+            f"Failure rate {_percent(recent)} in the last {RECENT_DAYS} days ({trend}), "
+            f"above {_percent(thresholds.max_failure_rate)}"
         )
     days = report.disk["days_until_full"]
     if days is not None and days < thresholds.min_disk_days:

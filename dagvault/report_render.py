@@ -68,8 +68,6 @@ def is_empty(report: Report) -> bool:
 def summary_rows(report: Report) -> list[tuple[str, str]]:
     """(metric, value) of the report's headline numbers."""
     backups = report["backups"]
-    sizes = [b["file_size"] for b in backups]
-    durations = [b["seconds"] for b in backups]
     gaps = [point["seconds"] for point in report["rpo"]]
     growth = report["ledger_growth_per_day"]
     drills, disk = report["drills"], report["disk"]
@@ -77,8 +75,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         ("backups in window", str(len(backups))),
         (f"failure rate, last {RECENT_DAYS} d", _percent(report["failure_rate_recent"])),
         ("failure rate, before", _percent(report["failure_rate_before"])),
-        ("backup size, first → last", _trend(sizes, _size)),
-        ("backup duration, first → last", _trend(durations, _duration)),
+        *_trends(backups),
         ("RPO now (age of newest backup)", _duration(report["current_rpo_seconds"])),
         ("RPO, worst in window", _duration(max(gaps)) if gaps else "-"),
         ("ledger growth per day", _growth(growth)),
@@ -94,6 +91,19 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
             "-" if disk["days_until_full"] is None else f"{disk['days_until_full']:.0f}",
         ),
     ]
+
+
+def _trends(backups: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Size and duration, first and last of the window, per backup type (a full backup
+    and an incremental are not comparable)."""
+    rows = []
+    for kind in sorted({b["kind"] for b in backups}):
+        mine = [b for b in backups if b["kind"] == kind]
+        rows.append((f"{kind} size, first → last", _trend([b["file_size"] for b in mine], _size)))
+        rows.append(
+            (f"{kind} duration, first → last", _trend([b["seconds"] for b in mine], _duration))
+        )
+    return rows
 
 
 def _trend(values: list[float] | list[int], show: Callable[[float], str]) -> str:

@@ -78,7 +78,7 @@ def test_runs_failures_and_the_rising_failure_rate() -> None:
     assert report.failure_rate_recent == pytest.approx(2 / 5)  # 4 backups + 1 verify
     assert report.failure_rate_before == pytest.approx(1 / 10)
     (warning,) = report.warnings
-    assert warning.startswith("Failure rate 40% in the last 7 days (rising; 10% before)")
+    assert warning == "Failure rate 40% in the last 7 days (rising from 10%), above 5%"
     assert report.runs_per_day[_at(5).date().isoformat()] == {"runs": 1, "failed": 1}
 
     # The same rate in both periods is still a warning above the threshold (not falling);
@@ -87,7 +87,7 @@ def test_runs_failures_and_the_rising_failure_rate() -> None:
     same = [*before, *(_entry(1 + i / 10, "verify", "success") for i in range(9))]
     same.append(_entry(0.5, "verify", "failure"))
     (warning,) = build_report("b", same, [], free_bytes=None, now=NOW).warnings
-    assert "Failure rate 10% in the last 7 days (not falling; 10% before)" in warning
+    assert warning == "Failure rate 10% in the last 7 days (as before), above 5%"
     clean = [*before, _entry(1, "backup", "success")]
     assert build_report("b", clean, [], free_bytes=None, now=NOW).warnings == []
     lenient = Thresholds(max_failure_rate=0.5)
