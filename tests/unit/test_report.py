@@ -212,10 +212,9 @@ def test_the_page_embeds_its_charts_and_stale_charts_go(odd_ledger: Path, tmp_pa
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing outside the page
     assert "<td>backup</td>" in page
 
-    # A later report without drills removes the drill chart of the earlier one.
-    (backups / journal.JOURNAL_FILE).unlink()
-    names = [p.name for p in write_files(health_report(backups).to_json(), reports)]
-    assert "drills.png" not in names and not (reports / "health" / "drills.png").exists()
+    # A later report without data removes the charts of the earlier one.
+    assert write_files(health_report(tmp_path / "new").to_json(), reports) == [written[-1]]
+    assert [p.name for p in (reports / "health").iterdir()] == [PAGE]
 
 
 def test_markdown_and_terminal_show_the_warnings_and_tables() -> None:
