@@ -21,12 +21,13 @@ def replicate_flow(
     config_file: str | None = None,
     encryption_key_file: str | None = None,
     settings: Settings | None = None,
-    bandwidth_limit: int | None = None,
+    bandwidth_limit: int | str | None = None,
 ) -> list[dict[str, Any]]:
     """Copy the local backups each target (default ``backup.replicas``) lacks, oldest
-    first, uploading at most ``bandwidth_limit`` bytes/s (DAGVAULT_BANDWIDTH_LIMIT if
-    unset; no limit by default), and report the lag per target (newest local vs newest
-    backup there). Fails when a backup could not be copied."""
+    first, uploading at most ``bandwidth_limit`` bytes/s (a number, or text such as "10M"
+    in the UI; DAGVAULT_BANDWIDTH_LIMIT if unset; no limit by default), and report the lag
+    per target (newest local vs newest backup there). Fails when a backup could not be
+    copied."""
     settings = resolve(
         settings,
         config_file,
