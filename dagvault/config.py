@@ -21,6 +21,7 @@ from dagvault.json_errors import describe_json_error
 from dagvault.ledger import LedgerProfile
 from dagvault.presets import PRESETS
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
+from dagvault.storage.throttle import parse_rate
 
 EXPORT_FORMATS = ("sql", "json", "jsonl", "csv", "parquet")
 CONFIG_ENV = "DAGVAULT_CONFIG"
@@ -38,6 +39,9 @@ class Settings:
     # Extra copies (storage target URLs; plain paths become file:// URLs) kept in step
     # by `dagvault replicate` and after each backup. Default: none.
     replicas: tuple[str, ...] = ()
+    # Bytes per second every upload to a storage target (replicate, a backup's replicas, a
+    # remote BACKUP_DIR) may use on average, within 10%. Default: None (no limit).
+    bandwidth_limit: int | None = None
     # Encrypt what is written to storage targets (and exports) with AES-256-GCM.
     encryption_enabled: bool = False
     # File holding the key (64 hex digits); else DAGVAULT_ENCRYPTION_KEY holds the key.
@@ -94,6 +98,12 @@ class Settings:
     # A Prefect notification block ("<type-slug>/<name>", e.g. slack-webhook/ops) that
     # failed or crashed runs post to; None sends nothing.
     notify_block: str | None = None
+    # The health report (`dagvault report`, the weekly deployment): the days it covers,
+    # the failure rate of the last 7 days above which it warns, and the days of free disk
+    # at the current growth below which it warns. Defaults: 30 days, 5%, 30 days.
+    report_days: int = 30
+    report_max_failure_rate: float = 0.05
+    report_min_disk_days: float = 30.0
     # The largest request body `dagvault api` reads; larger ones are refused (413) before
     # they are buffered. The API's JSON bodies are a few KiB. Default: 256 KiB.
     api_max_body_bytes: int = 256 * 1024
@@ -139,6 +149,18 @@ def _boolean(raw: Any) -> bool:
     if text in _FALSE:
         return False
     raise ValueError("expected true or false")
+
+
+def _fraction(raw: Any) -> float:
+    """A rate from 0 to 1, or a percentage ("5%")."""
+    text = str(raw).strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("expected a rate from 0 to 1, or a percentage such as 5%") from None
+    if isinstance(raw, bool) or not 0 <= value <= 1:
+        raise ValueError("expected a rate from 0 to 1, or a percentage such as 5%")
+    return value
 
 
 def _non_negative_int(raw: Any) -> int:
@@ -225,6 +247,7 @@ _SPECS: dict[str, _Spec] = {
     "database_path": _Spec("DATABASE_PATH", ("database", "path"), _path),
     "backup_dir": _Spec("BACKUP_DIR", ("backup", "directory"), _target),
     "replicas": _Spec("BACKUP_REPLICAS", ("backup", "replicas"), replica_targets),
+    "bandwidth_limit": _Spec("DAGVAULT_BANDWIDTH_LIMIT", ("backup", "bandwidth_limit"), parse_rate),
     "encryption_enabled": _Spec(
         "BACKUP_ENCRYPTION_ENABLED", ("backup", "encryption_enabled"), _boolean
     ),
@@ -275,6 +298,13 @@ _SPECS: dict[str, _Spec] = {
     "allow_decrease": _Spec("DAGVAULT_ALLOW_DECREASE", ("quality", "allow_decrease"), _boolean),
     "preset": _Spec("BACKUP_PRESET", ("backup", "preset"), _preset),
     "notify_block": _Spec("DAGVAULT_NOTIFY_BLOCK", ("notify", "block"), _block_name),
+    "report_days": _Spec("DAGVAULT_REPORT_DAYS", ("report", "days"), _positive_int),
+    "report_max_failure_rate": _Spec(
+        "DAGVAULT_REPORT_MAX_FAILURE_RATE", ("report", "max_failure_rate"), _fraction
+    ),
+    "report_min_disk_days": _Spec(
+        "DAGVAULT_REPORT_MIN_DISK_DAYS", ("report", "min_disk_days"), _positive_float
+    ),
     "api_max_body_bytes": _Spec(
         "DAGVAULT_API_MAX_BODY_BYTES", ("api", "max_body_bytes"), _positive_int
     ),

@@ -5,8 +5,10 @@ JSON line to ``.dagvault-operations.jsonl`` in the backup directory: the one it 
 on, or for exports and imports the one its caller names (BACKUP_DIR; with none given,
 nothing is recorded, so a library call leaves no file behind): ``time`` (UTC),
 ``operation``, ``outcome`` (``success``, ``failure``, or ``quality_gate_failed`` for a
-data-quality gate that failed), ``pid`` and ``host``; some lines add ``seconds`` (how long
-it took, e.g. a restore drill's RTO) and ``details`` (an object). The CLI, a deployment's run and
+data-quality gate that failed), ``pid`` and ``host``, and when known ``seconds`` (how long
+it ran) and ``details`` (an object of operation-specific facts, e.g. a restore drill's
+``rto_seconds`` and ``backup``). Lines written before those two fields existed lack them;
+readers (the health report, dagvault.report) treat them as unknown. The CLI, a deployment's run and
 the HTTP API all write it, so the API's ``/metrics`` counters (``Tally``) count every
 run, and survive a restart of the API.
 
@@ -24,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -52,9 +55,9 @@ def record(
     seconds: float | None = None,
     details: Mapping[str, object] | None = None,
 ) -> None:
-    """Append one line for ``operation`` to ``directory``'s journal (with ``seconds`` and
-    ``details`` when given). Nothing happened to a directory that does not exist (bad
-    input): nothing is recorded there, nor for None."""
+    """Append one line for ``operation`` to ``directory``'s journal, with how long it ran
+    (``seconds``) and its ``details`` (JSON values) when given. Nothing happened to a
+    directory that does not exist (bad input): nothing is recorded there, nor for None."""
     if directory is None or not directory.is_dir():
         return
     entry: dict[str, object] = {
@@ -68,6 +71,7 @@ def record(
         entry["seconds"] = round(seconds, 3)
     if details is not None:
         entry["details"] = dict(details)
+    # default=str: a detail that is no JSON value (a Path) is written as text, not lost.
     line = json.dumps(entry, separators=(",", ":"), default=str)
     path = journal_path(directory)
     try:
@@ -84,22 +88,34 @@ def record(
 @dataclass
 class Outcome:
     failed: bool = False  # set by a block that fails without raising (a failed check)
+    # Facts the block learnt and the journal keeps (cleanup's bytes_freed), set by the block.
+    details: dict[str, object] | None = None
 
 
 @contextlib.contextmanager
 def operation(directory: Path | None, name: str) -> Iterator[Outcome]:
     """Record ``name`` as a success, or as a failure if the block raises (then re-raise)
-    or sets ``failed`` on the outcome it is given. An operation refused because another
-    holds the lock never started: it is not recorded (and leaves the directory as it was)."""
+    or sets ``failed`` on the outcome it is given, with the seconds the block ran and the
+    outcome's ``details``. An operation refused because another holds the lock never
+    started: it is not recorded (and leaves the directory as it was)."""
     outcome = Outcome()
+    started = time.monotonic()
     try:
         yield outcome
     except OperationInProgress:
         raise
     except BaseException:
-        record(directory, name, FAILURE)
+        record(
+            directory, name, FAILURE, seconds=time.monotonic() - started, details=outcome.details
+        )
         raise
-    record(directory, name, FAILURE if outcome.failed else SUCCESS)
+    record(
+        directory,
+        name,
+        FAILURE if outcome.failed else SUCCESS,
+        seconds=time.monotonic() - started,
+        details=outcome.details,
+    )
 
 
 class Tally:

@@ -473,8 +473,8 @@ def _execute(
         held = locks.enter_context(HeldDir.open(directory))
         locks.enter_context(held.naming_errors())
         directory = held.io
-        if not dry_run:  # a dry run changes nothing: no operation on the directory
-            locks.enter_context(journal.operation(directory, operation))
+        # A dry run changes nothing: no operation on the directory.
+        outcome = None if dry_run else locks.enter_context(journal.operation(directory, operation))
         locks.enter_context(lock.hold(directory, operation))
         # Pre-restore copies found here (a database inside its backup directory) are
         # never backups of the directory: only their own rule may remove them.
@@ -496,6 +496,8 @@ def _execute(
             for path in doomed:
                 _unlink(path, result)
         result.removed_files = [held.show(path) for path in result.removed_files]
+        if outcome is not None:  # the health report's disk forecast nets this against growth
+            outcome.details = {"bytes_freed": result.bytes_freed}
     result.duration_seconds = time.monotonic() - started
     if not dry_run:
         events.cleaned(len(result.removed_files), result.bytes_freed)

@@ -24,6 +24,7 @@ from dagvault_cli.commands import (
     node,
     offsite,
     production,
+    report,
     restore,
     retention,
     transfer,
@@ -38,7 +39,19 @@ TOP_EXAMPLES = """examples:
   dagvault COMMAND --help                           # each command's options and example
 """
 # Each group's register() adds its commands: in this order they appear in --help and docs/cli.md.
-GROUPS = (backup, retention, offsite, keys, monitoring, restore, drill, transfer, node, production)
+GROUPS = (
+    backup,
+    retention,
+    offsite,
+    keys,
+    monitoring,
+    restore,
+    drill,
+    report,
+    transfer,
+    node,
+    production,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -43,6 +43,7 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
     "default_export_format": ("format",),
     "create_pre_restore_backup": ("no_pre_restore_backup", "no_pre_import_backup"),
     "restore_verify_checksum": ("restore:no_verify",),
+    "report_days": ("days",),
 }
 API_ALIASES: dict[str, tuple[str, ...]] = {
     "compression_enabled": ("compress",),
@@ -102,6 +103,14 @@ MEANINGS: dict[str, str] = {
     "run; left on, every data loss passes with a warning)",
     "notify_block": "a Prefect notification block (`<type-slug>/<name>`, e.g. "
     "`slack-webhook/ops`) that failed or crashed runs post to",
+    "bandwidth_limit": "bytes per second every upload to a storage target may use on "
+    "average (`10M`, `512K`: MiB, KiB; within 10%; [bandwidth limits](offsite.md"
+    "#bandwidth-limits)); default: no limit",
+    "report_days": "the days the [health report](production.md#health-report) covers",
+    "report_max_failure_rate": "the health report warns when the failure rate of the last "
+    "7 days is above this (`0.05` or `5%`)",
+    "report_min_disk_days": "the health report warns when the backup filesystem fills in "
+    "fewer days than this at the current growth",
     "api_max_body_bytes": "largest request body `dagvault api` reads (256 KiB by default); "
     "larger ones are refused with 413",
     "rpo_target_seconds": "the recovery point objective: `/health` and `dagvault health` are "

@@ -155,12 +155,13 @@ def _copy_off_site(
     """Upload the staged backup to a remote BACKUP_DIR, then bring each replica up to date;
     return the targets that hold it now."""
     encrypt, key = settings.encryption_enabled, key_file(settings)
+    limit = settings.bandwidth_limit  # every upload to a target, as `dagvault replicate`'s
     if not backup_store(settings.backup_dir).is_local:
         staged = info["backup_path"]
-        info["backup_path"] = upload_to(staged, str(settings.backup_dir), encrypt, key)
+        info["backup_path"] = upload_to(staged, str(settings.backup_dir), encrypt, key, limit)
         for target in replicas:
-            upload_to(staged, target, encrypt, key)
+            upload_to(staged, target, encrypt, key, limit)
     else:
         for target in replicas:
-            replicate_task(directory, target, encrypt, key)
+            replicate_task(directory, target, encrypt, key, limit)
     return replicas

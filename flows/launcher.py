@@ -34,6 +34,7 @@ FLOWS: dict[str, str] = {
     "import-sql": "flows.export:import_sql_flow",
     "fleet-backup": "flows.fleet:fleet_backup_flow",
     "drill": "flows.drill:drill_flow",
+    "report": "flows.report:health_report_flow",
 }
 
 

@@ -21,10 +21,13 @@ def replicate_flow(
     config_file: str | None = None,
     encryption_key_file: str | None = None,
     settings: Settings | None = None,
+    bandwidth_limit: int | str | None = None,
 ) -> list[dict[str, Any]]:
     """Copy the local backups each target (default ``backup.replicas``) lacks, oldest
-    first, and report the lag per target (newest local vs newest backup there). Fails
-    when a backup could not be copied."""
+    first, uploading at most ``bandwidth_limit`` bytes/s (a number, or text such as "10M"
+    in the UI; DAGVAULT_BANDWIDTH_LIMIT if unset; no limit by default), and report the lag
+    per target (newest local vs newest backup there). Fails when a backup could not be
+    copied."""
     settings = resolve(
         settings,
         config_file,
@@ -32,6 +35,7 @@ def replicate_flow(
         replicas=targets or None,
         encryption_enabled=encrypt,
         encryption_key_file=encryption_key_file,
+        bandwidth_limit=bandwidth_limit,
     )
     if not backup_store(settings.backup_dir).is_local:
         raise ConfigError(
@@ -47,7 +51,11 @@ def replicate_flow(
     with one_at_a_time(backup_dir=settings.backup_dir):
         reports = [
             replicate_to(
-                str(settings.backup_dir), target, settings.encryption_enabled, key_file(settings)
+                str(settings.backup_dir),
+                target,
+                settings.encryption_enabled,
+                key_file(settings),
+                settings.bandwidth_limit,
             )
             for target in settings.replicas
         ]

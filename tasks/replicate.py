@@ -11,6 +11,7 @@ from dagvault.meta import read_meta
 from dagvault.storage import open_store
 from dagvault.storage.offsite.objects import upload_backup
 from dagvault.storage.offsite.replicate import replicate
+from dagvault.storage.throttle import throttle_for
 from tasks._runtime import artifact_key, task_options
 
 
@@ -21,11 +22,21 @@ def _key(encrypt: bool, key_file: str | None) -> bytes | None:
 
 @task(**task_options())
 def replicate_to(
-    backup_dir: str, target: str, encrypt: bool, key_file: str | None
+    backup_dir: str,
+    target: str,
+    encrypt: bool,
+    key_file: str | None,
+    bandwidth_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Copy the backups ``target`` lacks and report the lag (also kept in the backup
-    directory's .dagvault-replication.json for metrics)."""
-    report = replicate(Path(backup_dir), open_store(target), _key(encrypt, key_file)).to_json()
+    """Copy the backups ``target`` lacks (uploads at most ``bandwidth_limit`` bytes/s) and
+    report the lag (also kept in the backup directory's .dagvault-replication.json for
+    metrics)."""
+    report = replicate(
+        Path(backup_dir),
+        open_store(target),
+        _key(encrypt, key_file),
+        throttle=throttle_for(bandwidth_limit),
+    ).to_json()
     create_table_artifact(
         key=artifact_key("replication", target.rpartition("/")[2] or "target"),
         table=[
@@ -45,9 +56,21 @@ def replicate_to(
 
 
 @task(**task_options())
-def upload_to(backup_path: str, target: str, encrypt: bool, key_file: str | None) -> str:
-    """Upload one local backup to ``target`` (data, read-back check, .meta last); return
-    its URL there."""
+def upload_to(
+    backup_path: str,
+    target: str,
+    encrypt: bool,
+    key_file: str | None,
+    bandwidth_limit: int | None = None,
+) -> str:
+    """Upload one local backup to ``target`` (data at most ``bandwidth_limit`` bytes/s,
+    read-back check, .meta last); return its URL there."""
     backup = Path(backup_path)
-    remote = upload_backup(backup, read_meta(backup), open_store(target), _key(encrypt, key_file))
+    remote = upload_backup(
+        backup,
+        read_meta(backup),
+        open_store(target),
+        _key(encrypt, key_file),
+        throttle=throttle_for(bandwidth_limit),
+    )
     return remote.backup_path

@@ -14,6 +14,7 @@ from dagvault.operations.drill import DrillOptions, DrillResult
 from dagvault.operations.export import ExportOptions, ExportResult
 from dagvault.operations.fleet import FleetOptions, FleetResult
 from dagvault.operations.replicate import ReplicateOptions, ReplicateResult
+from dagvault.operations.report import ReportOptions, ReportResult
 from dagvault.operations.restore import ImportOptions, ImportResult, RestoreOptions, RestoreResult
 from dagvault.operations.retention import CleanupOptions, PruneOptions, RetentionResult
 from dagvault.operations.schedule import ScheduleOptions, ScheduleResult
@@ -38,4 +39,5 @@ OPERATIONS: dict[str, Operation] = {
     "replicate": Operation(ReplicateOptions, ReplicateResult),
     "fleet-backup": Operation(FleetOptions, FleetResult),
     "drill": Operation(DrillOptions, DrillResult),
+    "report": Operation(ReportOptions, ReportResult),
 }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, RootModel
+from pydantic import Field, RootModel, field_validator
 
 from dagvault.operations.common import MAX_PATH_CHARS, Options, model_of
 from dagvault.storage.offsite.replicate import ReplicationReport
+from dagvault.storage.throttle import parse_rate
 
 ReplicaReport = model_of(
     ReplicationReport,
@@ -31,6 +32,16 @@ class ReplicateOptions(Options):
         default=None,
         description="encrypt the copies (AES-256-GCM); BACKUP_ENCRYPTION_ENABLED if unset",
     )
+    bandwidth_limit: int | None = Field(
+        default=None,
+        description="bytes per second the uploads may use on average (10M, 512K: KiB/MiB/"
+        "GiB); DAGVAULT_BANDWIDTH_LIMIT if unset, no limit by default",
+    )
+
+    @field_validator("bandwidth_limit", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> object:
+        return None if value is None else parse_rate(value)
 
 
 class ReplicateResult(RootModel[list[ReplicaReport]]):  # type: ignore[valid-type]

@@ -7,6 +7,7 @@ delta's base never count it, and ``dagvault list`` shows it as failed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def gate_backup(
     limits: Limits | None = None,
 ) -> QualityReport:
     """Check one backup and record the verdict; never raises for bad data, only reports it."""
+    started = time.monotonic()
     with lock.hold(path.parent, "quality gate", shared=True):
         report = check_backup(
             path, profile, reports_dir=reports_dir, allow_decrease=allow_decrease, limits=limits
@@ -132,5 +134,7 @@ def gate_backup(
                 report, warnings=[*report.warnings, f"result not recorded: {exc.message}"]
             )
     if not report.passed:
-        journal.record(path.parent, "backup", journal.QUALITY_GATE_FAILED)
+        journal.record(
+            path.parent, "backup", journal.QUALITY_GATE_FAILED, seconds=time.monotonic() - started
+        )
     return report

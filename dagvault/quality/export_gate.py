@@ -11,6 +11,7 @@ covers the dataset formats.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def check_export(
 ) -> QualityReport:
     """Validate an export against the row counts of the snapshot it was taken from (a
     failure is recorded in ``journal_dir``'s operations journal)."""
+    started = time.monotonic()
     checked_at = datetime.now(UTC).isoformat(timespec="seconds")
     if fmt == "sql" or (fmt is None and export_path.is_file()):
         return QualityReport(
@@ -143,7 +145,9 @@ def check_export(
     )
     passed = all(o.success for o in outcomes)
     if not passed:
-        journal.record(journal_dir, "export", journal.QUALITY_GATE_FAILED)
+        journal.record(
+            journal_dir, "export", journal.QUALITY_GATE_FAILED, seconds=time.monotonic() - started
+        )
     return QualityReport(
         subject=str(export_path),
         passed=passed,

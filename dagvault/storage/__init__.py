@@ -28,10 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from dagvault.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dagvault.storage.throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ class Store(Protocol):
         """Objects directly under the target, by name; an absent target holds none."""
         ...
 
-    def upload(self, local: Path, name: str) -> None:
-        """Store the file ``local`` as ``name``, replacing an object of that name."""
+    def upload(self, local: Path, name: str, *, throttle: Throttle | None = None) -> None:
+        """Store the file ``local`` as ``name``, replacing an object of that name; at most
+        at ``throttle``'s rate when one is given."""
         ...
 
     def write(self, name: str, data: bytes) -> None:

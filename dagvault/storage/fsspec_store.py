@@ -24,6 +24,7 @@ import fsspec
 
 from dagvault.errors import BackupNotFound, ConfigError, StorageError
 from dagvault.storage import StoredObject
+from dagvault.storage.throttle import CHUNK_BYTES, Throttle
 
 T = TypeVar("T")
 
@@ -128,11 +129,37 @@ class FsspecStore:
                 found[name] = StoredObject(name, int(entry["size"]))
         return found
 
-    def upload(self, local: Path, name: str) -> None:
+    def upload(self, local: Path, name: str, *, throttle: Throttle | None = None) -> None:
+        def put() -> None:
+            if throttle is None:
+                self.fs.put_file(str(local), self._key(name))
+            else:
+                self._paced_put(local, self._key(name), throttle)
+
         try:
-            self._call("uploading to", name, lambda: self.fs.put_file(str(local), self._key(name)))
+            self._call("uploading to", name, put)
         except StorageError:
             self.delete_quietly(name)
+            raise
+
+    def _paced_put(self, local: Path, key: str, throttle: Throttle) -> None:
+        """Upload through the backend's writable file, a chunk at a time at ``throttle``'s
+        pace; it sends a part each ``part_bytes`` and makes the object visible at close().
+        On failure the upload is discarded (S3: the multipart upload is aborted) and the
+        file marked closed, so neither close() nor the garbage collector publishes a prefix."""
+        throttle.begin()
+        out = self.fs.open(key, "wb", block_size=throttle.part_bytes)
+        try:
+            with open(local, "rb") as src:
+                while chunk := src.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    throttle.sent(len(chunk))
+            out.close()
+        except BaseException:
+            out.discard()
+            # fsspec's buffered files (S3, GCS) have a settable flag; a plain stream has not.
+            with contextlib.suppress(AttributeError):
+                out.closed = True
             raise
 
     def write(self, name: str, data: bytes) -> None:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 from dagvault.errors import BackupNotFound, storage_error
 from dagvault.fsio import discard, ensure_dir, fsync_dir, publish, temp_path, write_atomic
 from dagvault.storage import StoredObject
+from dagvault.storage.throttle import CHUNK_BYTES, Throttle
 
 
 class LocalStore:
@@ -48,12 +49,15 @@ class LocalStore:
                 continue  # removed while we listed
         return found
 
-    def upload(self, local: Path, name: str) -> None:
+    def upload(self, local: Path, name: str, *, throttle: Throttle | None = None) -> None:
         ensure_dir(self.directory)
         final = self._path(name)
         temp = temp_path(final)
         try:
-            shutil.copyfile(local, temp)
+            if throttle is None:
+                shutil.copyfile(local, temp)
+            else:
+                _paced_copy(local, temp, throttle)
             with open(temp, "rb+") as fh:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -87,3 +91,11 @@ class LocalStore:
             return
         except OSError as exc:
             raise storage_error(exc, "removing", str(self._path(name))) from exc
+
+
+def _paced_copy(source: Path, dest: Path, throttle: Throttle) -> None:
+    throttle.begin()
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(CHUNK_BYTES):
+            out.write(chunk)
+            throttle.sent(len(chunk))

@@ -26,6 +26,12 @@ def register(subparsers: Subparsers) -> None:
         help="a target (repeatable; default backup.replicas / BACKUP_REPLICAS)",
     )
     p.add_argument("--backup-dir", help="the local backup directory (BACKUP_DIR)")
+    p.add_argument(
+        "--bandwidth-limit",
+        metavar="BYTES_PER_S",
+        help="upload at most this many bytes per second on average, e.g. 10M or 512K (KiB, "
+        "MiB, GiB; DAGVAULT_BANDWIDTH_LIMIT; default: no limit)",
+    )
     encryption_options(p)
 
 
@@ -37,6 +43,7 @@ def replicate(args: argparse.Namespace) -> int:
         replicas=args.to,
         encryption_enabled=args.encrypt,
         encryption_key_file=args.key_file,
+        bandwidth_limit=options.bandwidth_limit,
     )
     result: ReplicateResult = run_operation(
         "replicate", options, config_file=args.config, settings=settings

@@ -54,6 +54,7 @@ DEPLOYMENTS = {
     "retention-prune",
     "replicate-off-site",
     "restore-drill",
+    "weekly-health-report",
     "fleet-backup",
 }
 

@@ -58,3 +58,22 @@ def test_the_core_journals_its_operations_and_the_tally_reads_only_what_is_new(
     assert tally.counts() == {("prune", "success"): 1}
     # The list and the catalog never see the journal.
     assert not any(".dagvault-operations" in p for p in os.listdir(backups) if p[0] != ".")
+
+
+def test_lines_carry_seconds_and_details_and_old_lines_still_count(tmp_path: Path) -> None:
+    journal.record(tmp_path, "drill", journal.SUCCESS, seconds=7.25, details={"rto_seconds": 7.1})
+    with journal.operation(tmp_path, "cleanup") as outcome:
+        outcome.details = {"bytes_freed": 4096}
+    with pytest.raises(RuntimeError), journal.operation(tmp_path, "backup"):
+        raise RuntimeError("disk on fire")
+    path = journal.journal_path(tmp_path)
+    with open(path, "ab") as fh:  # a line an older version wrote
+        fh.write(
+            b'{"time":"2026-01-01T00:00:00.000+00:00","operation":"backup","outcome":"success"}\n'
+        )
+    drill, cleanup, failed, old = (json.loads(line) for line in path.read_text().splitlines())
+    assert (drill["seconds"], drill["details"]) == (7.25, {"rto_seconds": 7.1})
+    assert cleanup["details"] == {"bytes_freed": 4096} and cleanup["seconds"] >= 0
+    assert failed["outcome"] == "failure" and "details" not in failed
+    assert failed["seconds"] >= 0 and "seconds" not in old
+    assert journal.Tally(tmp_path).counts()[("backup", "success")] == 1

@@ -30,6 +30,7 @@ from dagvault.errors import BackupNotFound, StorageError, VerificationError
 from dagvault.fsio import discard, temp_path, write_atomic
 from dagvault.meta import META_SUFFIX, BackupInfo, meta_json, meta_path, parse_meta
 from dagvault.storage import Store
+from dagvault.storage.throttle import Throttle
 
 
 @dataclass
@@ -109,9 +110,17 @@ def _stored_digest(store: Store, name: str) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def upload_backup(backup: Path, info: BackupInfo, store: Store, key: bytes | None) -> BackupInfo:
+def upload_backup(
+    backup: Path,
+    info: BackupInfo,
+    store: Store,
+    key: bytes | None,
+    *,
+    throttle: Throttle | None = None,
+) -> BackupInfo:
     """Copy the local ``backup`` (described by ``info``) to ``store``, encrypted with
-    ``key`` if given; return the sidecar written there.
+    ``key`` if given, the data at most at ``throttle``'s rate; return the sidecar written
+    there.
 
     The local file is checked against ``info`` first (a damaged backup is never copied),
     the uploaded object is read back and compared, and the sidecar goes last."""
@@ -137,7 +146,7 @@ def upload_backup(backup: Path, info: BackupInfo, store: Store, key: bytes | Non
         stored_size = stored.stat().st_size
         # An older sidecar must never describe the object while it is being replaced.
         store.delete(data + META_SUFFIX)
-        store.upload(stored, data)
+        store.upload(stored, data, throttle=throttle)
         if _stored_digest(store, data) != (stored_size, checksum):
             store.delete(data)
             err = StorageError(

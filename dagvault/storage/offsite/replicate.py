@@ -27,6 +27,7 @@ from dagvault.errors import VerificationError
 from dagvault.fsio import write_atomic
 from dagvault.storage import Store
 from dagvault.storage.offsite.objects import list_target, upload_backup
+from dagvault.storage.throttle import Throttle
 
 STATUS_FILE = ".dagvault-replication.json"
 
@@ -84,10 +85,13 @@ def lag(backup_dir: Path, store: Store) -> ReplicationReport:
     )
 
 
-def replicate(backup_dir: Path, store: Store, key: bytes | None) -> ReplicationReport:
-    """Copy what ``store`` lacks (encrypted with ``key`` if given); the report says what
-    was copied or skipped and the lag afterwards. Holds the local directory's shared lock,
-    so no cleanup removes a backup while it is being copied."""
+def replicate(
+    backup_dir: Path, store: Store, key: bytes | None, *, throttle: Throttle | None = None
+) -> ReplicationReport:
+    """Copy what ``store`` lacks (encrypted with ``key`` if given; uploads at most at
+    ``throttle``'s rate); the report says what was copied or skipped and the lag
+    afterwards. Holds the local directory's shared lock, so no cleanup removes a backup
+    while it is being copied."""
     started = time.monotonic()
     copied: list[str] = []
     skipped: dict[str, str] = {}
@@ -103,7 +107,7 @@ def replicate(backup_dir: Path, store: Store, key: bytes | None) -> ReplicationR
                 skipped[name] = f"its parent {parent} is not at the target"
                 continue
             try:
-                upload_backup(entry.path, entry.info, store, key)  # type: ignore[arg-type]
+                upload_backup(entry.path, entry.info, store, key, throttle=throttle)  # type: ignore[arg-type]
             except VerificationError as exc:
                 # This backup is damaged; the others may still be copied. A storage error
                 # (network, permission, missing bucket) concerns the target: it ends the run.
