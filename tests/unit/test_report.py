@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions
-from dagvault_cli.report import render
 
 from dagvault import journal
 from dagvault.backup import create_backup
@@ -33,6 +32,7 @@ from dagvault.report import (
 from dagvault.report_render import PAGE, markdown, summary_rows, write_files
 from dagvault.retention import cleanup_old_backups
 from dagvault.verify import verify_backup
+from dagvault_cli.commands.report import render
 from dagvault_cli.main import main
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
