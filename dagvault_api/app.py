@@ -25,6 +25,7 @@ from dagvault_api.models import ErrorEnvelope
 from dagvault_api.routes import backups_router, exports_router, handoff_router, status_router
 from dagvault_api.service import (
     ACTIONS,
+    HANDOVER_PREFIX,
     INTERNAL_ERROR,
     ApiConfig,
     ApiError,
@@ -82,7 +83,13 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(status_router(service, reads))
     app.include_router(handoff_router(service, writes))
 
-    app.add_middleware(AuditRequests, audit=service.audit, actions=ACTIONS, token=config.token)
+    app.add_middleware(
+        AuditRequests,
+        audit=service.audit,
+        actions=ACTIONS,
+        handover_prefix=HANDOVER_PREFIX,
+        token=config.token,
+    )
 
     def answer(request: Request, error: ApiError) -> JSONResponse:
         request.state.error = error.message

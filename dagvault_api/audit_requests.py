@@ -17,16 +17,21 @@ from dagvault_api.audit import AuditLog
 from dagvault_api.caller import identify
 from dagvault_api.limits import ASGIApp, Message, Receive, Scope, Send
 
-HANDOVER_PREFIX = "/operations/"  # routes/handoff.py
-
 
 class AuditRequests:
     def __init__(
-        self, app: ASGIApp, *, audit: AuditLog, actions: Mapping[str, str], token: str | None
+        self,
+        app: ASGIApp,
+        *,
+        audit: AuditLog,
+        actions: Mapping[str, str],
+        handover_prefix: str,
+        token: str | None,
     ) -> None:
         self.app = app
         self.audit = audit
         self.actions = actions
+        self.handover_prefix = handover_prefix
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,7 +66,7 @@ class AuditRequests:
         path = scope["path"]
         denied = state.get("denied", False)
         # An operation the CLI handed over is audited like its public endpoint.
-        action = self.actions.get(path) or path.removeprefix(HANDOVER_PREFIX)
+        action = self.actions.get(path) or path.removeprefix(self.handover_prefix)
         if action == path and not denied:
             return
         caller = identify(scope, self.token)

@@ -40,6 +40,8 @@ ACTIONS = {
     "/backup/verify": "verify",
     "/backup/cleanup": "cleanup",
 }
+# The operations the node's CLI hands over (routes/handoff.py), audited like the above.
+HANDOVER_PREFIX = "/operations/"
 INTERNAL_ERROR = "Internal error; the server log has the details"
 
 

@@ -32,9 +32,8 @@ from dagvault.errors import DagvaultError, HandoffDeclined
 from dagvault.operations.common import Options
 from dagvault.operations.registry import OPERATIONS
 from dagvault.operations.restore import ImportOptions
-from dagvault_api.audit_requests import HANDOVER_PREFIX
 from dagvault_api.models import Envelope, HandoverData
-from dagvault_api.service import ApiError, Service, envelope
+from dagvault_api.service import HANDOVER_PREFIX, ApiError, Service, envelope
 
 # The settings that say where a run reads and writes: a command that names other places
 # runs in-process (the service touches only its own).
