@@ -18,7 +18,7 @@ from dagvault.backup import BACKUP_KINDS
 from dagvault.config import EXPORT_FORMATS
 from dagvault.errors import EXIT_CODES, ConfigError, DagvaultError
 from dagvault.presets import PRESETS
-from dagvault_cli import commands, production
+from dagvault_cli import commands, production, watch
 from dagvault_cli.output import log_to_terminal
 from dagvault_cli.service import control as service
 
@@ -442,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a recommended schedule and retention (BACKUP_PRESET; docs/production.md)",
     )
     service.add_commands(command, port=_port)
+    watch.register(sub, parents=[common])
     return parser
 
 

@@ -1,0 +1,85 @@
+"""`dagvault watch`: notice ledger changes and get incremental backups taken for them."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from dagvault.config import load_settings
+
+HELP = (
+    "Watch the ledger for commits (WAL and data_version, every DAGVAULT_WATCH_INTERVAL s) "
+    "and send Prefect the events whose deployment triggers take incremental backups within "
+    "RPO_TARGET_SECONDS; without PREFECT_API_URL, take those backups here. Runs until "
+    "stopped (SIGTERM, Ctrl-C); `dagvault up` runs one."
+)
+EXAMPLE = "PREFECT_API_URL=http://127.0.0.1:4200/api dagvault watch --db ./blockchain.db"
+
+
+def register(
+    subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
+) -> None:  # subparsers: argparse's private _SubParsersAction
+    p = subparsers.add_parser(
+        "watch",
+        parents=list(parents),
+        help=HELP,
+        description=f"{HELP}\n\nexample:\n  {EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Values are checked where settings are resolved, so a bad one names its flag.
+    p.add_argument("--db", help="the ledger database (DATABASE_PATH, default ./blockchain.db)")
+    p.add_argument(
+        "--backup-dir", help="where the backups this process takes go (BACKUP_DIR, ./backups)"
+    )
+    p.add_argument(
+        "--watch-interval-seconds",
+        metavar="SECONDS",
+        help="seconds between looks at the ledger (DAGVAULT_WATCH_INTERVAL, 1)",
+    )
+    p.add_argument(
+        "--rpo-target-seconds",
+        metavar="SECONDS",
+        help="the age the newest recovery point of a changed ledger may reach "
+        "(RPO_TARGET_SECONDS, 60); for the backups this process takes",
+    )
+    p.add_argument(
+        "--take-backups",
+        action="store_true",
+        help="take the incremental backups in this process even with PREFECT_API_URL set "
+        "(no deployment is served); events are still sent",
+    )
+    p.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="skip the data-quality gate (GX) of the backups this process takes",
+    )
+    # handler: the split CLI's dispatch; func: main()'s before that split.
+    p.set_defaults(handler=run, func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.watch import run_watch  # Prefect's import costs seconds: not for --help
+
+    settings = load_settings(
+        {
+            "database_path": args.db,
+            "backup_dir": args.backup_dir,
+            "watch_interval_seconds": args.watch_interval_seconds,
+            "rpo_target_seconds": args.rpo_target_seconds,
+        },
+        config_file=args.config,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_watch(
+        settings,
+        take_backups=args.take_backups,
+        quality=not args.no_quality,
+        config_file=args.config,
+        stop=stop,
+    )
+    return 0
