@@ -52,9 +52,10 @@ def register(
         "(no deployment is served); events are still sent",
     )
     p.add_argument(
-        "--no-quality",
+        "--quality",
         action="store_true",
-        help="skip the data-quality gate (GX) of the backups this process takes",
+        help="run the data-quality gate (GX) on the backups this process takes (off, as in "
+        "the deployment triggers: the full backups and nightly-verify gate every backup)",
     )
     # handler: the split CLI's dispatch; func: main()'s before that split.
     p.set_defaults(handler=run, func=run)
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     run_watch(
         settings,
         take_backups=args.take_backups,
-        quality=not args.no_quality,
+        quality=args.quality,
         config_file=args.config,
         stop=stop,
     )
