@@ -262,6 +262,10 @@ class Watcher:
             events.append(self._significant(reading, reasons))
         return events
 
+    def flush(self) -> list[LedgerEvent]:
+        """The `changed` event of what is still unreported (when the watcher stops)."""
+        return [self._changed(self.previous, self.clock())] if self.pending else []
+
     def _significance(self, reading: Reading) -> list[str]:
         reasons = []
         k = self.rules.significant_transactions

@@ -119,4 +119,8 @@ def run_watch(
         if handlers[0] is send_to_prefect:
             from prefect.events.worker import EventsWorker
 
+            # What was seen since the last event is reported, not lost with the process.
+            for event in watcher.flush():
+                send_to_prefect(event)
+
             EventsWorker.drain_all(timeout=10)  # the events still queued reach the server

@@ -239,3 +239,17 @@ def test_watch_settings_from_the_environment() -> None:
     assert ResourceLimits.of(settings) == ResourceLimits(1024 * 2**20, 0.0)
     with pytest.raises(ConfigError, match="RPO_TARGET_SECONDS"):
         load_settings(environ={"RPO_TARGET_SECONDS": "0"})
+
+
+def test_what_is_unreported_when_the_watcher_stops_is_flushed(ledger: Path) -> None:
+    clock = Clock()
+    watcher = _watcher(ledger, clock)
+    assert watcher.flush() == []
+    add_odd_transactions(ledger, 1, blob_size=100)
+    watcher.poll()
+    add_odd_transactions(ledger, 4, blob_size=100)
+    clock.now += 1
+    assert watcher.poll() == []  # within the gap
+    (event,) = watcher.flush()
+    assert event.payload["new_transactions"] == 4
+    assert watcher.flush() == []
