@@ -29,6 +29,7 @@ SECONDS: dict[str, float] = {
     "tests/integration/test_fleet.py": 105,
     "tests/unit/test_incremental_stateful.py": 85,
     "tests/unit/test_incremental.py": 76,
+    "tests/integration/test_watch.py": 80,
     "tests/integration/test_flows.py": 74,
     "tests/faults/test_sigkill.py": 74,
     "tests/integration/test_remote_cli.py": 72,

@@ -11,20 +11,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from _helpers import add_odd_transactions, make_odd_ledger, write_odd_ledger_config
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.automations import Automation
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from dagvault.config import load_settings
 from dagvault.watch import CHANGED, SIGNIFICANT
 from deployments.serve import runner_deployments
+from flows.backup import backup_flow
 
 # Under its own name, so that no served `incremental-backup` (another file's) runs what its
 # triggers start; its runs stay scheduled, for the test to read.
@@ -173,3 +181,45 @@ def test_the_watcher_events_start_incremental_backup_runs(
     for run in found:  # the deployment's own parameters, with the trigger's on top
         assert run.parameters["backup_type"] == "incremental"
         assert run.parameters["defer_when_busy"] is True
+
+
+def test_a_deployment_backup_waits_while_the_disk_is_short_then_runs_at_the_bound(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    ledger = make_odd_ledger(tmp_path / "deferred.db", 10, blob_size=2_400)
+    settings = load_settings(
+        {
+            "database_path": ledger,
+            "backup_dir": tmp_path / "backups",
+            "min_free_mb": 2**40,  # no disk has that much free: the backup must wait
+            "max_load_per_cpu": 0,  # (the test machine's load is no reason here)
+            "rpo_target_seconds": 1,
+            "defer_grace_seconds": 2,
+        },
+        config_file=write_odd_ledger_config(tmp_path),
+    )
+    with temporary_settings({PREFECT_API_URL: prefect_api_url}):
+        state = backup_flow(
+            settings=settings,
+            backup_type="incremental",
+            quality=False,
+            defer_when_busy=True,
+            return_state=True,
+        )
+        assert state.is_completed(), state
+        info = state.result()
+        with get_client(sync_client=True) as client:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+    assert Path(info["backup_path"]).is_file()  # it ran anyway, within the bound
+    deferred = info["deferred"]
+    assert deferred["ran_anyway"] is True and 0 < deferred["seconds"] < 60
+    (reason,) = deferred["reasons"]
+    assert "below BACKUP_MIN_FREE_MB 1099511627776" in reason
+    (waited,) = [t for t in task_runs if t.name.startswith("wait-for-resources")]
+    assert waited.state is not None and waited.state.message is not None
+    assert waited.state.message.startswith("deferred ")
+    assert waited.state.message.endswith(f"({reason}); ran anyway at the bound")
