@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagvault.errors import ConfigError
+from dagvault.errors import ConfigError, DatabaseNotFound, NotASQLiteDatabase
 
 CHANGED = "dagvault.ledger.changed"
 SIGNIFICANT = "dagvault.ledger.significant-change"
@@ -121,15 +121,15 @@ class LedgerProbe:
         for table in tables:
             if not self._rowid_table(table):
                 raise ConfigError(
-                    f"watch.significant_tables names {table!r}, which {database} has not as a "
-                    "table with rowids (missing, a view, or WITHOUT ROWID)",
+                    f"watch.significant_tables names {table!r}, which is not a table with "
+                    f"rowids in {database} (missing, a view, or WITHOUT ROWID)",
                     "Name a table the node appends a row to at each checkpoint, or drop it "
                     "from watch.significant_tables / DAGVAULT_WATCH_TABLES.",
                 )
 
     def _open(self) -> None:
         if not self.database.is_file():
-            raise ConfigError(
+            raise DatabaseNotFound(
                 f"The ledger {self.database} does not exist",
                 "Point --db / DATABASE_PATH at the node's database.",
             )
@@ -146,7 +146,7 @@ class LedgerProbe:
             self._conn.execute("PRAGMA data_version").fetchone()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise ConfigError(
+            raise NotASQLiteDatabase(
                 f"Cannot read the ledger {self.database}: {exc}",
                 "Check that it is an SQLite database this user can read.",
             ) from None
@@ -177,11 +177,18 @@ class LedgerProbe:
         return int(row[0] or 0)
 
     def read(self) -> Reading:
+        try:
+            database = self.database.stat()
+        except FileNotFoundError:  # (a restore swaps files atomically: never this)
+            raise DatabaseNotFound(
+                f"The ledger {self.database} was removed while it was watched",
+                "Put the database back (`dagvault restore`); `dagvault up` restarts the "
+                "watcher by itself.",
+            ) from None
         # A restore swaps a new file in under the same name: follow it.
-        if self.database.stat().st_ino != self._inode:
+        if database.st_ino != self._inode:
             self._open()
         assert self._conn is not None
-        database = self.database.stat()
         wal = _stat(Path(f"{self.database}-wal"))
         try:
             version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])

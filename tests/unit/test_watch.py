@@ -12,7 +12,7 @@ import pytest
 from _helpers import ODD_LEDGER_CONFIG, add_odd_transactions, make_odd_ledger
 
 from dagvault.config import load_settings
-from dagvault.errors import ConfigError
+from dagvault.errors import ConfigError, DatabaseNotFound, NotASQLiteDatabase
 from dagvault.resources import ResourceLimits, busy_reasons, wait_for_resources
 from dagvault.watch import (
     CHANGED,
@@ -120,9 +120,12 @@ def test_a_named_table_without_rowids_is_a_clear_error(ledger: Path, table: str)
     assert "watch.significant_tables" in (caught.value.hint or "")
 
 
-def test_a_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+def test_a_missing_or_foreign_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseNotFound, match="does not exist"):
         LedgerProbe(tmp_path / "nope.db", TX_TABLE)
+    (tmp_path / "notes.txt").write_text("not a database " * 100)
+    with pytest.raises(NotASQLiteDatabase, match="Cannot read the ledger"):
+        LedgerProbe(tmp_path / "notes.txt", TX_TABLE)
 
 
 def test_a_transactions_table_without_rowids_turns_the_k_rule_off(
@@ -151,6 +154,13 @@ def test_a_ledger_swapped_in_by_a_restore_is_followed(ledger: Path, tmp_path: Pa
     clock.now += 10
     (event,) = watcher.poll()
     assert event.payload["new_transactions"] == 2  # read through the new file
+
+
+def test_a_ledger_removed_while_watched_stops_the_watcher_clearly(ledger: Path) -> None:
+    watcher = _watcher(ledger, Clock())
+    ledger.unlink()
+    with pytest.raises(DatabaseNotFound, match="removed while it was watched"):
+        watcher.poll()
 
 
 def test_the_watcher_leaves_no_read_transaction_open(ledger: Path) -> None:
