@@ -56,8 +56,10 @@ def send_to_prefect(event: LedgerEvent) -> None:
 
 
 def _backup_taker(
-    settings: Settings, config_file: str | None, quality: bool
+    settings: Settings, config_file: str | None, quality: bool, stop: threading.Event
 ) -> Callable[[LedgerEvent], None]:
+    from prefect.exceptions import TerminationSignal
+
     trigger = BackupTrigger(trigger_window(settings.rpo_target_seconds))
 
     def take(event: LedgerEvent) -> None:
@@ -69,9 +71,19 @@ def _backup_taker(
         )
         # A failed run logged ❌ Backup creation failed and why; the next change tries again.
         with contextlib.suppress(DagvaultError):
-            run_operation(
-                "backup", options, settings=settings, config_file=config_file, defer_when_busy=True
-            )
+            try:
+                run_operation(
+                    "backup",
+                    options,
+                    settings=settings,
+                    config_file=config_file,
+                    defer_when_busy=True,
+                )
+            except TerminationSignal:
+                # SIGTERM during a flow run meets Prefect's handler, not ours: the run is
+                # marked crashed, its temporary files are gone; stop as asked.
+                stop.set()
+                log.warning("⚠️  Stopped during a backup; it was not completed")
 
     return take
 
@@ -86,19 +98,19 @@ def run_watch(
 ) -> None:
     """Watch ``settings.database_path`` until ``stop`` is set (SIGTERM, Ctrl-C)."""
     watcher = watcher_for(settings)  # a missing ledger or table fails here, before Prefect
-    handlers: list[Callable[[LedgerEvent], None]] = []
-    if os.environ.get("PREFECT_API_URL"):
+    sending = bool(os.environ.get("PREFECT_API_URL"))
+    if sending:
         require_reachable_api()
-        handlers.append(send_to_prefect)
-    if take_backups or not handlers:
-        handlers.append(_backup_taker(settings, config_file, quality))
+    handlers: list[Callable[[LedgerEvent], None]] = [send_to_prefect] if sending else []
+    outcomes = ["events to Prefect"] if sending else []
+    if take_backups or not sending:
+        handlers.append(_backup_taker(settings, config_file, quality, stop))
+        outcomes.append(f"incremental backups here (RPO target {settings.rpo_target_seconds} s)")
     log.info(
         "👀 Watching %s every %g s: %s",
         settings.database_path,
         settings.watch_interval_seconds,
-        "events to Prefect" + (" and incremental backups here" if len(handlers) > 1 else "")
-        if handlers[0] is send_to_prefect
-        else f"incremental backups here (RPO target {settings.rpo_target_seconds} s)",
+        " and ".join(outcomes),
     )
 
     def on_event(event: LedgerEvent) -> None:
@@ -116,11 +128,10 @@ def run_watch(
             raise
         log.warning("⚠️  Stopped during a backup; it was not completed")
     finally:
-        if handlers[0] is send_to_prefect:
+        if sending:
             from prefect.events.worker import EventsWorker
 
             # What was seen since the last event is reported, not lost with the process.
             for event in watcher.flush():
                 send_to_prefect(event)
-
             EventsWorker.drain_all(timeout=10)  # the events still queued reach the server

@@ -6,6 +6,7 @@ and fired by those events."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from prefect.events.schemas.automations import Automation
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from dagvault.catalog import list_backups
 from dagvault.config import load_settings
 from dagvault.watch import CHANGED, SIGNIFICANT
 from deployments.serve import runner_deployments
@@ -37,6 +39,7 @@ from flows.backup import backup_flow
 # Under its own name, so that no served `incremental-backup` (another file's) runs what its
 # triggers start; its runs stay scheduled, for the test to read.
 DEPLOYMENT = "incremental-backup-watch-test"
+WATCH = [sys.executable, "-m", "dagvault_cli", "watch"]
 
 
 def _until(check: Any, what: str, seconds: float = 90) -> Any:
@@ -45,6 +48,15 @@ def _until(check: Any, what: str, seconds: float = 90) -> Any:
         assert time.monotonic() < deadline, f"{what} within {seconds} s"
         time.sleep(1)
     return found
+
+
+def _verified(directory: Path) -> list[Any]:
+    """The backups in ``directory`` whose verification is done, newest first."""
+    return [
+        e
+        for e in list_backups(directory)
+        if e.info is not None and e.info.verification.status == "verified"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -72,18 +84,25 @@ def deployed(prefect_api_url: str) -> Iterator[tuple[UUID, list[Automation]]]:
 def watched(
     prefect_api_url: str, deployed: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """A real `dagvault watch` on an odd ledger while a writer commits 30 transactions in
-    10 commits, stopped with SIGTERM as `dagvault down` stops it."""
+    """A real `dagvault watch --take-backups` on an odd ledger while a writer commits 30
+    transactions in 10 commits, stopped with SIGTERM (as `dagvault down` stops it) once it
+    has taken a backup."""
     root = tmp_path_factory.mktemp("watch")
     ledger = make_odd_ledger(root / "watched-ledger.db", 20, blob_size=2_400)
     config = write_odd_ledger_config(
         root, watch={"significant_transactions": 25, "interval_seconds": 0.2}
     )
     log = root / "watch.log"
-    env = {**os.environ, "PREFECT_API_URL": prefect_api_url, "DATABASE_PATH": str(ledger)}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api_url,
+        "DATABASE_PATH": str(ledger),
+        "BACKUP_DIR": str(root / "backups"),
+        "BACKUP_MAX_LOAD_PER_CPU": "0",  # (the test machine's load would defer the backup)
+    }
     with log.open("wb") as out:
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "dagvault_cli", "watch", "--config", str(config)],
+            [*WATCH, "--take-backups", "--config", str(config)],
             cwd=root,
             env=env,
             stdout=out,
@@ -94,7 +113,10 @@ def watched(
         for _ in range(10):
             add_odd_transactions(ledger, 3, blob_size=2_400)
             time.sleep(0.3)
-        time.sleep(1)  # a last look after the last commit
+        # One backup for the first change, one for the significant change (at once, though
+        # within the first one's window): stopped after both, as SIGTERM during one crashes
+        # that flow run (Prefect's own handler).
+        _until(lambda: len(_verified(root / "backups")) == 2, "two backups by the watcher", 180)
     finally:
         watcher.send_signal(signal.SIGTERM)
         code = watcher.wait(60)
@@ -113,13 +135,32 @@ def watched(
             return page.events if {CHANGED, SIGNIFICANT} <= names else []
 
         received = _until(events, "both events reached the Prefect server")
-    return {"code": code, "output": log.read_text(), "events": received, "ledger": ledger}
+    return {
+        "code": code,
+        "output": log.read_text(),
+        "events": received,
+        "ledger": ledger,
+        "backups": _verified(root / "backups"),
+    }
 
 
 def test_the_watcher_stops_cleanly_and_quietly(watched: dict[str, Any]) -> None:
     assert watched["code"] == 0, watched["output"]
     assert "Traceback" not in watched["output"] and "ERROR" not in watched["output"]
     assert "📈 Significant change: " in watched["output"]
+
+
+def test_the_watcher_takes_the_backups_itself_with_take_backups(watched: dict[str, Any]) -> None:
+    significant, changed = watched["backups"]  # newest first
+    assert changed.info.metadata["description"] == "dagvault watch: changed"
+    assert changed.info.backup_type == "Full"  # there was none before
+    assert re.fullmatch(
+        r"dagvault watch: (2[5-9]|30) new transactions \(watch.significant_transactions 25\)",
+        significant.info.metadata["description"],
+    )
+    assert significant.info.backup_type == "Incremental"
+    assert significant.info.metadata["parent"] == changed.path.name
+    assert watched["output"].count("📦 Database backup created") == 2
 
 
 def test_the_events_name_the_ledger_and_what_changed(watched: dict[str, Any]) -> None:
