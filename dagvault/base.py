@@ -24,6 +24,11 @@ from dagvault.meta import BackupInfo
 # A delta that rewrites more than this share of the pages (a VACUUM, a bulk rewrite)
 # saves little space and makes every later restore longer: take a full backup.
 MAX_CHANGED_SHARE = 0.5
+# A delta never extends a chain of this many deltas: it becomes a full backup. A restore reads
+# every delta of its chain, and event-triggered incrementals (docs/continuous.md) come every
+# half RPO target: 500 deltas is about four hours of them at the default 60 s target, so a
+# busy ledger gets a full backup that often even when its scheduled one is a day or a week off.
+MAX_DELTAS = 500
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,11 @@ def find_base(backup_dir: Path, source_path: Path, kind: str) -> tuple[Base | No
                 return None, (
                     f"the chain of the newest usable base {entry.path.name} contains "
                     f"{', '.join(failed)}, which failed verification"
+                )
+            if kind == "incremental" and len(chain) > MAX_DELTAS:
+                return None, (
+                    f"the chain of {entry.path.name} has {len(chain) - 1} deltas already, "
+                    f"the most one may have ({MAX_DELTAS}): a full backup starts a new one"
                 )
             digests = _digests_of(entry.path, info, chain[0].path, chain)
         except VerificationError as exc:

@@ -107,9 +107,23 @@ class Settings:
     # The largest request body `dagvault api` reads; larger ones are refused (413) before
     # they are buffered. The API's JSON bodies are a few KiB. Default: 256 KiB.
     api_max_body_bytes: int = 256 * 1024
-    # The most data, in seconds of changes, the node may lose: /health is degraded while the
-    # ledger has changed since a recovery point older than this. Default: 60 s.
+    # The recovery point objective: how old the newest recovery point of a changed ledger
+    # may get. /health is degraded above it; the watcher's trigger window and the deferral
+    # bound follow it. Default: 60 s.
     rpo_target_seconds: int = 60
+    # Resource-aware scheduling (a deployment's backups only): wait while BACKUP_DIR has
+    # less free space than this (MiB; 0: never) ...
+    min_free_mb: int = 1024
+    # ... or while the 1-minute load average per core is above this ...
+    max_load_per_cpu: float = 2.0
+    # ... but never longer than rpo_target_seconds plus this after the backup was due.
+    defer_grace_seconds: int = 120
+    # The ledger watcher (`dagvault watch`, part of `dagvault up`): seconds between looks.
+    watch_interval_seconds: float = 1.0
+    # A backup at once after this many new transactions (0: off) ...
+    watch_significant_transactions: int = 10_000
+    # ... or a new row in one of these tables (a checkpoint or milestone table).
+    watch_significant_tables: tuple[str, ...] = ()
 
 
 def _positive_int(raw: Any) -> int:
@@ -236,6 +250,26 @@ def _identifier(raw: Any) -> str:
     return raw
 
 
+def _identifiers(raw: Any) -> tuple[str, ...]:
+    """Table names: a list (the file) or one comma-separated string (the environment)."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ValueError("expected a list of table names")
+    return tuple(_identifier(item.strip() if isinstance(item, str) else item) for item in items)
+
+
+def _non_negative_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a number >= 0")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("expected a number >= 0") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected a number >= 0")
+    return value
+
+
 @dataclass(frozen=True)
 class _Spec:
     env: str | None
@@ -310,6 +344,22 @@ _SPECS: dict[str, _Spec] = {
     ),
     "rpo_target_seconds": _Spec(
         "RPO_TARGET_SECONDS", ("backup", "rpo_target_seconds"), _positive_int
+    ),
+    "min_free_mb": _Spec("BACKUP_MIN_FREE_MB", ("backup", "min_free_mb"), _non_negative_int),
+    "max_load_per_cpu": _Spec(
+        "BACKUP_MAX_LOAD_PER_CPU", ("backup", "max_load_per_cpu"), _non_negative_float
+    ),
+    "defer_grace_seconds": _Spec(
+        "BACKUP_DEFER_GRACE_SECONDS", ("backup", "defer_grace_seconds"), _non_negative_int
+    ),
+    "watch_interval_seconds": _Spec(
+        "DAGVAULT_WATCH_INTERVAL", ("watch", "interval_seconds"), _positive_float
+    ),
+    "watch_significant_transactions": _Spec(
+        "DAGVAULT_WATCH_TRANSACTIONS", ("watch", "significant_transactions"), _non_negative_int
+    ),
+    "watch_significant_tables": _Spec(
+        "DAGVAULT_WATCH_TABLES", ("watch", "significant_tables"), _identifiers
     ),
 }
 

@@ -28,6 +28,7 @@ from dagvault_cli.commands import (
     restore,
     retention,
     transfer,
+    watch,
 )
 from dagvault_cli.flags import EPILOG, command, port
 from dagvault_cli.output import log_to_terminal
@@ -48,6 +49,7 @@ GROUPS = (
     restore,
     drill,
     report,
+    watch,
     transfer,
     node,
     production,

@@ -114,7 +114,19 @@ MEANINGS: dict[str, str] = {
     "api_max_body_bytes": "largest request body `dagvault api` reads (256 KiB by default); "
     "larger ones are refused with 413",
     "rpo_target_seconds": "the recovery point objective: `/health` and `dagvault health` are "
-    "degraded while the ledger has changed since a recovery point older than this (seconds)",
+    "degraded while the ledger has changed since a recovery point older than this (seconds); "
+    "the watcher's trigger window is half of it ([continuous protection](continuous.md))",
+    "min_free_mb": "a deployment's backup waits while `BACKUP_DIR`'s file system has less "
+    "free space (MiB; 0: never)",
+    "max_load_per_cpu": "a deployment's backup waits while the 1-minute load average per "
+    "core is above this (0: never)",
+    "defer_grace_seconds": "a waiting backup runs anyway this long after "
+    "`rpo_target_seconds` past its due time",
+    "watch_interval_seconds": "seconds between the watcher's looks at the ledger",
+    "watch_significant_transactions": "new transactions that make a significant change: a "
+    "backup at once (0: off)",
+    "watch_significant_tables": "tables whose every new row is a significant change (a "
+    "checkpoint table; comma-separated in the environment, a list in the file)",
 }
 
 

@@ -2,8 +2,9 @@
 
 ``prefect deploy`` runs ``schedule_values`` as a build step (``{{ plan.* }}`` in
 prefect.yaml) and ``serve.py`` calls it directly, so both read BACKUP_PRESET,
-BACKUP_INTERVAL_HOURS and DAGVAULT_CONFIG the same way. Only the schedules are fixed
-at deploy time; every flow parameter left empty is resolved on the node at run time.
+BACKUP_INTERVAL_HOURS, RPO_TARGET_SECONDS and DAGVAULT_CONFIG the same way. Only the
+schedules and the watcher trigger's window are fixed at deploy time; every flow parameter
+left empty is resolved on the node at run time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dagvault.config import load_settings
+from dagvault.watch import trigger_window
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREFECT_FILE = Path(__file__).resolve().parent / "prefect.yaml"
@@ -27,4 +29,7 @@ def schedule_values(config_file: str | None = None) -> dict[str, Any]:
         # Without backup.replicas / BACKUP_REPLICAS there is nothing to copy to.
         "replicate_active": bool(settings.replicas),
         "preset": settings.preset or "custom",
+        # The watcher's trigger fires at most once per window (docs/continuous.md).
+        "rpo_target_seconds": settings.rpo_target_seconds,
+        "trigger_window_seconds": trigger_window(settings.rpo_target_seconds),
     }

@@ -17,8 +17,10 @@ import yaml
 from prefect import Flow, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
 from prefect.schedules import Cron, RRule, Schedule
 from prefect.utilities.templating import apply_values
+from pydantic import TypeAdapter
 
 from deployments.plan import PREFECT_FILE, PROJECT_DIR, schedule_values
 
@@ -37,6 +39,10 @@ def _schedule(spec: dict[str, Any]) -> Schedule:
     return Cron(spec["cron"], timezone=spec.get("timezone", "UTC"), **common)
 
 
+# As `prefect deploy` reads a deployment's `triggers:` (its automations).
+_TRIGGERS: TypeAdapter[list[DeploymentTriggerTypes]] = TypeAdapter(list[DeploymentTriggerTypes])
+
+
 def runner_deployments(config_file: str | None = None) -> list[RunnerDeployment]:
     document = yaml.safe_load(PREFECT_FILE.read_text(encoding="utf-8"))
     values = {"plan": schedule_values(config_file)}
@@ -51,6 +57,7 @@ def runner_deployments(config_file: str | None = None) -> list[RunnerDeployment]
                 schedules=[_schedule(s) for s in spec.get("schedules") or []],
                 tags=spec.get("tags"),
                 concurrency_limit=ConcurrencyLimitConfig(**limit) if limit else None,
+                triggers=_TRIGGERS.validate_python(spec.get("triggers") or []),
             )
         )
     return deployments

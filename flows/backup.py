@@ -1,9 +1,11 @@
 # No `from __future__ import annotations`: a Dask worker that unpickles this flow by value
 # (the fleet backup) must get real annotations for Prefect to validate ``settings`` with.
 
+import tempfile
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from dagvault import events
 from dagvault.backup import backup_kind
@@ -11,6 +13,7 @@ from dagvault.config import Settings, replica_targets
 from dagvault.crypto import writing_key
 from dagvault.errors import ConfigError, VerificationError
 from dagvault.quality import gate_failure
+from dagvault.resources import ResourceLimits
 from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
@@ -19,6 +22,7 @@ from tasks.backup import take_backup
 from tasks.quality import backup_quality_gate
 from tasks.replicate import replicate_to as replicate_task
 from tasks.replicate import upload_to
+from tasks.resources import wait_for_resources_task
 from tasks.verify import verify as verify_backup
 
 
@@ -59,6 +63,7 @@ def backup_flow(
     encrypt: bool | None = None,
     encryption_key_file: str | None = None,
     settings: Settings | None = None,
+    defer_when_busy: bool = False,
 ) -> dict[str, Any]:
     """Back up the ledger (``backup_type`` full, incremental or differential, in any case:
     the documented "Full" too; compressed with zstd when
@@ -75,6 +80,10 @@ def backup_flow(
     a local staging directory and uploaded (full backups only). Afterwards each replica
     (``backup.replicas`` and ``replicate_to``) receives what it lacks, encrypted when
     ``encrypt`` / BACKUP_ENCRYPTION_ENABLED.
+
+    ``defer_when_busy`` (the deployments' runs): wait first while BACKUP_DIR is short of
+    space (BACKUP_MIN_FREE_MB) or the load per core is above BACKUP_MAX_LOAD_PER_CPU, at
+    most RPO_TARGET_SECONDS + BACKUP_DEFER_GRACE_SECONDS after the run was due.
     """
     with events.failing_backup():  # ❌ for a bad setting, a lock, a failed check or gate too
         settings = resolve(
@@ -91,6 +100,7 @@ def backup_flow(
         replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
         backup_type = backup_kind(backup_type)  # "Full" (as documented), "full", "FULL"…
         _check_targets(settings, replicas, backup_type)
+        deferred = _defer_while_busy(settings) if defer_when_busy else None
         with (
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
             backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
@@ -99,7 +109,20 @@ def backup_flow(
             if quality:
                 _gate(settings, info)
             info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
+    if deferred is not None:
+        info["deferred"] = deferred
     return info
+
+
+def _defer_while_busy(settings: Settings) -> dict[str, Any]:
+    store = backup_store(settings.backup_dir)
+    # A remote BACKUP_DIR's backup is first written to the staging directory.
+    disk = store.local_path or settings.staging_dir or tempfile.gettempdir()
+    due = flow_run.scheduled_start_time.timestamp()
+    deadline = due + settings.rpo_target_seconds + settings.defer_grace_seconds
+    # The task's state carries the message (the UI shows it); its data goes to the result.
+    state = wait_for_resources_task(str(disk), ResourceLimits.of(settings), deadline)
+    return state.result()
 
 
 def _back_up(

@@ -38,6 +38,7 @@ SECONDS: dict[str, float] = {
     "tests/integration/test_remote_cli.py": 72,
     "tests/faults/test_restore_faults.py": 66,
     "tests/integration/test_pre_restore.py": 62,
+    "tests/integration/test_watch.py": 40,
     "tests/integration/test_remote.py": 38,
     "tests/integration/test_notebook.py": 35,
     "tests/unit/test_export_json.py": 33,

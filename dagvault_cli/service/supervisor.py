@@ -1,5 +1,5 @@
-"""The node service's supervisor: starts the Prefect server, the HTTP API and the served
-deployments, restarts a part that dies, and stops them all on SIGTERM.
+"""The node service's supervisor: starts the Prefect server, the HTTP API, the served
+deployments and the ledger watcher, restarts a part that dies, and stops them all on SIGTERM.
 
 It runs as ``python -m dagvault_cli.service.supervisor`` (``dagvault up`` starts it in the
 background) or inside ``dagvault up --foreground`` (systemd, containers). Every part is a child
@@ -129,6 +129,10 @@ class Supervisor:
                 ),
             )
         )
+        # The ledger watcher (docs/continuous.md): its events start the deployments'
+        # incremental backups. It answers no probe: started is ready. Without the ledger
+        # yet, it exits and is restarted, with the growing delay, until there is one.
+        self.parts.append(Part("watch", [*cli, "watch", *config], client_env, lambda: True))
         for part in self.parts:
             part.log = self.state.log_file(part.name)
 

@@ -72,6 +72,7 @@ SETTINGS_FIRST = {
     "decrypt": ["missing.enc", "--out", "plain.bin"],
     "api": [],  # serve() resolves the settings before it binds a port
     "up": [],  # before it creates its state directory or starts anything
+    "watch": [],  # before it opens the ledger or reaches for Prefect
 }
 ENV_VARS = sorted(spec.env for spec in _SPECS.values() if spec.env)
 CONFIG_KEYS = sorted(spec.file_key for spec in _SPECS.values())
@@ -236,6 +237,7 @@ PATH_CASES = {
     "export --from": (["export", "--from", "{missing}"], 3),
     "import-sql": (["import-sql", "{missing}"], 3),
     "schedule": (["schedule", "--db", "{missing}", "--run-if-due"], 3),
+    "watch": (["watch", "--db", "{missing}"], 3),
     "sample-ledger into a directory": (["sample-ledger", "{dir}", "--transactions", "1"], 2),
     "keygen over an existing path": (["keygen", "{dir}"], 2),
     "decrypt over an existing path": (["decrypt", "{missing}", "--out", "{dir}"], 2),

@@ -107,7 +107,7 @@ def test_up_starts_every_part_and_status_reports_them(service: Service) -> None:
     assert code == 0, report
     assert report["running"] is True and report["status"] == "ok", report["warnings"]
     parts = report["parts"]
-    assert isinstance(parts, dict) and set(parts) == {"prefect", "api", "deployments"}
+    assert isinstance(parts, dict) and set(parts) == {"prefect", "api", "deployments", "watch"}
     assert all(p["running"] for p in parts.values())
     assert report["api_url"] == f"http://127.0.0.1:{service.api_port}"
     assert report["prefect_ui_url"] == f"http://127.0.0.1:{service.prefect_port}"

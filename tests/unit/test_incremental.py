@@ -38,7 +38,7 @@ from _shared.incremental import execute, path_of, plain_bytes, restored, take
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagvault import pages
+from dagvault import base, pages
 from dagvault.base import MAX_CHANGED_SHARE, changed_pages
 from dagvault.catalog import list_backups
 from dagvault.errors import VerificationError
@@ -804,3 +804,21 @@ def test_the_helper_process_hashes_half_and_its_failure_is_covered(
 def test_changed_pages_is_the_page_by_page_comparison(old: list[bytes], new: list[bytes]) -> None:
     expected = [n + 1 for n, digest in enumerate(new) if n >= len(old) or old[n] != digest]
     assert changed_pages(b"".join(old), b"".join(new)) == expected
+
+
+def test_a_chain_at_its_longest_gets_a_full_backup(
+    ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "MAX_DELTAS", 2)
+    backups = tmp_path / "backups"
+    take(ledger, backups, "full")
+    kinds = []
+    for n in range(4):
+        execute(ledger, "UPDATE nodes SET stake = stake + ?", params=[n])
+        kinds.append(take(ledger, backups, "incremental"))
+    assert [i.backup_type for i in kinds] == ["Incremental", "Incremental", "Full", "Incremental"]
+    assert kinds[2].metadata["full_backup_reason"] == (
+        f"the chain of {path_of(kinds[1]).name} has 2 deltas already, the most one may have "
+        "(2): a full backup starts a new one"
+    )
+    assert kinds[3].metadata["parent"] == path_of(kinds[2]).name
