@@ -106,10 +106,12 @@ def prepare() -> None:
     global _prepared
     if _prepared:
         return
-    # Importing Prefect sets up its log handlers, which quiet_known_errors filters. Only the
-    # operation's own flow module is imported (by launch): all of them cost a command about
-    # a second more (DuckDB, PyArrow and the off-site stores load with theirs).
-    import prefect  # noqa: F401
+    # prefect.main sets up Prefect's log handlers (`import prefect` alone defers it), which
+    # quiet_known_errors filters; here, before the API's uvicorn configures its own loggers,
+    # which Prefect's setup would otherwise reset (the API's access log went silent). Only
+    # the operation's own flow module is imported (by launch): all of them cost a command
+    # about a second more (DuckDB, PyArrow and the off-site stores load with theirs).
+    import prefect.main  # noqa: F401
 
     from flows._prefect_server import use_temporary_server
 

@@ -66,6 +66,7 @@ SETTINGS_FIRST = {
     "health": [],  # settings only, no flow run
     "restore": ["missing.db"],
     "drill": [],  # settings first, before its flow run
+    "report": [],  # settings first, before it reads the journal
     "export": [],
     "import-sql": ["missing.sql"],
     "replicate": [],

@@ -355,7 +355,13 @@ def test_cleanup_keeps_the_newest(server: Server, client: httpx.Client) -> None:
     done = ok(client.post("/backup/cleanup", json={"keep": 1}))["result"]
     assert done["removed_backups"] == plan["removed_backups"]
     after = ok(client.get("/backup/list"))
-    assert after[0] == before[0] and len(after) == len(before) - done["removed_backups"]
+    # The newest entry is kept as it was; the recovery window (every entry repeats the
+    # directory's) now starts at it, since the older points are gone.
+    unchanged = [
+        {k: v for k, v in e.items() if k != "recovery_window"} for e in (after[0], before[0])
+    ]
+    assert unchanged[0] == unchanged[1] and len(after) == len(before) - done["removed_backups"]
+    assert after[0]["recovery_window"]["recovery_points"] == 1
 
 
 def test_metrics_count_operations_errors_and_backups(server: Server, client: httpx.Client) -> None:
