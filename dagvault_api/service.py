@@ -138,7 +138,7 @@ class Service:
                 outcome = launch(
                     operation,
                     options,
-                    tags=["dagvault-api"],
+                    origin="api",
                     config_file=self.config.config_file,
                     # What the request's paths were confined to is what its run uses: the
                     # run does not read the configuration again.

@@ -17,7 +17,7 @@ import yaml
 from prefect import Flow, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
-from prefect.schedules import Cron, RRule, Schedule
+from prefect.schedules import Cron, Schedule
 from prefect.utilities.templating import apply_values
 
 from deployments.plan import PREFECT_FILE, PROJECT_DIR, schedule_values
@@ -31,10 +31,12 @@ def _flow(entrypoint: str) -> Flow[Any, Any]:
 
 
 def _schedule(spec: dict[str, Any]) -> Schedule:
-    common = {"active": spec.get("active", True), "slug": spec.get("slug")}
-    if "rrule" in spec:
-        return RRule(spec["rrule"], **common)
-    return Cron(spec["cron"], timezone=spec.get("timezone", "UTC"), **common)
+    return Cron(
+        spec["cron"],
+        timezone=spec.get("timezone", "UTC"),
+        active=spec.get("active", True),
+        slug=spec.get("slug"),
+    )
 
 
 def runner_deployments(config_file: str | None = None) -> list[RunnerDeployment]:

@@ -8,10 +8,16 @@ from dagvault.config import Settings, setting_source
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
+from flows._story import run_name, told
+from tasks._story import leaf
 from tasks.restore import restore
 
 
-@flow(name="dagvault-restore", **HOOKS)
+def _name(parameters: dict[str, Any], database: str) -> str:
+    return f"restore {database} ← {leaf(parameters['backup_path'])}"
+
+
+@flow(name="dagvault-restore", flow_run_name=run_name("restore", _name), **HOOKS)
 def restore_flow(
     backup_path: str,
     database_path: str | None = None,
@@ -40,8 +46,12 @@ def restore_flow(
         create_pre_restore_backup=create_pre_restore_backup,
         encryption_key_file=encryption_key_file,
     )
-    with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
-        return restore(
+    with (
+        told("restore", settings) as story,
+        one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)),
+    ):
+        story.note(backup=backup_path)
+        result = restore(
             backup_path,
             str(settings.database_path),
             settings.create_pre_restore_backup,
@@ -59,3 +69,9 @@ def restore_flow(
             allow_gate_failed,
             settings.pre_restore_keep,
         )
+        story.note(
+            total_transactions=result["backup_info"]["total_transactions"],
+            pre_restore_backup=result["pre_restore_backup"],
+            warnings=result["warnings"],
+        )
+    return result

@@ -108,7 +108,7 @@ def test_backup_with_the_description_body_is_a_real_verified_backup(
     with get_client(sync_client=True) as prefect:
         run = prefect.read_flow_run(data["flow_run_id"])
     assert run.state is not None and run.state.is_completed()
-    assert "dagvault-api" in run.tags
+    assert {"dagvault", "api", "backup", "db:blockchain"} <= set(run.tags)
 
 
 def test_incremental_backup_and_list_newest_first(client: httpx.Client) -> None:
