@@ -90,8 +90,8 @@ class Story:
 
     def note(self, **facts: Any) -> None:
         """Facts for the summary: ``note(backup=path, file_size=1234)``; a name's
-        underscores become spaces, and a name ending in size/bytes/seconds is rendered as
-        one."""
+        underscores become spaces, and its value is rendered by ``cell`` (a size, a
+        duration, JSON)."""
         self.facts.update(facts)
 
     def markdown(self, error: BaseException | None) -> str:

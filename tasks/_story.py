@@ -37,13 +37,15 @@ def step(message: str, *args: Any) -> None:
 
 def cell(value: Any, field: str = "") -> str:
     """An artifact table cell: sizes in binary units, counts with separators, mappings and
-    lists as JSON, nothing as an empty cell (not "-", which the UI renders as a bullet)."""
+    lists as JSON, nothing as an empty cell (not "-", which the UI renders as a bullet).
+    ``field`` names the value: one with "size" or "bytes" in it is a size."""
     if value is None or value == "" or value == [] or value == {}:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int) and field.endswith(("size", "bytes")):
-        return f"{human_bytes(value)} ({value:,} bytes)"
+    if isinstance(value, int) and ("size" in field or "bytes" in field):
+        # The exact count beside the rounded one, where rounding hides it.
+        return human_bytes(value) if value < 1024 else f"{human_bytes(value)} ({value:,} bytes)"
     if isinstance(value, int):
         return count(value)
     if isinstance(value, float):

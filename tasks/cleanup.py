@@ -30,7 +30,7 @@ def cleanup(
     rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
     outcome = backup_store(backup_dir).cleanup(keep, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
-    freed = cell(result["bytes_freed"], "bytes") or "0 B"
+    freed = cell(result["bytes_freed"], "bytes")
     step(
         "cleanup of %s: %s %d files (%s), kept %d backups",
         leaf(backup_dir),

@@ -31,7 +31,7 @@ def prune(
     rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
     outcome = backup_store(backup_dir).prune(rules, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
-    freed = cell(result["bytes_freed"], "bytes") or "0 B"
+    freed = cell(result["bytes_freed"], "bytes")
     step(
         "prune of %s (%s): %s %d backups (%s), kept %d",
         leaf(backup_dir),

@@ -40,7 +40,7 @@ def replicate_to(
         "replicated to %s: %d copied (%s), %d skipped, lag %s",
         target,
         len(report["copied"]),
-        cell(report["bytes_copied"], "bytes") or "0 B",
+        cell(report["bytes_copied"], "bytes"),
         len(report["skipped"]),
         "none (no backup there)" if lag is None else f"{lag:,} s",
     )

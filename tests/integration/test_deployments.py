@@ -284,7 +284,7 @@ def test_prefect_deploy_then_a_worker_runs_the_backup_deployment(
     # The global concurrency limit queued one behind the other: neither backup met the
     # other's flock (no retry), and their backup tasks never overlapped.
     backups = sorted(
-        (t for t in view["task_runs"] if t.name.startswith("take_backup")),
+        (t for t in view["task_runs"] if t.name.startswith("take-backup ")),
         key=lambda t: t.start_time,
     )
     assert [t.run_count for t in backups] == [1, 1]

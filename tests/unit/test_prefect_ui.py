@@ -79,6 +79,7 @@ def test_artifact_keys_follow_prefects_rules_and_stay_distinct() -> None:
 
 def test_cells_are_written_for_people() -> None:
     assert cell(1_572_864, "file_size") == "1.5 MiB (1,572,864 bytes)"
+    assert cell(0, "bytes_freed") == "0 B" and cell(1023, "file_size") == "1023 B"
     assert cell(5700) == "5,700"
     assert cell({"b": 2, "a": 1}) == '{"a": 1, "b": 2}'
     assert cell(["x", "ü"]) == '["x", "ü"]'
