@@ -206,17 +206,21 @@ def test_artifacts_have_stable_keys_with_a_version_per_run(runs: Runs) -> None:
 
 
 def test_artifact_values_are_written_for_people(runs: Runs) -> None:
-    (table,) = [
-        a
-        for a in _artifacts(flow_run_id=ArtifactFilterFlowRunId(any_=[runs.incremental.id]))
-        if a.key == artifact_key("backup", DATABASE)
-    ]
-    values = {row["field"]: row["value"] for row in _rows(table)}
-    assert values["file_size"].endswith(" bytes)") and "iB (" in values["file_size"]
-    assert json.loads(values["row_counts"])["tx_log"] == 120
-    assert values["parent"] == _name(runs.backup_paths[0])
-    assert values["full_backup_reason"] == ""  # nothing to say: an empty cell, not "-"
-    assert "-" not in values.values()
+    def backup_table(run: FlowRun) -> dict[str, str]:
+        (table,) = [
+            a
+            for a in _artifacts(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            if a.key == artifact_key("backup", DATABASE)
+        ]
+        return {row["field"]: row["value"] for row in _rows(table)}
+
+    full, delta = backup_table(runs.full), backup_table(runs.incremental)
+    size = Path(runs.backup_paths[0]).stat().st_size
+    assert full["file_size"].endswith(f" KiB ({size:,} bytes)")
+    assert json.loads(full["row_counts"])["tx_log"] == 120
+    assert full["parent"] == ""  # nothing to say: an empty cell, not "-"
+    assert delta["parent"] == _name(runs.backup_paths[0])
+    assert "-" not in [*full.values(), *delta.values()]
     summary = next(
         a
         for a in _artifacts(flow_run_id=ArtifactFilterFlowRunId(any_=[runs.full.id]))
