@@ -113,8 +113,8 @@ def told(operation: str, settings: Settings) -> Iterator[Story]:
     """Tell the run's story: tag it, log where it works, report progress, and publish its
     summary artifact when it ends, failed or not."""
     story = Story(operation, settings)
-    tags = ["dagvault", operation, f"db:{story.database}"]
-    _add_tags(tags)
+    # The run's own tags too (a deployment's "schedule"): its task runs get the same.
+    tags = _add_tags(["dagvault", operation, f"db:{story.database}"])
     step(
         "%s of %s: database %s, backup directory %s",
         operation,
@@ -131,16 +131,18 @@ def told(operation: str, settings: Settings) -> Iterator[Story]:
     _publish(story, None)
 
 
-def _add_tags(tags: list[str]) -> None:
+def _add_tags(tags: list[str]) -> list[str]:
+    """Add ``tags`` to the flow run's; return them all."""
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
-        return
+        return tags
     run = context.flow_run
     merged = sorted({*run.tags, *tags})
     if merged != sorted(run.tags):
         with get_client(sync_client=True) as client:
             client.update_flow_run(run.id, tags=merged)
         run.tags = merged
+    return merged
 
 
 def _flow_run_id() -> UUID | None:

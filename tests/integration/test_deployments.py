@@ -314,6 +314,11 @@ def test_served_deployments_run_without_a_work_pool(prefect_api_url: str, tmp_pa
     assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[2] is True
     assert deployments["full-backup"].work_pool_name is None
     assert_backup_run(run, view, node)
+    # Named and tagged like a command's run, with the deployment's origin (docs/prefect-ui.md).
+    assert run.name == "backup-blockchain-full"
+    tags = {"dagvault", "backup", "db:blockchain", "schedule"}
+    assert tags <= set(run.tags)
+    assert view["task_runs"] and all(tags <= set(t.tags) for t in view["task_runs"])
 
 
 def test_the_same_deployment_on_a_postgresql_backed_server(
