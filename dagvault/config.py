@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagvault.errors import ConfigError
 from dagvault.json_errors import describe_json_error
@@ -84,6 +85,10 @@ class Settings:
     fee_column: str = _LEDGER_DEFAULTS.fee_column
     # Where the quality gates write GX Data Docs (HTML) and validation results.
     reports_dir: Path = Path("./reports")
+    # The http(s) URL where reports_dir/data_docs is served to the Prefect UI's users
+    # (`dagvault api` serves it at /data-docs/): the gates' link artifacts point there.
+    # None links the file on the worker's disk, which only that machine can open.
+    reports_url: str | None = None
     # Plausible transaction timestamps (unix seconds): from Bitcoin's genesis block
     # (2009-01-03) to this far past the current time (clock skew between nodes).
     min_timestamp: int = 1_231_006_805
@@ -244,6 +249,14 @@ def _block_name(raw: Any) -> str:
     return text
 
 
+def _http_url(raw: Any) -> str:
+    text = str(raw).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/") + "/"
+
+
 def _identifier(raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError("expected a table or column name")
@@ -327,6 +340,7 @@ _SPECS: dict[str, _Spec] = {
     "amount_column": _Spec(None, ("ledger", "amount_column"), _identifier),
     "fee_column": _Spec(None, ("ledger", "fee_column"), _identifier),
     "reports_dir": _Spec("DAGVAULT_REPORTS_DIR", ("quality", "reports_dir"), _path),
+    "reports_url": _Spec("DAGVAULT_REPORTS_URL", ("quality", "reports_url"), _http_url),
     "min_timestamp": _Spec(None, ("quality", "min_timestamp"), _non_negative_int),
     "max_future_seconds": _Spec(None, ("quality", "max_future_seconds"), _non_negative_int),
     "allow_decrease": _Spec("DAGVAULT_ALLOW_DECREASE", ("quality", "allow_decrease"), _boolean),

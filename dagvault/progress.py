@@ -1,7 +1,9 @@
-"""Progress of long operations, reported to whoever listens (the CLI's progress bar).
+"""Progress of long operations, reported to whoever listens (the CLI's progress bar, the
+flow run's progress artifacts in the Prefect UI).
 
-A module-level listener keeps progress out of every function signature and out of
-Prefect flow parameters, which must stay serialisable.
+A module-level list of listeners keeps progress out of every function signature and out of
+Prefect flow parameters, which must stay serialisable. Listeners nest: a command's bar and
+its flow run's artifact both see every step.
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ from collections.abc import Callable, Iterator
 
 Listener = Callable[[str, int, int], None]  # (stage, done, total)
 
-_listener: Listener | None = None
+_listeners: list[Listener] = []
 
 
 def report(stage: str, done: int, total: int) -> None:
-    if _listener is not None:
-        _listener(stage, done, total)
+    for listener in list(_listeners):
+        listener(stage, done, total)
 
 
 @contextlib.contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    global _listener
-    previous, _listener = _listener, listener
+    _listeners.append(listener)
     try:
         yield
     finally:
-        _listener = previous
+        _listeners.remove(listener)

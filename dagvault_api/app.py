@@ -17,8 +17,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dagvault.errors import HTTP_STATUSES, DagvaultError
 from dagvault.json_errors import describe_json_error
+from dagvault.quality.gx_runner import data_docs_dir
 from dagvault_api import auth
 from dagvault_api.audit_requests import AuditRequests
+from dagvault_api.data_docs import mount_data_docs
 from dagvault_api.docs import add_docs
 from dagvault_api.limits import MAX_BODY_SETTING, BodyLimit, BodyTooLarge
 from dagvault_api.models import ErrorEnvelope
@@ -82,6 +84,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(exports_router(service, writes))
     app.include_router(status_router(service, reads))
     app.include_router(handoff_router(service, writes))
+    mount_data_docs(app, data_docs_dir(service.local(settings.reports_dir)))
 
     app.add_middleware(
         AuditRequests,

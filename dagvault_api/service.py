@@ -131,12 +131,14 @@ class Service:
         options: Options | None = None,
         action: str | None = None,
         settings: Settings | None = None,
+        origin: str = "api",
         **flow_parameters: Any,
     ) -> dict[str, Any]:
         """Run one operation as a flow run and answer with its result; count it, leave
         its details for the audit line, and turn its failure into an ApiError. ``action``:
         the name it is counted under (default: its endpoint's, ACTIONS); ``settings``: the
-        run's, when not the server's (a handed-over command's, routes/handoff.py)."""
+        run's, when not the server's (a handed-over command's, routes/handoff.py); ``origin``:
+        who started it (its run's tag: a handed-over command's run is the CLI's)."""
         action = action or ACTIONS[request.url.path]
         request.state.params = params
         # The operation itself is counted by the core, in the directory's journal.
@@ -152,7 +154,7 @@ class Service:
                 outcome = launch(
                     operation,
                     options,
-                    tags=["dagvault-api"],
+                    origin=origin,
                     config_file=self.config.config_file,
                     # What the request's paths were confined to is what its run uses: the
                     # run does not read the configuration again.

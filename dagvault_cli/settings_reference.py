@@ -96,6 +96,9 @@ MEANINGS: dict[str, str] = {
     "amount_column": "the transactions' amount column (never negative)",
     "fee_column": "the transactions' fee column (never negative)",
     "reports_dir": "where the quality gates write GX Data Docs (HTML) and validation results",
+    "reports_url": "the http(s) URL where `<reports_dir>/data_docs` is served (`dagvault api` "
+    "serves it at `/data-docs/`): the Prefect UI's Data Docs links point there "
+    "([prefect-ui.md](prefect-ui.md#data-docs))",
     "min_timestamp": "earliest plausible transaction timestamp, unix seconds (default: "
     "Bitcoin's genesis block, 2009-01-03)",
     "max_future_seconds": "how far past the current time a timestamp may lie (clock skew)",

@@ -18,7 +18,7 @@ from prefect import Flow, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
-from prefect.schedules import Cron, RRule, Schedule
+from prefect.schedules import Cron, Schedule
 from prefect.utilities.templating import apply_values
 from pydantic import TypeAdapter
 
@@ -33,10 +33,12 @@ def _flow(entrypoint: str) -> Flow[Any, Any]:
 
 
 def _schedule(spec: dict[str, Any]) -> Schedule:
-    common = {"active": spec.get("active", True), "slug": spec.get("slug")}
-    if "rrule" in spec:
-        return RRule(spec["rrule"], **common)
-    return Cron(spec["cron"], timezone=spec.get("timezone", "UTC"), **common)
+    return Cron(
+        spec["cron"],
+        timezone=spec.get("timezone", "UTC"),
+        active=spec.get("active", True),
+        slug=spec.get("slug"),
+    )
 
 
 # As `prefect deploy` reads a deployment's `triggers:` (its automations).

@@ -9,6 +9,7 @@ reported once, by the run an operator looks at.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -30,7 +31,8 @@ def failure_message(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
     lines = [
         f"dagvault: {flow.name} run {flow_run.name!r} {state.name}",
         f"why: {state.message or 'no message'}",
-        f"parameters: {flow_run.parameters}",
+        # JSON, as the UI shows them (a dict's repr reads badly in a chat message).
+        f"parameters: {json.dumps(flow_run.parameters, default=str, ensure_ascii=False)}",
     ]
     if flow_run.deployment_id:
         lines.append(f"deployment: {flow_run.deployment_id}")

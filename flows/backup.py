@@ -18,8 +18,9 @@ from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
+from flows._story import Story, backup_name, run_name, told
 from tasks.backup import take_backup
-from tasks.quality import backup_quality_gate
+from tasks.quality import backup_quality_gate, gate_line
 from tasks.replicate import replicate_to as replicate_task
 from tasks.replicate import upload_to
 from tasks.resources import wait_for_resources_task
@@ -46,7 +47,7 @@ def _check_targets(settings: Settings, replicas: list[str], backup_type: str) ->
     writing_key(settings.encryption_enabled, settings.encryption_key_file)
 
 
-@flow(name="dagvault-backup", **HOOKS)
+@flow(name="dagvault-backup", flow_run_name=run_name("backup", backup_name), **HOOKS)
 def backup_flow(
     database_path: str | None = None,
     backup_dir: str | None = None,
@@ -102,16 +103,30 @@ def backup_flow(
         _check_targets(settings, replicas, backup_type)
         deferred = _defer_while_busy(settings) if defer_when_busy else None
         with (
+            told("backup", settings) as story,
             one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
             backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
         ):
             info = _back_up(settings, str(directory), name, description, backup_type, verify)
+            _note_backup(story, info)
             if quality:
-                _gate(settings, info)
+                _gate(settings, info, story)
             info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
+            story.note(replicas=info["replicas"], backup_path=info["backup_path"])
     if deferred is not None:
         info["deferred"] = deferred
     return info
+
+
+def _note_backup(story: Story, info: dict[str, Any]) -> None:
+    story.note(
+        backup_path=info["backup_path"],
+        backup_type=info["backup_type"],
+        parent=info["metadata"].get("parent"),
+        file_size=info["file_size"],
+        total_transactions=info["total_transactions"],
+        verification=info.get("verification", {}).get("status", "skipped"),
+    )
 
 
 def _defer_while_busy(settings: Settings) -> dict[str, Any]:
@@ -157,7 +172,7 @@ def _back_up(
     return info
 
 
-def _gate(settings: Settings, info: dict[str, Any]) -> None:
+def _gate(settings: Settings, info: dict[str, Any], story: Story) -> None:
     gate = backup_quality_gate(
         info["backup_path"],
         ledger_profile(settings),
@@ -165,8 +180,10 @@ def _gate(settings: Settings, info: dict[str, Any]) -> None:
         settings.allow_decrease,
         settings.min_timestamp,
         settings.max_future_seconds,
+        settings.reports_url,
     )
     info["quality"] = gate
+    story.note(quality_gate=gate_line(gate))
     if not gate["passed"]:
         info["verification"] = {"status": "failed"}
         raise gate_failure(gate, "the backup")

@@ -8,10 +8,11 @@ from dagvault.config import Settings
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
+from flows._story import run_name, told
 from tasks.cleanup import cleanup
 
 
-@flow(name="dagvault-cleanup", **HOOKS)
+@flow(name="dagvault-cleanup", flow_run_name=run_name("cleanup"), **HOOKS)
 def cleanup_flow(
     keep: int | None = None,
     dry_run: bool = False,
@@ -30,11 +31,22 @@ def cleanup_flow(
         retention_count=keep,
         database_path=database_path,
     )
-    with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
-        return cleanup(
+    with (
+        told("cleanup", settings) as story,
+        one_at_a_time(backup_dir=settings.backup_dir, removes=True),
+    ):
+        result = cleanup(
             str(settings.backup_dir),
             settings.retention_count,
             dry_run,
             str(settings.database_path),
             settings.pre_restore_keep,
         )
+        story.note(
+            keep=settings.retention_count,
+            dry_run=dry_run,
+            kept=result["kept"],
+            removed_backups=result["removed_backups"],
+            bytes_freed=result["bytes_freed"],
+        )
+    return result

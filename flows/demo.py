@@ -50,7 +50,7 @@ def compare(live: str, restored: str) -> bool:
         return database_digest(a) == database_digest(b)
 
 
-@flow(name="dagvault-demo")
+@flow(name="dagvault-demo", flow_run_name="demo")
 def demo_flow(workdir: str = ".demo", transactions: int = 20_000, keep: int = 2) -> dict[str, Any]:
     work = Path(workdir).absolute()
     work.mkdir(parents=True, exist_ok=True)

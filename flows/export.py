@@ -10,11 +10,24 @@ from dagvault.quality import gate_failure
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import journal_dir, key_file, ledger_profile, resolve, staging_dir
+from flows._story import run_name, told
+from tasks._story import leaf
 from tasks.export import encrypt_export, export, import_dump
-from tasks.quality import export_quality_gate
+from tasks.quality import export_quality_gate, gate_line
 
 
-@flow(name="dagvault-export", **HOOKS)
+def _export_name(parameters: dict[str, Any], database: str) -> str:
+    fmt = parameters.get("fmt") or "default-format"
+    if parameters.get("backup_path"):
+        return f"export {leaf(parameters['backup_path'])} → {fmt}"
+    return "-".join(p for p in ("export", database, fmt) if p)
+
+
+def _import_name(parameters: dict[str, Any], database: str) -> str:
+    return f"import-sql {database} ← {leaf(parameters['sql_path'])}"
+
+
+@flow(name="dagvault-export", flow_run_name=run_name("export", _export_name), **HOOKS)
 def export_flow(
     fmt: str | None = None,
     database_path: str | None = None,
@@ -45,6 +58,28 @@ def export_flow(
         encryption_key_file=encryption_key_file,
     )
     writing_key(encrypt, settings.encryption_key_file)  # no key: refuse before exporting
+    with told("export", settings) as story:
+        story.note(source=backup_path or str(settings.database_path))
+        result = _export(settings, backup_path, out, tables, quality, encrypt)
+        story.note(
+            export_path=result["export_path"],
+            format=result["format"],
+            rows=sum(result["row_counts"].values()),
+            total_bytes=result["total_bytes"],
+            quality_gate=gate_line(result["quality"]) if result.get("quality") else None,
+            encrypted=result.get("encrypted", False),
+        )
+    return result
+
+
+def _export(
+    settings: Settings,
+    backup_path: str | None,
+    out: str | None,
+    tables: list[str] | None,
+    quality: bool,
+    encrypt: bool,
+) -> dict[str, Any]:
     result = export(
         settings.default_export_format,
         None if backup_path else str(settings.database_path),
@@ -59,6 +94,7 @@ def export_flow(
         key_file(settings),
         staging_dir(settings),
         journal_dir(settings),
+        settings.database_path.stem,
     )
     if quality:
         gate = export_quality_gate(
@@ -67,6 +103,8 @@ def export_flow(
             result["row_counts"],
             str(settings.reports_dir),
             journal_dir(settings),
+            settings.database_path.stem,
+            settings.reports_url,
         )
         result["quality"] = gate
         if not gate["passed"]:
@@ -76,7 +114,7 @@ def export_flow(
     return result
 
 
-@flow(name="dagvault-import-sql", **HOOKS)
+@flow(name="dagvault-import-sql", flow_run_name=run_name("import-sql", _import_name), **HOOKS)
 def import_sql_flow(
     sql_path: str,
     database_path: str | None = None,
@@ -91,8 +129,9 @@ def import_sql_flow(
         database_path=database_path,
         create_pre_restore_backup=create_pre_import_backup,
     )
-    with one_at_a_time(database=settings.database_path):
-        return import_dump(
+    with told("import-sql", settings) as story, one_at_a_time(database=settings.database_path):
+        story.note(sql_path=sql_path)
+        result = import_dump(
             sql_path,
             str(settings.database_path),
             settings.create_pre_restore_backup,
@@ -106,3 +145,8 @@ def import_sql_flow(
             journal_dir(settings),
             key_file(settings),
         )
+        story.note(
+            rows=sum(result["row_counts"].values()),
+            pre_import_backup=result.get("pre_import_backup"),
+        )
+    return result

@@ -24,6 +24,7 @@ from dagvault.errors import ConfigError, DagvaultError, FleetBackupIncomplete
 from dagvault.fleet import Member, fleet_members
 from flows._notify import HOOKS
 from flows._settings import resolve
+from flows._story import run_name
 from flows.backup import backup_flow
 from tasks._runtime import artifact_key
 
@@ -31,7 +32,7 @@ TASK_RUNNERS = ("default", "dask")
 
 
 # No retries here: the backup flow's own tasks retry what a retry can fix.
-@task(name="back-up-ledger", persist_result=False)
+@task(name="back-up-ledger", task_run_name="back-up {label}", persist_result=False)
 def back_up_ledger(
     label: str,
     database_path: str,
@@ -107,7 +108,11 @@ def _outcome(member: Member, future: PrefectFuture[dict[str, Any]]) -> dict[str,
     )
 
 
-@flow(name="dagvault-fleet-backup", **HOOKS)
+def _name(parameters: dict[str, Any], _database: str) -> str:
+    return f"fleet-backup-{str(parameters.get('backup_type') or 'full').lower()}"
+
+
+@flow(name="dagvault-fleet-backup", flow_run_name=run_name("fleet-backup", _name), **HOOKS)
 def fleet_backup_flow(
     ledgers: list[str] | None = None,
     glob: str | None = None,

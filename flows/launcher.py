@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +60,21 @@ class LaunchFailed(Exception):
         self.flow_run_id = flow_run_id
 
 
+ORIGINS = ("cli", "api")  # who started a run; a deployment's runs are tagged "schedule"
+
+
 def launch(
     operation: str,
     options: Options | None = None,
     /,
     *,
-    tags: Sequence[str] = (),
+    origin: str,
     **parameters: Any,
 ) -> Launched:
     """Run ``operation``'s flow with its ``options`` and the entry point's ``parameters``
-    (``settings``, ``config_file``…); raise LaunchFailed when the run fails."""
+    (``settings``, ``config_file``…); raise LaunchFailed when the run fails. The run is
+    tagged ``dagvault`` and its ``origin`` (ORIGINS), its subflow and task runs too; the
+    flow adds the operation and ``db:<name>`` once it has resolved its settings."""
     from prefect import tags as run_tags
 
     prepare()
@@ -78,7 +82,9 @@ def launch(
     flow = getattr(importlib.import_module(module), name)
     if options is not None:
         parameters = {**options.flow_parameters(), **parameters}
-    with run_tags(*tags):
+    if origin not in ORIGINS:
+        raise ValueError(f"origin must be one of {ORIGINS}, not {origin!r}")
+    with run_tags("dagvault", origin):
         state = flow(**parameters, return_state=True)
     run_id = state.state_details.flow_run_id
     run_id = str(run_id) if run_id else None
@@ -92,7 +98,7 @@ def launch(
 def run_operation(operation: str, options: Options | None = None, /, **parameters: Any) -> Any:
     """``launch`` for a command line: the result, or the run's own error raised."""
     try:
-        return launch(operation, options, **parameters).result
+        return launch(operation, options, origin="cli", **parameters).result
     except LaunchFailed as failed:
         raise failed.error from None
 

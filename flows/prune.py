@@ -10,10 +10,11 @@ from dagvault.retention import RetentionPolicy
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
+from flows._story import run_name, told
 from tasks.prune import prune
 
 
-@flow(name="dagvault-prune", **HOOKS)
+@flow(name="dagvault-prune", flow_run_name=run_name("prune"), **HOOKS)
 def prune_flow(
     keep_last: int | None = None,
     keep_hourly: int | None = None,
@@ -39,11 +40,22 @@ def prune_flow(
         interval_hours=settings.interval_hours,
         retention_count=settings.retention_count,
     )
-    with one_at_a_time(backup_dir=settings.backup_dir, removes=True):
-        return prune(
+    with (
+        told("prune", settings) as story,
+        one_at_a_time(backup_dir=settings.backup_dir, removes=True),
+    ):
+        result = prune(
             str(settings.backup_dir),
             policy.to_json(),
             dry_run,
             str(settings.database_path),
             settings.pre_restore_keep,
         )
+        story.note(
+            policy=policy.describe(),
+            dry_run=dry_run,
+            kept=result["kept"],
+            removed_backups=result["removed_backups"],
+            bytes_freed=result["bytes_freed"],
+        )
+    return result

@@ -11,10 +11,18 @@ from dagvault.storage.backup_store import backup_store
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve
+from flows._story import run_name, told
+from tasks._story import leaf
 from tasks.restore import restore
 
 
-@flow(name="dagvault-restore", **HOOKS)
+def _name(parameters: dict[str, Any], database: str) -> str:
+    if parameters.get("backup_path") is None and parameters.get("at") is not None:
+        return f"restore {database} ← at {parameters['at']}"
+    return f"restore {database} ← {leaf(parameters['backup_path'])}"
+
+
+@flow(name="dagvault-restore", flow_run_name=run_name("restore", _name), **HOOKS)
 def restore_flow(
     backup_path: str | None = None,
     database_path: str | None = None,
@@ -52,7 +60,11 @@ def restore_flow(
         backup_path = choice.point.backup.where
     if backup_path is None:
         raise ConfigError("Name a backup to restore, or a point in time (at)")
-    with one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)):
+    with (
+        told("restore", settings) as story,
+        one_at_a_time(database=settings.database_path, backup_dir=directory_of(backup_path)),
+    ):
+        story.note(backup=backup_path)
         result = restore(
             backup_path,
             str(settings.database_path),
@@ -71,8 +83,14 @@ def restore_flow(
             allow_gate_failed,
             settings.pre_restore_keep,
         )
-    if choice is not None:
-        result["recovery_point"] = choice.point.iso
-        if choice.warning:
-            result["warnings"].append(choice.warning)
+        if choice is not None:
+            result["recovery_point"] = choice.point.iso
+            if choice.warning:
+                result["warnings"].append(choice.warning)
+        story.note(
+            total_transactions=result["backup_info"]["total_transactions"],
+            pre_restore_backup=result["pre_restore_backup"],
+            warnings=result["warnings"],
+            **({"recovery_point": result["recovery_point"]} if choice is not None else {}),
+        )
     return result

@@ -9,13 +9,15 @@ from dagvault.config import Settings
 from flows._concurrency import one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import resolve
+from flows._story import run_name, told
 from flows.backup import backup_flow
 from tasks._runtime import artifact_key
+from tasks._story import fields
 from tasks.cleanup import cleanup
 from tasks.schedule import check_schedule
 
 
-@flow(name="dagvault-scheduled-backup", **HOOKS)
+@flow(name="dagvault-scheduled-backup", flow_run_name=run_name("scheduled-backup"), **HOOKS)
 def scheduled_backup_flow(
     database_path: str | None = None,
     backup_dir: str | None = None,
@@ -33,6 +35,19 @@ def scheduled_backup_flow(
         backup_dir=backup_dir,
         interval_hours=interval_hours,
     )
+    with told("scheduled-backup", settings) as story:
+        outcome = _run_if_due(settings, config_file, run_if_due)
+        taken = outcome["backup"]["backup_path"] if outcome["backup"] else None
+        story.note(backup_taken=taken or ("no (not due)" if run_if_due else "no"))
+        create_table_artifact(
+            key=artifact_key("schedule", settings.database_path.stem),
+            table=fields({"backup taken": story.facts["backup_taken"], **outcome["schedule"]}),
+            description=f"Backup schedule of {settings.database_path}",
+        )
+    return outcome
+
+
+def _run_if_due(settings: Settings, config_file: str | None, run_if_due: bool) -> dict[str, Any]:
     schedule = check_schedule(
         str(settings.database_path), str(settings.backup_dir), settings.interval_hours
     )
@@ -51,14 +66,4 @@ def scheduled_backup_flow(
         outcome["schedule"] = check_schedule(
             str(settings.database_path), str(settings.backup_dir), settings.interval_hours
         )
-    create_table_artifact(
-        key=artifact_key("schedule", settings.database_path.stem),
-        table=[
-            {"field": "backup taken", "value": outcome["backup"]["backup_path"]}
-            if outcome["backup"]
-            else {"field": "backup taken", "value": "no (not due)" if run_if_due else "no"},
-            *({"field": k, "value": str(v)} for k, v in outcome["schedule"].items()),
-        ],
-        description=f"Backup schedule of {settings.database_path}",
-    )
     return outcome

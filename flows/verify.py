@@ -17,12 +17,20 @@ from dagvault.storage.backup_store import backup_store, stored_backup
 from flows._concurrency import directory_of, one_at_a_time
 from flows._notify import HOOKS
 from flows._settings import key_file, ledger_profile, resolve, staging_dir
+from flows._story import run_name, told
 from tasks._runtime import artifact_key
+from tasks._story import leaf
 from tasks.quality import backup_quality_gate
 from tasks.verify import publish_verification_artifact, verify
 
 
-@flow(name="dagvault-verify", **HOOKS)
+def _name(parameters: dict[str, Any], database: str) -> str:
+    if parameters.get("backup_path"):
+        return f"verify {leaf(parameters['backup_path'])}"
+    return "-".join(p for p in ("verify-all", database) if p)
+
+
+@flow(name="dagvault-verify", flow_run_name=run_name("verify", _name), **HOOKS)
 def verify_flow(
     backup_path: str | None = None,
     all_backups: bool = False,
@@ -65,7 +73,10 @@ def verify_flow(
             )
     else:
         paths = [str(backup_path)]
-    with one_at_a_time(backup_dir=directory_of(paths[0]) if backup_path else settings.backup_dir):
+    with (
+        told("verify", settings) as story,
+        one_at_a_time(backup_dir=directory_of(paths[0]) if backup_path else settings.backup_dir),
+    ):
         reports = [
             verify(
                 path,
@@ -88,12 +99,24 @@ def verify_flow(
                         settings.allow_decrease,
                         settings.min_timestamp,
                         settings.max_future_seconds,
+                        settings.reports_url,
                     )
-    publish_verification_artifact(
-        reports, artifact_key("verify", str(settings.backup_dir).rpartition("/")[2])
-    )
-    failed = [r for r in reports if not r["valid"]]
-    rejected = [r for r in reports if r.get("quality") and not r["quality"]["passed"]]
+        publish_verification_artifact(reports, artifact_key("verify", story.database))
+        failed = [r for r in reports if not r["valid"]]
+        rejected = [r for r in reports if r.get("quality") and not r["quality"]["passed"]]
+        story.note(
+            backups_checked=len(reports),
+            valid=len(reports) - len(failed),
+            failed_verification=[leaf(r["backup_path"]) for r in failed],
+            failed_gate=[leaf(r["backup_path"]) for r in rejected],
+        )
+        _raise_for(reports, failed, rejected)
+    return reports
+
+
+def _raise_for(
+    reports: list[dict[str, Any]], failed: list[dict[str, Any]], rejected: list[dict[str, Any]]
+) -> None:
     if rejected and not failed:
         errors = [gate_failure(r["quality"], "the backup") for r in rejected]
         overridden = next((e for e in errors if e.hints), errors[0])
@@ -117,7 +140,6 @@ def verify_flow(
             problems=problems,
             reports=reports,
         )
-    return reports
 
 
 def _problems(report: dict[str, Any]) -> list[str]:

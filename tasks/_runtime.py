@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -65,8 +66,17 @@ def task_options() -> dict[str, Any]:
 
 
 def artifact_key(*parts: str) -> str:
-    """Artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+    """A stable key per operation and database: every run's artifact is a new version of it
+    in the UI. Keys allow lowercase letters, digits and dashes only; a part that loses other
+    letters than ASCII ones (``ledger_ü``) gets a short digest of itself, so that two
+    ledgers whose names differ only there keep keys of their own."""
+    slugs = []
+    for part in parts:
+        slug = re.sub(r"[^a-z0-9-]+", "-", part.lower()).strip("-")
+        if not part.isascii():
+            slug = f"{slug}-{hashlib.sha256(part.encode()).hexdigest()[:8]}".lstrip("-")
+        slugs.append(slug)
+    return "-".join(s for s in slugs if s)[:100]
 
 
 _bridge_core_logger()

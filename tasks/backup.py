@@ -10,9 +10,14 @@ from dagvault.backup import create_backup
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from tasks._runtime import artifact_key, task_options
+from tasks._story import fields, leaf, step
 
 
-@task(**task_options())
+def _name(parameters: dict[str, Any]) -> str:
+    return f"take-backup {leaf(parameters['database_path'])} ({parameters.get('kind', 'full')})"
+
+
+@task(task_run_name=_name, **task_options())
 def take_backup(
     database_path: str,
     backup_dir: str,
@@ -37,23 +42,30 @@ def take_backup(
         kind=kind,
         key=load_key(Path(key_file) if key_file else None),
     )
+    parent = info.metadata.get("parent")
+    step(
+        "backed up: %s, %s%s, %s transactions",
+        leaf(info.backup_path),
+        info.backup_type.lower(),
+        f" of {parent}" if parent else "",
+        f"{info.total_transactions:,}",
+    )
     create_table_artifact(
         key=artifact_key("backup", Path(database_path).stem),
-        table=[
-            {"field": k, "value": str(v)}
-            for k, v in {
+        table=fields(
+            {
                 "backup_path": info.backup_path,
                 "backup_type": info.backup_type,
-                "parent": info.metadata.get("parent", "-"),
-                "full_backup_reason": info.metadata.get("full_backup_reason", "-"),
+                "parent": parent,
+                "full_backup_reason": info.metadata.get("full_backup_reason"),
                 "file_size": info.file_size,
                 "checksum (SHA3-256)": info.checksum,
                 "total_transactions": info.total_transactions,
                 "total_nodes": info.total_nodes,
                 "duration_seconds": info.duration_seconds,
                 "row_counts": info.row_counts,
-            }.items()
-        ],
+            }
+        ),
         description=f"{info.backup_type} backup of {database_path}",
     )
     return info.to_json()

@@ -9,9 +9,14 @@ from prefect.artifacts import create_table_artifact
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule
 from dagvault.storage.backup_store import backup_store
 from tasks._runtime import artifact_key, task_options
+from tasks._story import cell, leaf, step
 
 
-@task(**task_options())
+def _name(parameters: dict[str, Any]) -> str:
+    return f"cleanup {leaf(parameters['backup_dir'])}"
+
+
+@task(task_run_name=_name, **task_options())
 def cleanup(
     backup_dir: str,
     keep: int,
@@ -25,8 +30,20 @@ def cleanup(
     rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
     outcome = backup_store(backup_dir).cleanup(keep, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
+    freed = cell(result["bytes_freed"], "bytes")
+    step(
+        "cleanup of %s: %s %d files (%s), kept %d backups",
+        leaf(backup_dir),
+        "would remove" if dry_run else "removed",
+        result["files_removed"],
+        freed,
+        result["kept"],
+    )
     create_table_artifact(
-        key=artifact_key("cleanup", Path(backup_dir).name),
+        # Per database (the directory's name would be "backups" for every node).
+        key=artifact_key(
+            "cleanup", Path(database_path).stem if database_path else leaf(backup_dir)
+        ),
         table=[
             {
                 "backup": Path(d["backup_path"]).name,
@@ -36,7 +53,7 @@ def cleanup(
             for d in result["decisions"]
         ],
         description=(
-            f"{'Dry run: would free' if dry_run else 'Freed'} {result['bytes_freed']} bytes, "
+            f"{'Dry run: would free' if dry_run else 'Freed'} {freed}, "
             f"{result['files_removed']} files removed, {result['kept']} backups kept"
         ),
     )

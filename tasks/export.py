@@ -14,9 +14,15 @@ from dagvault.ledger import LedgerProfile
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import artifact_key, task_options
+from tasks._story import cell, leaf, step
 
 
-@task(**task_options())
+def _export_name(parameters: dict[str, Any]) -> str:
+    source = parameters.get("backup_path") or parameters.get("database_path")
+    return f"export {leaf(source)} → {parameters['fmt']}"
+
+
+@task(task_run_name=_export_name, **task_options())
 def export(
     fmt: str,
     database_path: str | None,
@@ -31,8 +37,10 @@ def export(
     key_file: str | None = None,
     staging_dir: str | None = None,
     journal_dir: str | None = None,
+    database: str = "",
 ) -> dict[str, Any]:
-    """Export one consistent snapshot; row counts are checked against the snapshot. A
+    """Export one consistent snapshot (of ``database``: the ledger's name, for the artifact's
+    key); row counts are checked against the snapshot. A
     backup at a storage target (a URL) is fetched into ``staging_dir`` first. The export
     is recorded in the operations journal of ``journal_dir`` (BACKUP_DIR)."""
     options: dict[str, Any] = {
@@ -58,19 +66,28 @@ def export(
         result = export_database(
             fmt, database=Path(database_path) if database_path else None, **options
         )
+    rows = sum(result.row_counts.values())
+    size = cell(result.total_bytes, "bytes")
+    step(
+        "exported %s rows of %d tables as %s (%s) to %s",
+        f"{rows:,}",
+        len(result.row_counts),
+        fmt,
+        size,
+        result.export_path,
+    )
     create_table_artifact(
-        key=artifact_key("export", fmt, Path(database_path or backup_path or "").stem),
+        key=artifact_key("export", fmt, database),
         table=[
-            {"table": table, "rows": rows, "format": fmt}
-            for table, rows in result.row_counts.items()
+            {"table": table, "rows": cell(count), "format": fmt}
+            for table, count in result.row_counts.items()
         ],
-        description=f"Export to {result.export_path} ({result.total_bytes} bytes); "
-        f"manifest {result.manifest_path}",
+        description=f"Export to {result.export_path} ({size}); manifest {result.manifest_path}",
     )
     return result.to_json()
 
 
-@task(**task_options())
+@task(task_run_name="encrypt-export", **task_options())
 def encrypt_export(result: dict[str, Any], key_file: str | None) -> dict[str, Any]:
     """Encrypt the data files of a finished, gated export (``export --encrypt``)."""
     key = require_key(load_key(Path(key_file) if key_file else None), "export --encrypt")
@@ -85,7 +102,11 @@ def encrypt_export(result: dict[str, Any], key_file: str | None) -> dict[str, An
     }
 
 
-@task(**task_options())
+def _import_name(parameters: dict[str, Any]) -> str:
+    return f"import-sql {leaf(parameters['database_path'])} ← {leaf(parameters['sql_path'])}"
+
+
+@task(task_run_name=_import_name, **task_options())
 def import_dump(
     sql_path: str,
     database_path: str,
@@ -112,10 +133,17 @@ def import_dump(
         journal_dir=Path(journal_dir) if journal_dir else None,
         key=load_key(Path(key_file) if key_file else None),
     )
+    step(
+        "imported %s into %s: %s rows of %d tables",
+        leaf(sql_path),
+        leaf(database_path),
+        f"{sum(result.row_counts.values()):,}",
+        len(result.row_counts),
+    )
     create_table_artifact(
         key=artifact_key("import", Path(database_path).stem),
-        table=[{"table": t, "rows": n} for t, n in result.row_counts.items()],
+        table=[{"table": t, "rows": cell(n)} for t, n in result.row_counts.items()],
         description=f"Imported {sql_path} into {database_path}; pre-import backup "
-        f"{result.pre_import_backup or '-'}",
+        f"{result.pre_import_backup or 'none'}",
     )
     return result.to_json()

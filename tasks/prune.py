@@ -9,9 +9,14 @@ from prefect.artifacts import create_table_artifact
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, RetentionPolicy
 from dagvault.storage.backup_store import backup_store
 from tasks._runtime import artifact_key, task_options
+from tasks._story import cell, leaf, step
 
 
-@task(**task_options())
+def _name(parameters: dict[str, Any]) -> str:
+    return f"prune {leaf(parameters['backup_dir'])}"
+
+
+@task(task_run_name=_name, **task_options())
 def prune(
     backup_dir: str,
     policy: dict[str, int | None],
@@ -26,8 +31,19 @@ def prune(
     rule = PreRestoreRule(Path(database_path), pre_restore_keep) if database_path else None
     outcome = backup_store(backup_dir).prune(rules, dry_run=dry_run, pre_restore=rule)
     result = outcome.to_json()
+    freed = cell(result["bytes_freed"], "bytes")
+    step(
+        "prune of %s (%s): %s %d backups (%s), kept %d",
+        leaf(backup_dir),
+        rules.describe(),
+        "would remove" if dry_run else "removed",
+        result["removed_backups"],
+        freed,
+        result["kept"],
+    )
     create_table_artifact(
-        key=artifact_key("prune", Path(backup_dir).name),
+        # Per database (the directory's name would be "backups" for every node).
+        key=artifact_key("prune", Path(database_path).stem if database_path else leaf(backup_dir)),
         table=[
             {
                 "backup": Path(d["backup_path"]).name,
@@ -39,7 +55,7 @@ def prune(
         ],
         description=(
             f"Policy: {rules.describe()}. "
-            f"{'Dry run: would free' if dry_run else 'Freed'} {result['bytes_freed']} bytes, "
+            f"{'Dry run: would free' if dry_run else 'Freed'} {freed}, "
             f"{result['removed_backups']} backups removed, {result['kept']} kept"
         ),
     )

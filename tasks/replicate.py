@@ -13,6 +13,7 @@ from dagvault.storage.offsite.objects import upload_backup
 from dagvault.storage.offsite.replicate import replicate
 from dagvault.storage.throttle import throttle_for
 from tasks._runtime import artifact_key, task_options
+from tasks._story import cell, fields, leaf, step
 
 
 def _key(encrypt: bool, key_file: str | None) -> bytes | None:
@@ -20,7 +21,15 @@ def _key(encrypt: bool, key_file: str | None) -> bytes | None:
     return writing_key(encrypt, Path(key_file) if key_file else None)
 
 
-@task(**task_options())
+def _replicate_name(parameters: dict[str, Any]) -> str:
+    return f"replicate-to {leaf(parameters['target'])}"
+
+
+def _upload_name(parameters: dict[str, Any]) -> str:
+    return f"upload {leaf(parameters['backup_path'])} → {leaf(parameters['target'])}"
+
+
+@task(task_run_name=_replicate_name, **task_options())
 def replicate_to(
     backup_dir: str,
     target: str,
@@ -37,25 +46,33 @@ def replicate_to(
         _key(encrypt, key_file),
         throttle=throttle_for(bandwidth_limit),
     ).to_json()
+    lag = report["lag_seconds"]
+    step(
+        "replicated to %s: %d copied (%s), %d skipped, lag %s",
+        target,
+        len(report["copied"]),
+        cell(report["bytes_copied"], "bytes"),
+        len(report["skipped"]),
+        "none (no backup there)" if lag is None else f"{lag:,} s",
+    )
     create_table_artifact(
-        key=artifact_key("replication", target.rpartition("/")[2] or "target"),
-        table=[
-            {"field": "target", "value": target},
-            {"field": "copied", "value": ", ".join(report["copied"]) or "-"},
+        key=artifact_key("replication", leaf(target) or "target"),
+        table=fields(
             {
-                "field": "skipped",
-                "value": "; ".join(f"{k}: {v}" for k, v in report["skipped"].items()) or "-",
-            },
-            {"field": "missing", "value": report["missing"]},
-            {"field": "lag_seconds", "value": report["lag_seconds"]},
-            {"field": "bytes_copied", "value": report["bytes_copied"]},
-        ],
+                "target": target,
+                "copied": ", ".join(report["copied"]),
+                "skipped": "; ".join(f"{k}: {v}" for k, v in report["skipped"].items()),
+                "missing": report["missing"],
+                "lag_seconds": lag,
+                "bytes_copied": report["bytes_copied"],
+            }
+        ),
         description=f"Replication of {backup_dir} to {target}",
     )
     return report
 
 
-@task(**task_options())
+@task(task_run_name=_upload_name, **task_options())
 def upload_to(
     backup_path: str,
     target: str,

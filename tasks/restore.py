@@ -10,9 +10,14 @@ from dagvault.ledger import LedgerProfile
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import artifact_key, task_options
+from tasks._story import fields, leaf, step
 
 
-@task(**task_options())
+def _name(parameters: dict[str, Any]) -> str:
+    return f"restore {leaf(parameters['database_path'])} ← {leaf(parameters['backup_path'])}"
+
+
+@task(task_run_name=_name, **task_options())
 def restore(
     backup_path: str,
     database_path: str,
@@ -47,17 +52,28 @@ def restore(
     result = backup.restore(
         Path(database_path), key_file=Path(key_file) if key_file else None, **options
     )
+    step(
+        "restored %s from %s: %s transactions%s",
+        leaf(database_path),
+        leaf(backup.location),
+        f"{result.backup_info.total_transactions:,}",
+        f"; pre-restore backup {leaf(result.pre_restore_backup)}"
+        if result.pre_restore_backup
+        else "",
+    )
     create_table_artifact(
         key=artifact_key("restore", Path(database_path).stem),
-        table=[
-            {"field": "backup_path", "value": backup.location},
-            {"field": "database_path", "value": database_path},
-            {"field": "checksum (SHA3-256)", "value": result.backup_info.checksum},
-            {"field": "total_transactions", "value": result.backup_info.total_transactions},
-            {"field": "pre_restore_backup", "value": result.pre_restore_backup or "-"},
-            {"field": "warnings", "value": "; ".join(result.warnings) or "-"},
-            {"field": "duration_seconds", "value": round(result.duration_seconds, 3)},
-        ],
+        table=fields(
+            {
+                "backup_path": backup.location,
+                "database_path": database_path,
+                "checksum (SHA3-256)": result.backup_info.checksum,
+                "total_transactions": result.backup_info.total_transactions,
+                "pre_restore_backup": result.pre_restore_backup,
+                "warnings": "; ".join(result.warnings),
+                "duration_seconds": round(result.duration_seconds, 3),
+            }
+        ),
         description=f"Restore of {database_path}",
     )
     return result.to_json()

@@ -8,9 +8,14 @@ from prefect.artifacts import create_table_artifact
 
 from dagvault.storage.backup_store import stored_backup
 from tasks._runtime import task_options
+from tasks._story import cell, checks_line, leaf, step
 
 
-@task(**task_options())
+def _name(parameters: dict[str, Any]) -> str:
+    return f"verify {leaf(parameters['backup_path'])}"
+
+
+@task(task_run_name=_name, **task_options())
 def verify(
     backup_path: str,
     quick: bool = False,
@@ -29,7 +34,18 @@ def verify(
         key_file=Path(key_file) if key_file else None,
         staging=Path(staging_dir) if staging_dir else None,
     )
-    return report.to_json()
+    result = report.to_json()
+    if result["valid"]:
+        transactions = result["total_transactions"]
+        step(
+            "verified %s: %s%s",
+            leaf(backup_path),
+            checks_line(result["checks"]),
+            f", {transactions:,} transactions" if transactions is not None else "",
+        )
+    else:
+        step("verification FAILED for %s: %s", leaf(backup_path), "; ".join(result["problems"]))
+    return result
 
 
 def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> None:
@@ -39,8 +55,9 @@ def publish_verification_artifact(reports: list[dict[str, Any]], key: str) -> No
             {
                 "backup": Path(r["backup_path"]).name,
                 "valid": r["valid"],
-                "problems": "; ".join(r["problems"]) or "-",
-                "duration_seconds": r["duration_seconds"],
+                "problems": "; ".join(r["problems"]),
+                "transactions": cell(r["total_transactions"]),
+                "duration_seconds": cell(r["duration_seconds"], "duration_seconds"),
                 **(
                     {"quality": "passed" if r["quality"]["passed"] else "FAILED"}
                     if r.get("quality")

@@ -41,6 +41,7 @@ SECONDS: dict[str, float] = {
     "tests/integration/test_watch.py": 40,
     "tests/integration/test_remote.py": 38,
     "tests/integration/test_notebook.py": 35,
+    "tests/integration/test_prefect_ui.py": 20,
     "tests/unit/test_export_json.py": 33,
 }
 

@@ -185,6 +185,7 @@ def handoff_router(service: Service, writes: list[Depends]) -> APIRouter:
                     flow_parameters.pop("options"),
                     action="import" if operation == "import-sql" else operation,
                     settings=run_settings,
+                    origin="cli",
                     **flow_parameters,
                 )
             except DagvaultError as refused:

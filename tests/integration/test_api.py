@@ -108,7 +108,7 @@ def test_backup_with_the_description_body_is_a_real_verified_backup(
     with get_client(sync_client=True) as prefect:
         run = prefect.read_flow_run(data["flow_run_id"])
     assert run.state is not None and run.state.is_completed()
-    assert "dagvault-api" in run.tags
+    assert {"dagvault", "api", "backup", "db:blockchain"} <= set(run.tags)
 
 
 def test_incremental_backup_and_list_newest_first(client: httpx.Client) -> None:
@@ -445,3 +445,18 @@ def test_without_a_token_other_users_may_read_but_change_nothing(server: Server)
     )
     assert json.loads(result.stdout) == [200, 401, 401]
     assert sorted(p.name for p in (server.workdir / "backups").iterdir()) == before
+
+
+def test_data_docs_are_served_read_only(client: httpx.Client) -> None:
+    """The Prefect UI's Data Docs links (DAGVAULT_REPORTS_URL) open here: GET only, and
+    nothing outside DAGVAULT_REPORTS_DIR/data_docs."""
+    reports = Path(os.environ["DAGVAULT_REPORTS_DIR"])
+    if not (reports / "data_docs" / "index.html").is_file():  # this test run alone
+        ok(client.post("/backup", json={"quality": True}))
+    (reports / "secret.txt").write_text("not for the web")
+    page = client.get("/data-docs/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.text == (reports / "data_docs" / "index.html").read_text()
+    assert client.post("/data-docs/index.html").status_code == 405
+    assert client.get("/data-docs/%2e%2e/secret.txt").status_code == 404
+    assert client.get("/data-docs/../secret.txt").status_code == 404

@@ -42,7 +42,6 @@ from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_backup
 
 BIN = Path(sys.executable).parent
-HOURLY = "FREQ=HOURLY;INTERVAL={}"
 # The quality gate (GX: 10-20 s of start-up per run on this machine) runs in a worker like
 # any task; tests/test_quality.py covers it. Here it would only multiply the time.
 NO_GATE = {"quality": False}
@@ -198,11 +197,10 @@ def server_view(api_url: str, run_ids: list[UUID]) -> dict[str, Any]:
         }
 
 
-def schedule_of(deployment: Any, slug: str) -> tuple[str | None, bool]:
-    """The schedule's recurrence rule (full backups) and whether it is active."""
+def schedule_of(deployment: Any, slug: str) -> tuple[str, str | None, bool]:
+    """The schedule's cron expression, its timezone and whether it is active."""
     schedule = next(s for s in deployment.schedules if s.slug == slug)
-    rule = getattr(schedule.schedule, "rrule", None)
-    return (rule.splitlines()[-1] if rule else None), schedule.active
+    return schedule.schedule.cron, schedule.schedule.timezone, schedule.active
 
 
 def assert_backup_run(run: FlowRun, view: dict[str, Any], node: Node) -> None:
@@ -277,17 +275,18 @@ def test_prefect_deploy_then_a_worker_runs_the_backup_deployment(
     view = server_view(sqlite_server, [full.id, incremental.id])
     assert set(view["deployments"]) == DEPLOYMENTS
     deployments = view["deployments"]
-    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(1), True)
-    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[1] is False
+    assert schedule_of(deployments["full-backup"], "full-backup") == ("0 * * * *", "UTC", True)
+    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[2] is False
+    assert "SCHEDULE INACTIVE" in (deployments["incremental-backup"].description or "")
     # No backup.replicas on this node: nothing to copy to, so the schedule is off.
-    assert schedule_of(deployments["replicate-off-site"], "hourly-replicate")[1] is False
+    assert schedule_of(deployments["replicate-off-site"], "hourly-replicate")[2] is False
     assert deployments["full-backup"].work_pool_name == "dagvault"
     assert_backup_run(full, view, node)
     assert incremental.state is not None and incremental.state.is_completed()
     # The global concurrency limit queued one behind the other: neither backup met the
     # other's flock (no retry), and their backup tasks never overlapped.
     backups = sorted(
-        (t for t in view["task_runs"] if t.name.startswith("take_backup")),
+        (t for t in view["task_runs"] if t.name.startswith("take-backup ")),
         key=lambda t: t.start_time,
     )
     assert [t.run_count for t in backups] == [1, 1]
@@ -313,10 +312,15 @@ def test_served_deployments_run_without_a_work_pool(prefect_api_url: str, tmp_pa
         (run,) = trigger(prefect_api_url, ("dagvault-backup/full-backup", NO_GATE))
     view = server_view(prefect_api_url, [run.id])
     deployments = view["deployments"]
-    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(168), True)
-    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[1] is True
+    assert schedule_of(deployments["full-backup"], "full-backup") == ("0 0 * * 0", "UTC", True)
+    assert schedule_of(deployments["incremental-backup"], "hourly-incremental")[2] is True
     assert deployments["full-backup"].work_pool_name is None
     assert_backup_run(run, view, node)
+    # Named and tagged like a command's run, with the deployment's origin (docs/prefect-ui.md).
+    assert run.name == "backup-blockchain-full"
+    tags = {"dagvault", "backup", "db:blockchain", "schedule"}
+    assert tags <= set(run.tags)
+    assert view["task_runs"] and all(tags <= set(t.tags) for t in view["task_runs"])
 
 
 def test_the_same_deployment_on_a_postgresql_backed_server(
@@ -331,7 +335,7 @@ def test_the_same_deployment_on_a_postgresql_backed_server(
         (run,) = trigger(server.url, ("dagvault-backup/full-backup", NO_GATE))
     view = server_view(server.url, [run.id])
     deployments = view["deployments"]
-    assert schedule_of(deployments["full-backup"], "full-backup") == (HOURLY.format(24), True)
+    assert schedule_of(deployments["full-backup"], "full-backup") == ("0 0 * * *", "UTC", True)
     assert_backup_run(run, view, node)
     # The run history lives in PostgreSQL, not in a SQLite file under PREFECT_HOME.
     assert not list(server.home.rglob("*.db"))

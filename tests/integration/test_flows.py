@@ -94,7 +94,8 @@ def finished_task_runs(run_id: UUID, expected: int) -> list[TaskRun]:
 
 
 def task_run_named(runs: list[TaskRun], task_name: str) -> TaskRun:
-    (run,) = [r for r in runs if r.name.startswith(f"{task_name}-")]
+    # Runs are named after what they do (take-backup ledger.db (full)); the key is the task's.
+    (run,) = [r for r in runs if r.task_key.startswith(f"{task_name}-")]
     return run
 
 

@@ -59,7 +59,7 @@ def test_prune_flow_artifact_and_default_keep_last(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
             )
         )
-    (artifact,) = [a for a in artifacts if a.key == "prune-backups"]
+    (artifact,) = [a for a in artifacts if a.key == "prune-blockchain"]  # per database
     rows = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
     assert rows == [
         {
@@ -81,7 +81,7 @@ def test_prune_flow_artifact_and_default_keep_last(
             "reasons": f"needed by {incr.name}",
         },
     ]
-    assert "Dry run: would free 0 bytes" in str(artifact.description)
+    assert "Dry run: would free 0 B," in str(artifact.description)
 
     done = prune_flow(keep_daily=1, backup_dir=str(backups))  # the flag wins over the config
     assert done["policy"] == {
