@@ -10,21 +10,18 @@ values it accepts are discarded (the property is about how the CLI reports a ref
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
-from _helpers import cli_subcommands
+from _helpers import cli_subcommands, run_main
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dagvault.config import _SPECS, CONFIG_ENV, load_settings
 from dagvault.errors import EXIT_CODES, ConfigError
-from dagvault_cli.main import build_parser, main
+from dagvault_cli.main import build_parser
 from faults._harness import STRESS, Figures
 
 EXAMPLES = 400 if STRESS else 40
@@ -92,27 +89,9 @@ words = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
 
 
 def run_cli(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """Exit code and stderr of ``dagvault ARGV``; an exception escaping main() fails.
-
-    main() sets up the process it runs in (environment, logging handlers); in this test
-    process both are put back, or every later ``dagvault`` subprocess of this worker
-    inherits a CLI's terminal settings (it hid Prefect's lines from a ``-v`` test)."""
-    stderr = io.StringIO()
-    previous = Path.cwd()
-    core_logger = logging.getLogger("dagvault")
-    handlers = list(core_logger.handlers)
-    os.chdir(cwd)
-    try:
-        with (
-            mock.patch.dict(os.environ),
-            contextlib.redirect_stderr(stderr),
-            contextlib.redirect_stdout(io.StringIO()),
-        ):
-            code = main(argv)
-    finally:
-        os.chdir(previous)
-        core_logger.handlers[:] = handlers
-    return code, stderr.getvalue()
+    """Exit code and stderr of ``dagvault ARGV``; an exception escaping main() fails."""
+    code, _, stderr = run_main(argv, cwd)
+    return code, stderr
 
 
 def assert_refused(code: int, stderr: str, expected: set[int], context: object) -> None:
