@@ -84,7 +84,11 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(exports_router(service, writes))
     app.include_router(status_router(service, reads))
     app.include_router(handoff_router(service, writes))
-    mount_data_docs(app, data_docs_dir(service.local(settings.reports_dir)))
+    mount_data_docs(
+        app,
+        data_docs_dir(service.local(settings.reports_dir)),
+        token=config.token if config.protect_reads else None,
+    )
 
     app.add_middleware(
         AuditRequests,

@@ -33,7 +33,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dagvault.errors import ConfigError
-from dagvault_api.caller import identify
 from dagvault_api.service import ApiError
 
 TOKEN_ENV = "DAGVAULT_API_TOKEN"
@@ -138,6 +137,9 @@ def token_check(token: str | None) -> Callable[..., None]:
         # the headers before the body was read (limits.py).
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
+        # Imported here: caller.py uses this module's token checks (an import cycle).
+        from dagvault_api.caller import identify
+
         if identify(request.scope, token).authenticated:
             return
         request.state.denied = True

@@ -101,17 +101,18 @@ def backup_flow(
         replicas = list(dict.fromkeys([*settings.replicas, *replica_targets(replicate_to or [])]))
         backup_type = backup_kind(backup_type)  # "Full" (as documented), "full", "FULL"…
         _check_targets(settings, replicas, backup_type)
-        deferred = _defer_while_busy(settings) if defer_when_busy else None
-        with (
-            told("backup", settings) as story,
-            one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
-            backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
-        ):
-            info = _back_up(settings, str(directory), name, description, backup_type, verify)
-            _note_backup(story, info)
-            if quality:
-                _gate(settings, info, story)
-            info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
+        with told("backup", settings) as story:
+            # Inside the story: the wait is a step of this run, named and tagged like the rest.
+            deferred = _defer_while_busy(settings) if defer_when_busy else None
+            with (
+                one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
+                backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
+            ):
+                info = _back_up(settings, str(directory), name, description, backup_type, verify)
+                _note_backup(story, info)
+                if quality:
+                    _gate(settings, info, story)
+                info["replicas"] = _copy_off_site(settings, info, str(directory), replicas)
             story.note(replicas=info["replicas"], backup_path=info["backup_path"])
     if deferred is not None:
         info["deferred"] = deferred

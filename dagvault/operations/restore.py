@@ -61,7 +61,7 @@ class RestoreOptions(Options):
     @model_validator(mode="after")
     def _one_source(self) -> RestoreOptions:
         if (self.backup_path is None) == (self.at is None):
-            raise ValueError("name either a backup (backup_path) or a point in time (at)")
+            raise ValueError("backup_path: name a backup, or a point in time (at), not both")
         return self
 
 

@@ -252,7 +252,9 @@ def test_failures_exit_with_their_code_and_a_hint(
                 cli("backup", env={"BACKUP_INTERVAL_HOURS": "abc"}), 2, "BACKUP_INTERVAL_HOURS"
             )
             assert_fails(cli("backup", "--bogus"), 2, "unrecognized arguments: --bogus")
-            assert_fails(cli("restore"), 2, "required: backup")
+            assert_fails(
+                cli("restore"), 2, "Name the backup to restore, or a point in time with --at"
+            )
             assert_fails(cli("cleanup", "--keep", "0"), 2, "positive integer")
             assert_fails(cli("verify"), 2, "--all")
             assert_fails(cli(), 2, "required: COMMAND")

@@ -273,7 +273,9 @@ def test_automations_notify_the_operators_block(webhook_block: str) -> None:
     applied = apply_automations(webhook_block)  # twice: updated, not duplicated
     with get_client(sync_client=True) as client:
         block = client.read_block_document_by_name("dagvault-ui-test", "custom-webhook")
-        stored = {a.name: a for a in client.read_automations() if a.name.startswith("dagvault")}
+        # "dagvault: …" are these; the watcher's deployment triggers (dagvault-ledger-…,
+        # tests/integration/test_watch.py) may share this server.
+        stored = {a.name: a for a in client.read_automations() if a.name.startswith("dagvault: ")}
     assert (
         set(stored)
         == {a.name for a in applied}

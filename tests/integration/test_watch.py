@@ -88,7 +88,9 @@ def watched(
     transactions in 10 commits, stopped with SIGTERM (as `dagvault down` stops it) once it
     has taken a backup."""
     root = tmp_path_factory.mktemp("watch")
-    ledger = make_odd_ledger(root / "watched-ledger.db", 20, blob_size=2_400)
+    # Big enough that 30 new transactions change well under half its pages (more would
+    # make the incremental a full backup: dagvault.delta's rule).
+    ledger = make_odd_ledger(root / "watched-ledger.db", 300, blob_size=2_400)
     config = write_odd_ledger_config(
         root, watch={"significant_transactions": 25, "interval_seconds": 0.2}
     )
@@ -132,7 +134,10 @@ def watched(
                     limit=50,  # the server's maximum (the client's default is 100)
                 )
             names = {e.event for e in page.events}
-            return page.events if {CHANGED, SIGNIFICANT} <= names else []
+            reported = sum(e.payload["new_transactions"] for e in page.events if e.event == CHANGED)
+            # The last `changed` event is the one the watcher flushes as it stops: it may
+            # reach the server after the others.
+            return page.events if {CHANGED, SIGNIFICANT} <= names and reported >= 30 else []
 
         received = _until(events, "both events reached the Prefect server")
     return {
