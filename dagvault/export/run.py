@@ -19,7 +19,6 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from dagvault.config import EXPORT_FORMATS
 from dagvault.db import quote_identifier, table_names
 from dagvault.errors import ConfigError, ExportMismatch, storage_error
 from dagvault.export.datasets import duckdb_connection, write_table
+from dagvault.export.result import ExportResult
 from dagvault.export.source import Snapshot, open_snapshot
 from dagvault.export.sqldump import write_dump
 from dagvault.fsio import (
@@ -45,23 +45,6 @@ from dagvault.fsio import (
 from dagvault.safedir import HeldDir
 
 MANIFEST_VERSION = 1
-
-
-@dataclass
-class ExportResult:
-    success: bool
-    export_path: str
-    format: str
-    manifest_path: str
-    row_counts: dict[str, int]
-    total_bytes: int
-    source: dict[str, Any]
-    timestamp: str
-    duration_seconds: float = 0.0
-    files: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _choose_tables(snapshot: Snapshot, requested: list[str] | None) -> list[str]:

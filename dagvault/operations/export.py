@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from dagvault.config import EXPORT_FORMATS
-from dagvault.export import run
+from dagvault.export import result
 from dagvault.operations.common import MAX_PATH_CHARS, Options, model_of
 
 ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
@@ -36,7 +36,7 @@ class ExportOptions(Options):
 
 
 ExportResult = model_of(
-    run.ExportResult,
+    result.ExportResult,
     "ExportResult",
     """An export written: its files, manifest and row counts, the export gate's verdict and
     whether the data files are encrypted. `dagvault export --json` prints it;
