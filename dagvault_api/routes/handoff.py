@@ -102,6 +102,9 @@ class _EventLines(logging.Handler):
             lines.append(record.getMessage())
 
 
+_EVENT_LINES = _EventLines()
+
+
 @contextlib.contextmanager
 def _collecting_events() -> Iterator[list[str]]:
     lines: list[str] = []
@@ -117,7 +120,10 @@ def handoff_router(service: Service, writes: list[Depends]) -> APIRouter:
     settings = service.settings
     own_settings = settings_document(settings, service.config.base)
     core_logger = logging.getLogger("dagvault")
-    core_logger.addHandler(_EventLines())
+    # One handler per process, however many apps are made (tests make several): a second
+    # would report each event line twice.
+    if _EVENT_LINES not in core_logger.handlers:
+        core_logger.addHandler(_EVENT_LINES)
     core_logger.setLevel(logging.INFO)
 
     def _command_settings(theirs: dict[str, Any]) -> Settings:
