@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import sqlite3
 import time
@@ -35,7 +34,11 @@ from dagvault.pinned import PinnedRead
 from dagvault.safedir import HeldDir
 from dagvault.snapshot import Snapshot, snapshot_to_file
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+# A name becomes the first part of file names ("<name>_<ts>_<n>.db.zst.meta"); 200 bytes of
+# UTF-8 leave room for that within the 255-byte file name limit of ext4/XFS/APFS.
+_NAME_MAX_CHARACTERS = 101
+_NAME_MAX_BYTES = 200
+_NAME_PUNCTUATION = frozenset("._-")
 _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 log = logging.getLogger(__name__)
 DELTA_SUFFIXES = {"Incremental": ".incr", "Differential": ".diff"}
@@ -55,11 +58,23 @@ def backup_kind(backup_type: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name) or ".." in name:
+    """``name`` if it is safe as the first part of a backup's file names: letters and digits
+    of any script (a ledger named ``knoten-ü.db`` backs up as ``knoten-ü``), '.', '_' and
+    '-', never a path separator, control or formatting character, leading dot or "..".
+    """
+    well_formed = (
+        0 < len(name) <= _NAME_MAX_CHARACTERS
+        and len(name.encode("utf-8", "surrogatepass")) <= _NAME_MAX_BYTES
+        and name[0].isalnum()
+        and all(char.isalnum() or char in _NAME_PUNCTUATION for char in name)
+        and ".." not in name
+    )
+    if not well_formed:
         raise ConfigError(
             f"Invalid backup name {name!r}",
             "Use letters, digits, '.', '_' and '-' only (no path separators), "
-            "at most 101 characters, starting with a letter or digit.",
+            f"at most {_NAME_MAX_CHARACTERS} characters ({_NAME_MAX_BYTES} bytes in UTF-8), "
+            "starting with a letter or digit.",
         )
     return name
 

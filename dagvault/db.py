@@ -101,7 +101,11 @@ def translate(exc: sqlite3.Error, action: str) -> DagvaultError:
             "Free up disk space or choose a larger volume, then run the command again.",
         )
     if code.startswith("SQLITE_CORRUPT") or "malformed" in text:
-        return VerificationError(f"Database disk image is malformed while {action}: {text}")
+        return VerificationError(
+            f"Database disk image is malformed while {action}: {text}",
+            "Check the file with `sqlite3 FILE 'PRAGMA integrity_check'`; a damaged ledger is "
+            "brought back from its newest verified backup with `dagvault restore`.",
+        )
     if code.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_PERM")):
         err = StorageError(
             f"Cannot access the file while {action}: {text}",
@@ -109,7 +113,11 @@ def translate(exc: sqlite3.Error, action: str) -> DagvaultError:
         )
         err.retryable = code.startswith("SQLITE_IOERR")
         return err
-    return DagvaultError(f"SQLite error while {action}: {text}")
+    return DagvaultError(
+        f"SQLite error while {action}: {text}",
+        "Check that the file is a SQLite database this process can read and write, then "
+        "run the command again.",
+    )
 
 
 def quote_identifier(name: str) -> str:

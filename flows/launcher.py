@@ -157,9 +157,33 @@ class _NoTracebackForKnownErrors(logging.Filter):
         return True
 
 
+class _RunLinesOnTerminal(logging.Filter):
+    """Prefect's flow and task run lines on the terminal's handler, or not. Without ``-v``
+    the CLI shows its own result lines only; a failed run's "Task run … Finished in state
+    Failed" and "Flow run … Encountered exception" lines would repeat its ❌ and Error:
+    lines. The run history (Prefect's API handler) keeps every line either way."""
+
+    shown = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.shown or not record.name.startswith(_RUN_LOGGERS)
+
+
+_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+def show_run_lines(shown: bool) -> None:
+    """Whether Prefect's run lines reach the terminal (the CLI's ``-v``)."""
+    _RunLinesOnTerminal.shown = shown
+
+
 def quiet_known_errors() -> None:
-    """Drop the tracebacks of expected failures from the handlers Prefect has set up."""
+    """Drop the tracebacks of expected failures from the handlers Prefect has set up, and
+    the run lines from its terminal handler unless they are asked for (show_run_lines)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     quiet = _NoTracebackForKnownErrors()
+    run_lines = _RunLinesOnTerminal()
     loggers = [logging.getLogger()] + [
         logger
         for name, logger in logging.root.manager.loggerDict.items()
@@ -167,3 +191,5 @@ def quiet_known_errors() -> None:
     ]
     for handler in {h for logger in loggers for h in logger.handlers}:
         handler.addFilter(quiet)
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(run_lines)

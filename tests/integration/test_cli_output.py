@@ -21,3 +21,20 @@ def test_prefect_run_lines_only_with_verbose(cli: CliRunner, ledger: Path) -> No
     assert verbose.returncode == 0, verbose.stderr
     assert "Finished in state Completed" in verbose.stderr
     assert verbose.stderr.count("📦 Database backup created") == 1  # once, not twice
+
+
+def test_a_failed_run_prints_its_error_once_without_prefect_run_lines(
+    cli: CliRunner, ledger: Path
+) -> None:
+    """A flow run that fails (a truncated ledger file) prints the description's ❌ line,
+    Error: and Try:, not Prefect's "Task run … Finished in state Failed" and "Flow run …
+    Encountered exception" lines repeating them."""
+    damaged = ledger.with_name("damaged.db")
+    damaged.write_bytes(ledger.read_bytes()[:65536])
+    failed = cli("backup", "--db", damaged.name, "--no-quality", cwd=ledger.parent)
+    assert failed.returncode != 0, failed.stderr
+    assert "❌ Backup creation failed" in failed.stderr, failed.stderr
+    assert "Error: Database disk image is malformed" in failed.stderr, failed.stderr
+    assert "\nTry: " in failed.stderr, failed.stderr
+    for noise in ("Flow run", "Task run", "Finished in state", "Traceback"):
+        assert noise not in failed.stderr, failed.stderr
