@@ -12,7 +12,10 @@ from pydantic import BaseModel, Field
 
 from dagvault.operations import BackupOptions, BackupResult, RestoreResult
 from dagvault.operations.common import MAX_PATH_CHARS
-from dagvault.operations.export import ExportOptions
+from dagvault.operations.export import ExportOptions, ExportResult
+from dagvault.operations.restore import ImportResult
+from dagvault.operations.retention import RetentionResult
+from dagvault.operations.verify import VerifyResult
 
 
 class BackupRequest(BackupOptions):
@@ -88,6 +91,19 @@ class RestoreData(OperationData):
 class ExportData(OperationData):
     export_path: str
     format: str
+    result: ExportResult
+
+
+class VerifyData(OperationData):
+    result: VerifyResult
+
+
+class CleanupData(OperationData):
+    result: RetentionResult
+
+
+class ImportData(OperationData):
+    result: ImportResult
 
 
 class Schedule(BaseModel):

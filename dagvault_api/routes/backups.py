@@ -24,10 +24,11 @@ from dagvault.schedule import backup_schedule
 from dagvault_api.models import (
     BackupData,
     BackupRequest,
+    CleanupData,
     Envelope,
-    OperationData,
     RestoreData,
     Schedule,
+    VerifyData,
 )
 from dagvault_api.service import Service, backup_name, envelope
 
@@ -88,7 +89,7 @@ def backups_router(service: Service, writes: list[Depends], reads: list[Depends]
         chosen = data["result"]["backup_info"]["backup_path"] if body.at else None
         return envelope({**data, **params, "backup_path": chosen or params["backup_path"]})
 
-    @router.post("/backup/verify", response_model=Envelope[OperationData], dependencies=writes)
+    @router.post("/backup/verify", response_model=Envelope[VerifyData], dependencies=writes)
     def verify(body: VerifyOptions, request: Request) -> dict[str, Any]:
         """Verify one backup or all of BACKUP_DIR (the outcome is recorded in each .meta)."""
         options = body
@@ -104,7 +105,7 @@ def backups_router(service: Service, writes: list[Depends], reads: list[Depends]
         )
         return envelope(data)
 
-    @router.post("/backup/cleanup", response_model=Envelope[OperationData], dependencies=writes)
+    @router.post("/backup/cleanup", response_model=Envelope[CleanupData], dependencies=writes)
     def cleanup(body: CleanupOptions, request: Request) -> dict[str, Any]:
         """Keep the newest N backups of BACKUP_DIR (never the newest verified one)."""
         data = service.run(

@@ -10,7 +10,7 @@ from fastapi.params import Depends
 from dagvault.operations.export import ExportOptions
 from dagvault.operations.restore import ImportOptions
 from dagvault_api.export_paths import export_prefix, fresh_export
-from dagvault_api.models import Envelope, ExportData, ExportRequest, OperationData
+from dagvault_api.models import Envelope, ExportData, ExportRequest, ImportData
 from dagvault_api.service import Service, envelope
 
 
@@ -52,7 +52,7 @@ def exports_router(service: Service, writes: list[Depends]) -> APIRouter:
             )
         return envelope({**data, "export_path": data["result"]["export_path"], "format": fmt})
 
-    @router.post("/backup/import", response_model=Envelope[OperationData])
+    @router.post("/backup/import", response_model=Envelope[ImportData])
     def import_sql(body: ImportOptions, request: Request) -> dict[str, Any]:
         """Replace the database with one built from an SQL dump in EXPORT_DIR (like a restore)."""
         dump = service.existing(exports.confine("sql_path", body.sql_path), "SQL dump")
