@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,11 +24,19 @@ from dagvault.recovery import iso
 from dagvault_cli.output import emit_json, rpo_text
 from dagvault_cli.service import probe
 from dagvault_cli.service.state import ServiceInfo, StateDir, state_dir
-from dagvault_cli.service.supervisor import Options, configure_logging, run, to_argv
+from dagvault_cli.service.supervisor import (
+    DRAIN_SECONDS,
+    STOP_GRACE_SECONDS,
+    Options,
+    configure_logging,
+    run,
+    to_argv,
+)
 
 NOT_RUNNING_EXIT = 3
 RPO_FIELDS = ("rpo_seconds", "rpo_target_seconds", "newest_recovery_point", "changed_since_newest")
-DOWN_TIMEOUT_SECONDS = 30.0
+# The operations in flight (at most DRAIN_SECONDS), then each part's own stop.
+DOWN_TIMEOUT_SECONDS = DRAIN_SECONDS + 4 * STOP_GRACE_SECONDS
 
 
 def _state(args: argparse.Namespace) -> StateDir:
@@ -268,9 +278,16 @@ def down(args: argparse.Namespace) -> int:
     if pid is None:
         print(f"dagvault is not running (state directory {state.root})")
         return 0
-    _signal_until_gone(state, pid, signal.SIGTERM, DOWN_TIMEOUT_SECONDS)
+    info = state.read_info()
+    _signal(pid, signal.SIGTERM)
+    if args.now:  # a second signal: the supervisor stops without waiting for runs in flight
+        _signal(pid, signal.SIGINT)
+    elif info is not None:
+        _say_what_is_waited_for(state, info)
+    _wait_until_gone(state, DOWN_TIMEOUT_SECONDS)
     if state.supervisor_alive():  # it did not stop in time: its children die with it
-        _signal_until_gone(state, pid, signal.SIGKILL, 5.0)
+        _signal(pid, signal.SIGKILL)
+        _wait_until_gone(state, 5.0)
     if state.supervisor_alive():
         raise ConfigError(
             f"dagvault's supervisor (pid {pid}) does not stop",
@@ -281,11 +298,24 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signal_until_gone(state: StateDir, pid: int, signum: int, timeout: float) -> None:
-    try:
+def _say_what_is_waited_for(state: StateDir, info: ServiceInfo) -> None:
+    auth = state.prefect_auth() if info.prefect_ui_url else None  # ours: basic auth
+    since = datetime.fromisoformat(info.started_at)
+    running = probe.operations_in_flight(info.prefect_api_url, auth, since)
+    if running:
+        print(
+            f"waiting up to {DRAIN_SECONDS:.0f} s for operations in flight to finish: "
+            f"{', '.join(running)} (`dagvault down --now` stops at once)",
+            file=sys.stderr,
+        )
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        return
+
+
+def _wait_until_gone(state: StateDir, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while state.supervisor_alive() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -331,5 +361,17 @@ def add_commands(command: Command, *, port: Callable[[str], int]) -> None:
         "dagvault status --json",
     )
     p.add_argument("--state-dir", help=STATE_HELP)
-    p = command("down", down, "Stop the node service cleanly.", "dagvault down")
+    p = command(
+        "down",
+        down,
+        "Stop the node service cleanly: operations in flight finish first (at most "
+        f"{DRAIN_SECONDS:.0f} s), then every part stops.",
+        "dagvault down",
+    )
     p.add_argument("--state-dir", help=STATE_HELP)
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="stop at once: operations in flight are stopped (their runs end Crashed; "
+        "nothing half-written is left)",
+    )

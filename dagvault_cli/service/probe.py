@@ -7,6 +7,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import Any
 
 TIMEOUT_SECONDS = 2.0
@@ -66,3 +67,28 @@ def deployments_served(url: str, auth: str | None) -> bool:
     except (OSError, ValueError):
         return False
     return bool(found)
+
+
+# A flow run in one of these states is work in flight: `dagvault down` lets it finish.
+IN_FLIGHT = ["PENDING", "RUNNING", "CANCELLING"]
+
+
+def operations_in_flight(url: str, auth: str | None, since: datetime) -> list[str]:
+    """Names of dagvault's flow runs (tag ``dagvault``) in flight that started at or after
+    ``since``: runs a process killed before this service started stay "Running" in Prefect's
+    history forever and are nobody's to wait for. Empty when Prefect does not answer: then
+    nothing can be waited for."""
+    body = {
+        "flow_runs": {"state": {"type": {"any_": IN_FLIGHT}}, "tags": {"all_": ["dagvault"]}},
+        "limit": 100,
+    }
+    try:
+        runs = prefect(url, auth, "/flow_runs/filter", body)
+    except (OSError, ValueError):
+        return []
+    return [
+        str(run.get("name"))
+        for run in runs or []
+        if (started := run.get("start_time") or run.get("expected_start_time"))
+        and datetime.fromisoformat(started) >= since
+    ]

@@ -37,6 +37,8 @@ LOG = logging.getLogger("dagvault.service")
 # A part that keeps dying is restarted after 1, 2, 4 … at most this many seconds.
 MAX_RESTART_DELAY = 60.0
 STOP_GRACE_SECONDS = 15.0
+# `dagvault down` lets operations in flight finish for at most this long (docs/service.md).
+DRAIN_SECONDS = 120.0
 
 
 @dataclass
@@ -67,7 +69,10 @@ class Supervisor:
         self.options = options
         self.state = options.state
         self.stopping = threading.Event()
+        self.stop_now = threading.Event()  # a second SIGTERM/SIGINT: no more draining
+        self.started_at = datetime.now(UTC)
         auth = self.state.prefect_auth()
+        self.prefect_auth = None if options.prefect_api_url else auth
         self.prefect_api_url = options.prefect_api_url or (
             f"http://127.0.0.1:{options.prefect_port}/api"
         )
@@ -183,7 +188,7 @@ class Supervisor:
         self.state.write_info(
             ServiceInfo(
                 supervisor_pid=os.getpid(),
-                started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                started_at=self.started_at.isoformat(timespec="seconds"),
                 api_url=self.api_url,
                 prefect_api_url=self.prefect_api_url,
                 prefect_ui_url=None
@@ -195,10 +200,44 @@ class Supervisor:
         )
 
     def stop(self) -> None:
+        """Stop every part; the operations in flight finish first (at most DRAIN_SECONDS),
+        so that a clean stop leaves no run "Crashed" in the history. ``service.json`` goes
+        first: CLI commands meanwhile run in their own process instead of being handed over."""
         self.stopping.set()
         self.state.forget()
+        for part in self.parts:
+            if part.name == "watch":  # no new triggered runs while draining
+                _terminate(part)
+        self._drain()
         for part in reversed(self.parts):  # clients first, the Prefect server last
             _terminate(part)
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + DRAIN_SECONDS
+        announced: list[str] = []
+        while not self.stop_now.is_set():
+            running = probe.operations_in_flight(
+                self.prefect_api_url, self.prefect_auth, self.started_at
+            )
+            if not running:
+                return
+            if time.monotonic() >= deadline:
+                LOG.warning(
+                    "stopping with operations still running after %.0f s (their runs end "
+                    "Crashed; nothing half-written is left): %s",
+                    DRAIN_SECONDS,
+                    ", ".join(running),
+                )
+                return
+            if running != announced:
+                LOG.info(
+                    "waiting up to %.0f s for operations in flight to finish: %s "
+                    "(`dagvault down --now` stops at once)",
+                    deadline - time.monotonic(),
+                    ", ".join(running),
+                )
+                announced = running
+            self.stop_now.wait(1.0)
 
     # --- watching -------------------------------------------------------------------------
 
@@ -257,8 +296,16 @@ def run(options: Options) -> int:
         LOG.error("dagvault is already running (state directory %s)", options.state.root)
         return 1
     supervisor = Supervisor(options)
+
+    def on_signal(*_: object) -> None:
+        # The first signal stops gracefully (operations in flight finish); a second one
+        # (`dagvault down --now`, a second Ctrl-C) stops at once.
+        if supervisor.stopping.is_set():
+            supervisor.stop_now.set()
+        supervisor.stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: supervisor.stopping.set())
+        signal.signal(signum, on_signal)
     try:
         supervisor.start()
         LOG.info(

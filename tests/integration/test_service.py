@@ -3,6 +3,7 @@ the served deployments) in a temporary state directory, driven by the real CLI."
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _helpers import free_port
@@ -63,6 +65,8 @@ class Service:
             "DAGVAULT_STATE_DIR": str(self.state),
             "DATABASE_PATH": str(root / "node.db"),
             "BACKUP_DIR": str(root / "backups"),
+            # The served deployments look for due runs every second (Prefect's default: 10).
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         }
         self.ports = ("--api-port", str(self.api_port), "--prefect-port", str(self.prefect_port))
 
@@ -79,6 +83,18 @@ class Service:
 
     def info(self) -> dict[str, object]:
         return json.loads((self.state / "service.json").read_text())
+
+    def prefect(self, path: str, body: dict[str, object] | None = None) -> Any:
+        """A call to the service's own Prefect server, with the state directory's secret."""
+        auth = base64.b64encode((self.state / "prefect-auth").read_text().strip().encode())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.prefect_port}/api{path}",
+            method="GET" if body is None else "POST",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {auth.decode()}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def api(self, method: str, path: str, body: dict[str, object] | None = None) -> object:
         token = (self.state / "api-token").read_text().strip()
@@ -320,11 +336,35 @@ def test_sigkill_of_the_supervisor_takes_its_parts_and_up_recovers(service: Serv
     assert code == 0, report
 
 
-def test_down_stops_everything(service: Service) -> None:
+def test_down_lets_a_run_in_flight_finish_then_stops_everything(service: Service) -> None:
+    """A scheduled backup is running (deferred: BACKUP_DIR "short of disk" until its bound)
+    when `dagvault down` comes: down waits for it, so it ends Completed with its backup
+    written, never Crashed half-way; then every part stops."""
+    config = service.root / "busy.json"
+    # Always short of disk: the run waits until due + RPO target + grace (6 s), then runs.
+    busy = {"min_free_mb": 10**9, "rpo_target_seconds": 6, "defer_grace_seconds": 0}
+    config.write_text(json.dumps({"backup": busy}))
+    before = set((service.root / "backups").glob("*.meta"))
+    deployment = service.prefect("/deployments/name/dagvault-backup/full-backup")
+    run = service.prefect(
+        f"/deployments/{deployment['id']}/create_flow_run",
+        {"parameters": {"config_file": str(config)}},
+    )
+    deadline = time.monotonic() + 60
+    while service.prefect(f"/flow_runs/{run['id']}")["state_type"] != "RUNNING":
+        assert time.monotonic() < deadline, "the served deployment never started the run"
+        time.sleep(0.2)
+
     info = service.info()
     pids = [int(info["supervisor_pid"]), *info["children"].values()]  # type: ignore[arg-type, union-attr]
     stopped = service.cli("down")
     assert stopped.returncode == 0 and "dagvault is down" in stopped.stdout
+    assert "waiting up to" in stopped.stderr and "backup-node-full" in stopped.stderr, (
+        stopped.stderr
+    )
+    assert set((service.root / "backups").glob("*.meta")) - before, "the run did not finish"
+    served = (service.state / "logs" / "deployments.log").read_text()
+    assert "Crash detected" not in served and "Crashed" not in served, served
     assert gone_within(pids, 30)
     assert service.cli("down").stdout.startswith("dagvault is not running")
     code, _ = service.status()
