@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagvault import pages
-from dagvault.checksum import sha3_256_file
+from dagvault.checksum import copy_with_sha3, sha3_256_file
 from dagvault.compress import decompress_file, is_compressed
-from dagvault.delta import apply_delta
+from dagvault.delta import apply_deltas
 from dagvault.errors import VerificationError
 from dagvault.meta import BackupInfo, read_meta
 
@@ -79,18 +79,34 @@ def check_files(chain: list[Link]) -> list[str]:
 def materialize(chain: list[Link], dest: Path) -> None:
     """Rebuild the image of ``chain[-1]`` into the new file ``dest`` and prove it.
 
-    ``dest`` is a scratch file its caller discards: it is not fsynced (a restore copies
-    it into the live database through SQLite, which syncs what it writes)."""
-    full = chain[0]
+    ``dest`` is a scratch file, not fsynced here: a restore copies it into the live
+    database through SQLite (which syncs what it writes), or syncs it before publishing it
+    as a new database (``dagvault.restore_new``)."""
+    copy_full(chain[0], dest, hash_it=False)
+    apply_chain(chain, dest)
+
+
+def copy_full(full: Link, dest: Path, *, hash_it: bool) -> str | None:
+    """Copy (or decompress) the full backup ``full`` into the new file ``dest``. With
+    ``hash_it`` (a verification) return the SHA3-256 of the full as it was read, hashed
+    while copied: one read of it, and the hash is of exactly the bytes copied. Without it
+    a plain full is copied by the kernel (cheaper than hashing it) and None returned."""
     if is_compressed(full.path):
-        decompress_file(full.path, dest)
-    else:
-        shutil.copyfile(full.path, dest)
-    for link in chain[1:]:
-        apply_delta(link.path, dest)
+        checksum = decompress_file(full.path, dest)
+        return checksum if hash_it else None
+    if hash_it:
+        return copy_with_sha3(full.path, dest)
+    shutil.copyfile(full.path, dest)
+    return None
+
+
+def apply_chain(chain: list[Link], image: Path) -> None:
+    """Apply the deltas of ``chain`` to ``image`` (its full's copy) and prove the result
+    against the image digest of ``chain[-1]``."""
+    apply_deltas([link.path for link in chain[1:]], image)
     target = chain[-1].info
     if len(chain) > 1:
-        digest = pages.image_digest(pages.page_digests(dest, int(target.metadata["page_size"])))
+        digest = pages.image_digest(pages.page_digests(image, int(target.metadata["page_size"])))
         if digest != target.metadata.get("image_digest"):
             raise VerificationError(
                 f"{chain[-1].path}: the rebuilt image does not match the image digest in its "

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import zstandard
 
+from dagvault.checksum import HashingReads, write_all
 from dagvault.errors import VerificationError
 
 SUFFIX = ".zst"
 LEVEL = 3  # zstd's default: most of the ratio at a fraction of the CPU of higher levels
 CHUNK_BYTES = 4 * 1024 * 1024
+_UNREADABLE = "Restore another backup (`dagvault list`); this one cannot be decompressed."
 
 
 def compress_file(source: Path, dest: Path) -> str:
@@ -38,17 +40,32 @@ def compress_file(source: Path, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def decompress_file(source: Path, dest: Path) -> None:
+def decompress_file(source: Path, dest: Path) -> str:
     """Write the plain content of the zstd file ``source`` to the new file ``dest`` (a
-    scratch image: not fsynced, see ``chain.materialize``)."""
-    with open(source, "rb") as src, open(dest, "xb") as out:
+    scratch image: not fsynced, see ``chain.materialize``); return the SHA3-256 of
+    ``source`` as read (hashed while decompressing: one read of the backup)."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    with (
+        open(source, "rb", buffering=0) as src,
+        open(dest, "xb", buffering=0) as out,
+        HashingReads(hashlib.sha3_256()) as reads,
+    ):
         try:
-            zstandard.ZstdDecompressor().copy_stream(src, out)
+            while chunk := reads.read(src):
+                reads.hash(chunk)
+                write_all(out, memoryview(decompressor.decompress(chunk)))
+            reads.wait()
         except zstandard.ZstdError as exc:  # damage zstd itself notices (its frame checksum)
             raise VerificationError(
                 f"{source}: the compressed data is damaged ({exc})",
-                "Restore another backup (`dagvault list`); this one cannot be decompressed.",
+                _UNREADABLE,
             ) from None
+        if not decompressor.eof or decompressor.unused_data:
+            raise VerificationError(
+                f"{source}: the compressed data is truncated or has bytes after its end",
+                _UNREADABLE,
+            )
+        return str(reads.digest.hexdigest())
 
 
 def is_compressed(path: Path) -> bool:

@@ -17,6 +17,7 @@ database.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from dagvault.meta import BackupInfo, meta_path, read_meta
 from dagvault.overrides import ALLOW_GATE_FAILED, overridable
 from dagvault.pages import cache_path
 from dagvault.quality.report import Outcome
+from dagvault.restore_new import ImageSync, absent, publish_image
 from dagvault.restores import RestoreEvent, record_restore
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
 from dagvault.safedir import HeldDir
@@ -181,9 +183,12 @@ def _checked_backup(
     image: Path,
     key: bytes | None,
     allow_gate_failed: bool,
+    new: ImageSync | None,
 ) -> tuple[BackupInfo, Path]:
     """The backup's metadata and the plain SQLite file to copy from: the backup itself,
     or for a delta or compressed backup its image, rebuilt (and proven) into ``image``.
+    With ``new`` (the database does not exist: the image becomes it) a plain full backup
+    is copied into ``image`` too, and ``new`` syncs the image while it is checked.
     With ``key`` the backup is authenticated even under --no-verify."""
     if not verify:
         warnings.append("backup was not verified before the restore (--no-verify)")
@@ -191,9 +196,12 @@ def _checked_backup(
         if key is not None:
             authtag.authenticate(backup, info, key)
         _check_gate_verdict(backup, info, allow_gate_failed, warnings)
-        if not needs_rebuild(backup, info):
+        if needs_rebuild(backup, info):
+            materialize(resolve_chain(backup, info), image)  # still proves the image digest
+        elif new is not None:
+            shutil.copyfile(backup, image)
+        else:
             return info, backup
-        materialize(resolve_chain(backup, info), image)  # still proves the image digest
         return info, image
     report = require_verified(
         backup,
@@ -205,12 +213,15 @@ def _checked_backup(
         tolerated="quality: ",  # the gate's verdict: judged below (--allow-gate-failed)
         checksum=verify_checksum,
         image_dest=image,
+        copy_full=new is not None,
+        image_ready=new.start if new is not None else None,
         key=key,
     )
     warnings.extend(report.warnings)
     assert report.info is not None
     _check_gate_verdict(backup, report.info, allow_gate_failed, warnings)
-    return report.info, image if needs_rebuild(backup, report.info) else backup
+    rebuilt = new is not None or needs_rebuild(backup, report.info)
+    return report.info, image if rebuilt else backup
 
 
 def _prepare_target(target: sqlite3.Connection, info: BackupInfo) -> str:
@@ -295,25 +306,33 @@ def restore_backup(
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:
-            info, source = _checked_backup(
-                backup, verify, verify_checksum, warnings, image, key, allow_gate_failed
-            )
-            if key is None and guard:
-                warnings.append(authtag.UNAUTHENTICATED)
-                schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
-            result = _restore_into(
-                source,
-                backup,
-                db_path,
-                info,
-                warnings,
-                rule if pre_restore_backup else None,
-                pre_restore_off_by,
-                profile,
-                busy_timeout,
-                max_seconds,
-                key,
-            )
+            with ImageSync() as new:
+                fresh = new if absent(db_path) else None
+                info, source = _checked_backup(
+                    backup, verify, verify_checksum, warnings, image, key, allow_gate_failed, fresh
+                )
+                if key is None and guard:
+                    warnings.append(authtag.UNAUTHENTICATED)
+                    schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
+                result = None
+                if fresh is not None:
+                    result = _restore_new(
+                        image, db_path, info, warnings, pre_restore_backup, verify, fresh
+                    )
+                if result is None:
+                    result = _restore_into(
+                        source,
+                        backup,
+                        db_path,
+                        info,
+                        warnings,
+                        rule if pre_restore_backup else None,
+                        pre_restore_off_by,
+                        profile,
+                        busy_timeout,
+                        max_seconds,
+                        key,
+                    )
         finally:
             discard(image)
         _record(db_path, result, profile or LedgerProfile(), origin or f"backup {backup}")
@@ -321,6 +340,39 @@ def restore_backup(
         events.restored(backup)
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def _restore_new(
+    image: Path,
+    db_path: Path,
+    info: BackupInfo,
+    warnings: list[str],
+    pre_restore_backup: bool,
+    verified: bool,
+    synced: ImageSync,
+) -> RestoreResult | None:
+    """Publish the checked ``image`` as the database ``db_path``, which did not exist
+    (dagvault.restore_new); None if it exists by now (then it is restored into)."""
+    if not verified:  # --no-verify: the image gets the post-check before it is published
+        try:
+            with connection(image, mode="ro", what="restored image") as check:
+                _post_check(check, info, warnings)
+        except DagvaultError as exc:
+            events.restore_failed(exc.message)
+            raise
+        synced.start(image)
+    if not publish_image(image, db_path, synced):
+        return None
+    if pre_restore_backup:
+        warnings.append("the target database was empty; no pre-restore backup taken")
+    return RestoreResult(
+        success=True,
+        backup_info=info,
+        restore_timestamp=int(datetime.now(UTC).timestamp()),
+        pre_restore_backup=None,
+        warnings=warnings,
+        database_path=str(db_path),
+    )
 
 
 def _restore_into(
