@@ -102,15 +102,19 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, max_seconds: f
             )
         # SQLITE_DONE: the step has already committed the copy, nothing to roll back.
         if status != sqlite3.SQLITE_DONE and time.monotonic() > deadline:
-            raise RestoreError(
-                f"Restore took longer than max_restore_time ({max_seconds:.0f} s) and was "
-                "rolled back; the live database is unchanged",
-                "Raise restore.max_restore_time in the config file, or restore when the "
-                "machine is less busy.",
-            )
+            raise _too_long(max_seconds, "the live database is unchanged")
         progress.report("restore", total - remaining, total)
 
     source.backup(target, pages=STEP_PAGES, progress=on_step)
+
+
+def _too_long(max_seconds: float, outcome: str) -> RestoreError:
+    return RestoreError(
+        f"Restore took longer than max_restore_time ({max_seconds:.0f} s) and was rolled "
+        f"back; {outcome}",
+        "Raise restore.max_restore_time in the config file, or restore when the machine is "
+        "less busy.",
+    )
 
 
 def _copy_file(backup: Path, target: sqlite3.Connection, max_seconds: float) -> None:
@@ -317,7 +321,14 @@ def restore_backup(
                 result = None
                 if fresh is not None:
                     result = _restore_new(
-                        image, db_path, info, warnings, pre_restore_backup, verify, fresh
+                        image,
+                        db_path,
+                        info,
+                        warnings,
+                        pre_restore_backup,
+                        verify,
+                        fresh,
+                        (started, max_seconds),
                     )
                 if result is None:
                     result = _restore_into(
@@ -350,17 +361,24 @@ def _restore_new(
     pre_restore_backup: bool,
     verified: bool,
     synced: ImageSync,
+    limit: tuple[float, float],
 ) -> RestoreResult | None:
     """Publish the checked ``image`` as the database ``db_path``, which did not exist
-    (dagvault.restore_new); None if it exists by now (then it is restored into)."""
-    if not verified:  # --no-verify: the image gets the post-check before it is published
-        try:
+    (dagvault.restore_new); None if it exists by now (then it is restored into). Past
+    ``limit`` (the restore's start, max_restore_time) nothing is published, as a copy
+    into a live database is rolled back."""
+    try:
+        if not verified:  # --no-verify: the image gets the post-check before it is published
             with connection(image, mode="ro", what="restored image") as check:
                 _post_check(check, info, warnings)
-        except DagvaultError as exc:
-            events.restore_failed(exc.message)
-            raise
-        synced.start(image)
+            synced.start(image)
+        synced.wait()
+        started, max_seconds = limit
+        if time.monotonic() > started + max_seconds:
+            raise _too_long(max_seconds, "the database was not created")
+    except DagvaultError as exc:
+        events.restore_failed(exc.message)
+        raise
     if not publish_image(image, db_path, synced):
         return None
     if pre_restore_backup:
