@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagvault import pages
-from dagvault.checksum import copy_with_sha3, sha3_256_file
+from dagvault.checksum import sha3_256_file
 from dagvault.compress import decompress_file, is_compressed
 from dagvault.delta import apply_deltas
 from dagvault.errors import VerificationError
@@ -82,20 +82,16 @@ def materialize(chain: list[Link], dest: Path) -> None:
     ``dest`` is a scratch file, not fsynced here: a restore copies it into the live
     database through SQLite (which syncs what it writes), or syncs it before publishing it
     as a new database (``dagvault.restore_new``)."""
-    copy_full(chain[0], dest, hash_it=False)
+    copy_full(chain[0], dest)
     apply_chain(chain, dest)
 
 
-def copy_full(full: Link, dest: Path, *, hash_it: bool) -> str | None:
-    """Copy (or decompress) the full backup ``full`` into the new file ``dest``. With
-    ``hash_it`` (a verification) return the SHA3-256 of the full as it was read, hashed
-    while copied: one read of it, and the hash is of exactly the bytes copied. Without it
-    a plain full is copied by the kernel (cheaper than hashing it) and None returned."""
+def copy_full(full: Link, dest: Path) -> str | None:
+    """Copy the full backup ``full`` into the new file ``dest``: a plain one by the kernel
+    (None returned), a compressed one decompressed and hashed as it is read (its SHA3-256
+    returned, for the caller to compare: one read of it)."""
     if is_compressed(full.path):
-        checksum = decompress_file(full.path, dest)
-        return checksum if hash_it else None
-    if hash_it:
-        return copy_with_sha3(full.path, dest)
+        return decompress_file(full.path, dest)
     shutil.copyfile(full.path, dest)
     return None
 

@@ -9,12 +9,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# A copy hands the hash this much at a time: the kernel copies the next part while the
-# part before is hashed.
-COPY_BYTES = 16 * 1024 * 1024
 # SHA3 itself (~600 MB/s) is the whole cost; reading is ~1% of it, and any chunk from
 # 1 to 16 MiB measures the same. hashlib drops the GIL while it digests a chunk this large.
 CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def sha3_256_open(fh: io.FileIO) -> str:
+    """Hex SHA3-256 of the rest of the open file ``fh`` (the caller closes it: it may
+    open it before, and close it after, a SQLite connection to the same file)."""
+    return _hexdigest(fh)
 
 
 def _hexdigest(fh: io.FileIO) -> str:
@@ -59,43 +62,6 @@ class HashingReads:
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)  # never leave the thread hashing a reused buffer
-
-
-def copy_with_sha3(source: Path, dest: Path) -> str:
-    """Copy ``source`` into the new file ``dest`` (not fsynced) and return the SHA3-256 of
-    ``dest``'s bytes: the checksum is of exactly what was copied, even if ``source``
-    changed meanwhile. The kernel copies (sendfile) while a helper thread hashes, from
-    the page cache, the part of ``dest`` already copied: about as long as the hash alone,
-    and half the CPU of reading ``source`` into Python to hash it there."""
-    digest = hashlib.sha3_256()
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    with (
-        open(source, "rb", buffering=0) as src,
-        open(os.open(dest, flags, 0o666), "r+b", buffering=0) as out,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-sha3") as pool,
-    ):
-        buffer = bytearray(CHUNK_BYTES)
-        # One worker runs the ranges in order, one at a time (they share ``buffer`` and
-        # ``digest``), while the copy runs ahead.
-        hashed: list[Future[None]] = []
-        offset = 0
-        while copied := os.sendfile(out.fileno(), src.fileno(), None, COPY_BYTES):
-            hashed.append(pool.submit(_hash_range, digest, out.fileno(), offset, copied, buffer))
-            offset += copied
-        for part in hashed:
-            part.result()
-    return digest.hexdigest()
-
-
-def _hash_range(digest: Any, fd: int, offset: int, size: int, buffer: bytearray) -> None:
-    view = memoryview(buffer)
-    end = offset + size
-    while offset < end:
-        n = os.preadv(fd, [view[: min(len(buffer), end - offset)]], offset)
-        if not n:
-            raise OSError(f"{fd}: file shrank while it was hashed")
-        digest.update(view[:n])
-        offset += n
 
 
 def write_all(out: io.RawIOBase, data: memoryview) -> None:

@@ -7,6 +7,7 @@ verified backup.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 from dagvault import authtag, events, journal, lock, permissions
 from dagvault.catalog import list_backups
 from dagvault.chain import Link, apply_chain, check_files, copy_full, resolve_chain
-from dagvault.checksum import sha3_256_file
+from dagvault.checksum import sha3_256_file, sha3_256_open
 from dagvault.compress import is_compressed
 from dagvault.db import open_database, row_counts
 from dagvault.errors import BackupNotFound, DagvaultError, VerificationError
@@ -126,20 +127,19 @@ def _check_chain(
     and the page hashing has a helper process): the two take about as long as the
     checksums alone. The rebuild copes with damaged files (every read is bounded and
     checked); its outcome is only trusted once the checksums have matched. When ``path``
-    is itself the full (``chain`` of one: compressed, or copied for a new database), its
-    "checksum" check is made here.
+    is itself the full (a compressed one), its "checksum" check is made here.
     """
     try:
         chain = resolve_chain(path, info)
         full = chain[0]
-        # Hashed as it is read into the image: a compressed full (one read of it), and a
-        # plain full copied for a new database (the hash is then of the very bytes the
-        # database will hold). A delta's image is proven by its image digest instead.
-        hash_it = checksum and (len(chain) == 1 or is_compressed(full.path))
+        # A compressed full is hashed as it is decompressed (one read of it).
+        hashed = is_compressed(full.path)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-chain") as pool:
-            files = pool.submit(check_files, chain[hash_it:-1]) if checksum else None
-            read_as, rebuild_error = _rebuild(chain, image, hash_it)
+            files = pool.submit(check_files, chain[hashed:-1]) if checksum else None
+            read_as, rebuild_error = _rebuild(chain, image)
             problems = files.result() if files is not None else []
+        if not checksum:
+            read_as = None
         if read_as is not None and read_as != full.info.checksum:
             if full.path == path:
                 report.fail("checksum", f"SHA3-256 is {read_as}, metadata says {info.checksum}")
@@ -161,10 +161,42 @@ def _check_chain(
     return True
 
 
-def _rebuild(
-    chain: list[Link], image: Path, hash_it: bool
-) -> tuple[str | None, VerificationError | None]:
-    """(the full's SHA3-256 as read, when ``hash_it`` and it could be read; why the
+def _check_copy(
+    path: Path,
+    info: BackupInfo,
+    report: VerifyReport,
+    quick: bool,
+    checksum: bool,
+    image: Path,
+    image_ready: Callable[[Path], object] | None,
+) -> None:
+    """Copy the plain full backup ``path`` into ``image`` (kernel copy) and check the copy:
+    its SHA3-256 (of exactly the bytes a restore into a new database publishes) in a thread
+    while SQLite checks it, so the two overlap. The hash's descriptor is opened before and
+    closed after the check's connection (closing it would drop that connection's locks)."""
+    try:
+        with permissions.owner_only():  # the copy is a whole ledger
+            shutil.copyfile(path, image)
+        if image_ready is not None:
+            image_ready(image)
+        with (
+            open(image, "rb", buffering=0) as fh,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-sha3") as pool,
+        ):
+            hashed = pool.submit(sha3_256_open, fh) if checksum else None
+            _check_database(image, info, report, quick, private=True)
+            actual = hashed.result() if hashed is not None else None
+        if actual is not None and actual != info.checksum:
+            report.fail("checksum", f"SHA3-256 is {actual}, metadata says {info.checksum}")
+        elif actual is not None:
+            report.checks["checksum"] = "ok"
+    finally:
+        if not report.ok:
+            discard(image)
+
+
+def _rebuild(chain: list[Link], image: Path) -> tuple[str | None, VerificationError | None]:
+    """(a compressed full's SHA3-256 as read, when it could be read; why the
     rebuild failed, or None): the full's hash is kept even when a delta then fails, so
     that damage to the full is named as such."""
     full, read_as = chain[0], None
@@ -174,7 +206,7 @@ def _rebuild(
             raise VerificationError(
                 f"{full.path.name}: expected {full.info.file_size} bytes, found {size}"
             )
-        read_as = copy_full(full, image, hash_it=hash_it)
+        read_as = copy_full(full, image)
         apply_chain(chain, image)
     except VerificationError as exc:
         return read_as, exc
@@ -227,7 +259,7 @@ def _verify_file(
     A delta's whole chain is checked (files, links, the rebuilt image's digest) and the
     rebuilt image is what the SQLite checks run on. With ``image_dest`` the rebuilt
     image of a delta or compressed backup is left there for the caller (a restore); with
-    ``copy_full`` too a plain full backup is copied there (hashed as it is copied) and
+    ``copy_full`` too a plain full backup is copied there (and hashed from the copy) and
     checked there: a restore into a new database publishes that copy. ``image_ready`` is
     called with the image once it is rebuilt, before its SQLite checks (a restore starts
     syncing it to disk meanwhile).
@@ -270,10 +302,11 @@ def _verify_file(
     size = path.stat().st_size
     if size != info.file_size:
         report.fail("file_size", f"expected {info.file_size} bytes, found {size}")
-    # A compressed full, or a plain one copied for the caller, is hashed as it is read
-    # into the image (``_check_chain``): one read of it, not two.
-    rebuild = needs_rebuild(path, info) or (image_dest is not None and copy_full)
-    if checksum and not (rebuild and info.backup_type == "Full"):
+    rebuild = needs_rebuild(path, info)
+    copied = image_dest is not None and copy_full and not rebuild
+    # A compressed full is hashed as it is decompressed (``_check_chain``), a copied one
+    # from its copy (``_check_copy``): one read of the backup each, not two.
+    if checksum and not (copied or (rebuild and info.backup_type == "Full")):
         actual = sha3_256_file(path)
         if actual == info.checksum:
             report.checks["checksum"] = "ok"
@@ -282,7 +315,10 @@ def _verify_file(
     elif not checksum:
         report.checks["checksum"] = "skipped"
         report.warnings.append("checksum not verified (RESTORE_VERIFY_CHECKSUM=false)")
-    if report.ok and not rebuild:
+    if report.ok and copied:
+        assert image_dest is not None
+        _check_copy(path, info, report, quick, checksum, image_dest, image_ready)
+    elif report.ok and not rebuild:
         _check_database(path, info, report, quick)
     elif report.ok:
         image = image_dest or temp_path(path.with_name(path.name + ".image"))
