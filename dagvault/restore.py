@@ -5,7 +5,8 @@ one write transaction of the live database: other processes' connections stay
 valid and see the restored data once it commits, and a restore killed mid-way is
 rolled back by SQLite (WAL frames never committed, or a hot journal) instead of
 leaving a torn file. Nothing touches the live database before the backup has
-passed verification and a verified pre-restore backup exists.
+passed verification and a verified pre-restore backup exists. A restore into a database
+that does not exist publishes the verified image itself instead (dagvault.restore_new).
 
 Pre-restore backups (``<db>.pre_restore_<ts>``, beside the database) stay bounded: after
 taking one, the restore keeps the newest ``pre_restore_keep`` of the database's copies.
