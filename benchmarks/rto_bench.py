@@ -127,10 +127,15 @@ def build_chain(workdir: Path, source: Path, chain: int, append: int) -> tuple[P
     return node, backups
 
 
-def _timed(run: Callable[[], object]) -> float:
+def _timed(run: Callable[[], object]) -> tuple[float, float | None]:
+    """(seconds ``run`` took, the restore's own ``duration_seconds`` when it is a CLI run
+    printing its result as JSON: the rest is what the CLI and the flow run add)."""
     started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
+    done = run()
+    seconds = time.perf_counter() - started
+    if isinstance(done, subprocess.CompletedProcess):
+        return seconds, float(json.loads(done.stdout)["duration_seconds"])
+    return seconds, None
 
 
 def _cli(
@@ -286,10 +291,10 @@ def _steps(
     how = "service up" if mode == "service" else "Prefect server, flow in the CLI"
     return {
         f"CLI restore --at NOW (newest point, chain; {how})": _cli(
-            lambda: ["restore", "--at", f"{time.time():.3f}", *common], env, workdir
+            lambda: ["restore", "--json", "--at", f"{time.time():.3f}", *common], env, workdir
         ),
         f"CLI restore FULL (verified; {how})": _cli(
-            lambda: ["restore", str(full), *common], env, workdir
+            lambda: ["restore", "--json", str(full), *common], env, workdir
         ),
     }
 
@@ -301,18 +306,24 @@ def measure(
     average before each run."""
     times: dict[str, list[float]] = {name: [] for name in steps}
     loads: dict[str, list[float]] = {name: [] for name in steps}
+    cores: dict[str, list[float]] = {name: [] for name in steps}
     for round_ in range(rounds):
         for name, step in steps.items():
             load = os.getloadavg()[0]
-            seconds = _timed(step if "litestream" in name else _fresh(target, step))
+            seconds, core = _timed(step if "litestream" in name else _fresh(target, step))
             times[name].append(seconds)
             loads[name].append(load)
-            print(f"  round {round_ + 1}: {name}: {seconds:.2f} s (load {load:.1f})", flush=True)
+            inside = ""
+            if core is not None:
+                cores[name].append(core)
+                inside = f", of which the restore itself {core:.2f} s"
+            print(f"  round {round_ + 1}: {name}: {seconds:.2f} s{inside} (load {load:.1f})")
     return {
         name: {
             "seconds": statistics.median(times[name]),
             "runs": times[name],
             "loads": loads[name],
+            **({"restore_seconds": statistics.median(cores[name])} if cores[name] else {}),
         }
         for name in steps
     }
@@ -367,7 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, figure in figures.items():
         loads = figure.get("loads")
         load = f"  (load {min(loads):.1f}-{max(loads):.1f})" if loads else ""
-        print(f"  {name:<66} {figure['seconds']:6.2f} s{load}")
+        inside = figure.get("restore_seconds")
+        core = f" (restore itself {inside:.2f} s)" if inside is not None else ""
+        print(f"  {name:<66} {figure['seconds']:6.2f} s{core}{load}")
     if args.json:
         args.json.write_text(json.dumps({"ledger_bytes": size, "figures": figures}, indent=2))
     return 0
