@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 # SHA3 itself (~600 MB/s) is the whole cost; reading is ~1% of it, and any chunk from
 # 1 to 16 MiB measures the same. hashlib drops the GIL while it digests a chunk this large.
@@ -27,47 +26,6 @@ def _hexdigest(fh: io.FileIO) -> str:
     while n := fh.readinto(buffer):
         digest.update(view[:n])
     return digest.hexdigest()
-
-
-class HashingReads:
-    """Hashes in a helper thread the bytes read before, while the next ones are read and
-    written: a copy and its checksum in one read of the source, taking about as long as
-    the hash alone. Two buffers take turns: one is hashed while the other is filled."""
-
-    def __init__(self, digest: Any) -> None:
-        self.digest = digest
-        self._buffers = (bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES))
-        self._turn = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-sha3")
-        self._pending: Future[None] | None = None
-
-    def read(self, fh: io.RawIOBase) -> memoryview:
-        """The next chunk of ``fh`` (empty at its end), handed to the hash by ``hash``."""
-        buffer = self._buffers[self._turn]
-        self._turn ^= 1
-        return memoryview(buffer)[: fh.readinto(buffer) or 0]
-
-    def hash(self, chunk: memoryview) -> None:
-        """Hash ``chunk`` once the previous one is hashed (its buffer is read into next)."""
-        self.wait()
-        self._pending = self._pool.submit(self.digest.update, chunk)
-
-    def wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def __enter__(self) -> HashingReads:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True)  # never leave the thread hashing a reused buffer
-
-
-def write_all(out: io.RawIOBase, data: memoryview) -> None:
-    """Write all of ``data`` (an unbuffered write may be short)."""
-    while data:
-        data = data[out.write(data) or 0 :]
 
 
 def sha3_256_file(path: Path, *, fsync: bool = False) -> str:

@@ -9,7 +9,6 @@ On a ledger unlike the sample (8 KiB pages, 20 KB blobs, WITHOUT ROWID tables)."
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import random
 import shutil
@@ -19,7 +18,6 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-import zstandard
 from _helpers import (
     ODD_LEDGER_CONFIG,
     add_odd_transactions,
@@ -31,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagvault.backup import create_backup
-from dagvault.compress import decompress_file
+from dagvault.compress import compress_file, decompress_file
 from dagvault.delta import apply_deltas, write_delta
 from dagvault.errors import VerificationError
 from dagvault.ledger import LedgerProfile
@@ -225,9 +223,9 @@ def test_decompressing_hashes_the_compressed_bytes_and_refuses_a_truncated_frame
     tmp_path: Path,
 ) -> None:
     plain = random.Random(8).randbytes(5 * 1024 * 1024) * 2
+    (tmp_path / "backup.db").write_bytes(plain)
     packed = tmp_path / "backup.db.zst"
-    with open(packed, "wb") as out:
-        zstandard.ZstdCompressor(write_content_size=True).copy_stream(io.BytesIO(plain), out)
+    compress_file(tmp_path / "backup.db", packed)
 
     checksum = decompress_file(packed, tmp_path / "image")
 
