@@ -136,6 +136,23 @@ def test_a_chain_restores_into_a_missing_database_as_the_ledger_was(
     assert sorted(p.name for p in target.parent.iterdir() if "restore-image" in p.name) == []
 
 
+@pytest.mark.parametrize("which", [0, -1])
+def test_an_unverified_restore_into_a_missing_database_is_post_checked_then_published(
+    chain: tuple[Path, list[Path], dict[str, str]], tmp_path: Path, which: int
+) -> None:
+    """--no-verify: the full is copied (the chain rebuilt) into the image, which gets the
+    post-check (quick_check, row counts) before it is linked into place."""
+    _, links, at_newest = chain
+    target = tmp_path / "new.db"
+
+    result = restore_backup(links[which], target, profile=PROFILE, verify=False)
+
+    assert "backup was not verified before the restore (--no-verify)" in result.warnings
+    assert integrity(target) == ["ok"]
+    if which == -1:
+        assert content_digest(target) == at_newest
+
+
 @pytest.mark.parametrize("link", [0, 1, 2, 3, "full alone"])
 @pytest.mark.parametrize("into", ["missing", "live"])
 def test_a_tampered_page_in_any_link_refuses_the_restore(
