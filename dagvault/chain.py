@@ -16,7 +16,7 @@ from pathlib import Path
 from dagvault import pages
 from dagvault.checksum import sha3_256_file
 from dagvault.compress import decompress_file, is_compressed
-from dagvault.delta import apply_delta
+from dagvault.delta import apply_deltas
 from dagvault.errors import VerificationError
 from dagvault.meta import BackupInfo, read_meta
 
@@ -79,18 +79,30 @@ def check_files(chain: list[Link]) -> list[str]:
 def materialize(chain: list[Link], dest: Path) -> None:
     """Rebuild the image of ``chain[-1]`` into the new file ``dest`` and prove it.
 
-    ``dest`` is a scratch file its caller discards: it is not fsynced (a restore copies
-    it into the live database through SQLite, which syncs what it writes)."""
-    full = chain[0]
+    ``dest`` is a scratch file, not fsynced here: a restore copies it into the live
+    database through SQLite (which syncs what it writes), or syncs it before publishing it
+    as a new database (``dagvault.restore_new``)."""
+    copy_full(chain[0], dest)
+    apply_chain(chain, dest)
+
+
+def copy_full(full: Link, dest: Path) -> str | None:
+    """Copy the full backup ``full`` into the new file ``dest``: a plain one by the kernel
+    (None returned), a compressed one decompressed and hashed as it is read (its SHA3-256
+    returned, for the caller to compare: one read of it)."""
     if is_compressed(full.path):
-        decompress_file(full.path, dest)
-    else:
-        shutil.copyfile(full.path, dest)
-    for link in chain[1:]:
-        apply_delta(link.path, dest)
+        return decompress_file(full.path, dest)
+    shutil.copyfile(full.path, dest)
+    return None
+
+
+def apply_chain(chain: list[Link], image: Path) -> None:
+    """Apply the deltas of ``chain`` to ``image`` (its full's copy) and prove the result
+    against the image digest of ``chain[-1]``."""
+    apply_deltas([link.path for link in chain[1:]], image)
     target = chain[-1].info
     if len(chain) > 1:
-        digest = pages.image_digest(pages.page_digests(dest, int(target.metadata["page_size"])))
+        digest = pages.image_digest(pages.page_digests(image, int(target.metadata["page_size"])))
         if digest != target.metadata.get("image_digest"):
             raise VerificationError(
                 f"{chain[-1].path}: the rebuilt image does not match the image digest in its "

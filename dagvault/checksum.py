@@ -13,6 +13,12 @@ from pathlib import Path
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
+def sha3_256_open(fh: io.FileIO) -> str:
+    """Hex SHA3-256 of the rest of the open file ``fh`` (the caller closes it: it may
+    open it before, and close it after, a SQLite connection to the same file)."""
+    return _hexdigest(fh)
+
+
 def _hexdigest(fh: io.FileIO) -> str:
     digest = hashlib.sha3_256()
     buffer = bytearray(CHUNK_BYTES)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
@@ -16,6 +18,7 @@ from dagvault.errors import VerificationError
 SUFFIX = ".zst"
 LEVEL = 3  # zstd's default: most of the ratio at a fraction of the CPU of higher levels
 CHUNK_BYTES = 4 * 1024 * 1024
+_UNREADABLE = "Restore another backup (`dagvault list`); this one cannot be decompressed."
 
 
 def compress_file(source: Path, dest: Path) -> str:
@@ -38,17 +41,61 @@ def compress_file(source: Path, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def decompress_file(source: Path, dest: Path) -> None:
+class _HashedSource:
+    """The compressed file as zstd reads it, hashed in a helper thread while zstd
+    decompresses what it read before (each read is a new bytes object: nothing is reused
+    under the hash)."""
+
+    def __init__(self, raw: BinaryIO, pool: ThreadPoolExecutor) -> None:
+        self.raw, self.pool = raw, pool
+        self.digest = hashlib.sha3_256()
+        self._pending: Future[None] | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.wait()
+        self._pending = self.pool.submit(self.digest.update, data)
+        return data
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+
+def decompress_file(source: Path, dest: Path) -> str:
     """Write the plain content of the zstd file ``source`` to the new file ``dest`` (a
-    scratch image: not fsynced, see ``chain.materialize``)."""
-    with open(source, "rb") as src, open(dest, "xb") as out:
+    scratch image: not fsynced, see ``chain.materialize``), memory flat; return the
+    SHA3-256 of ``source`` as read (hashed while decompressing: one read of the backup)."""
+    with (
+        open(source, "rb") as src,
+        open(dest, "xb") as out,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-sha3") as pool,
+    ):
+        hashed = _HashedSource(src, pool)
         try:
-            zstandard.ZstdDecompressor().copy_stream(src, out)
+            expected = zstandard.get_frame_parameters(src.read(18)).content_size
+            src.seek(0)
+            with zstandard.ZstdDecompressor().stream_reader(
+                hashed, read_size=CHUNK_BYTES, closefd=False
+            ) as reader:
+                written = 0
+                while chunk := reader.read(CHUNK_BYTES):
+                    written += out.write(chunk)
+            after = hashed.read()  # zstd stops at the frame's end: hash the rest too
+            hashed.wait()
         except zstandard.ZstdError as exc:  # damage zstd itself notices (its frame checksum)
             raise VerificationError(
-                f"{source}: the compressed data is damaged ({exc})",
-                "Restore another backup (`dagvault list`); this one cannot be decompressed.",
+                f"{source}: the compressed data is damaged ({exc})", _UNREADABLE
             ) from None
+        # zstd ends a cut-off frame without an error: the content size in its header (which
+        # compress_file writes) tells; without one the checksum still does.
+        if after or expected not in (written, zstandard.CONTENTSIZE_UNKNOWN):
+            raise VerificationError(
+                f"{source}: the compressed data is truncated or has bytes after its end",
+                _UNREADABLE,
+            )
+        return hashed.digest.hexdigest()
 
 
 def is_compressed(path: Path) -> bool:

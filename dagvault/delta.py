@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -96,39 +97,77 @@ def _checked_header(header: Any, delta: Path) -> tuple[int, int, int]:
     )
 
 
-def apply_delta(delta: Path, image: Path) -> dict[str, Any]:
-    """Apply ``delta`` to ``image`` in place; return the delta's header."""
-    with open(delta, "rb") as raw:
-        stream: BinaryIO = (
+class _Reader:
+    """A delta read and checked as it goes: the header on opening, then its records, then
+    its trailer (``records`` checks it after the last record)."""
+
+    def __init__(self, delta: Path, raw: BinaryIO) -> None:
+        self.delta = delta
+        self.stream: BinaryIO = (
             zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
             if is_compressed(delta)
             else raw
         )
+        if self._read(8) != _MAGIC:
+            raise VerificationError(f"{delta}: not a dagvault delta file (bad magic)")
+        (length,) = _U32.unpack(self._read(4))
+        self.header = json.loads(self._read(length))
+        self.page_size, self.page_count, self.changed = _checked_header(self.header, delta)
+
+    def _read(self, size: int) -> bytes:
+        return _read_exact(self.stream, size, self.delta)
+
+    def records(self) -> Iterator[tuple[int, bytes]]:
+        """(page number, page), ascending; the trailer is checked after the last one."""
+        previous = 0
+        for _ in range(self.changed):
+            (number,) = _U32.unpack(self._read(4))
+            if not previous < number <= self.page_count:
+                raise VerificationError(
+                    f"{self.delta}: delta record for page {number} is out of order or "
+                    f"past the image's {self.page_count} pages"
+                )
+            previous = number
+            yield number, self._read(self.page_size)
+        if self._read(12) != _TRAILER + _U32.pack(self.changed):
+            raise VerificationError(f"{self.delta}: delta file has a bad trailer")
+
+
+@contextmanager
+def _reading(delta: Path) -> Iterator[_Reader]:
+    with open(delta, "rb") as raw:
         try:
-            if _read_exact(stream, 8, delta) != _MAGIC:
-                raise VerificationError(f"{delta}: not a dagvault delta file (bad magic)")
-            (length,) = _U32.unpack(_read_exact(stream, 4, delta))
-            header = json.loads(_read_exact(stream, length, delta))
-            page_size, page_count, changed = _checked_header(header, delta)
-            with open(image, "r+b") as target:
-                previous = 0
-                for _ in range(changed):
-                    (number,) = _U32.unpack(_read_exact(stream, 4, delta))
-                    if not previous < number <= page_count:
-                        raise VerificationError(
-                            f"{delta}: delta record for page {number} is out of order or "
-                            f"past the image's {page_count} pages"
-                        )
-                    previous = number
-                    target.seek((number - 1) * page_size)
-                    target.write(_read_exact(stream, page_size, delta))
-                target.truncate(page_count * page_size)
-                # No fsync: the image is always a throw-away temp file (verify, restore and
-                # base selection discard it), read back through the page cache; syncing
-                # it only made every delta of a chain wait for the image's first writeback.
-            trailer = _read_exact(stream, 12, delta)
-            if trailer != _TRAILER + _U32.pack(changed):
-                raise VerificationError(f"{delta}: delta file has a bad trailer")
+            yield _Reader(delta, raw)
         except (zstandard.ZstdError, ValueError, KeyError) as exc:
             raise VerificationError(f"{delta}: delta file is unreadable: {exc}") from None
-    return header
+
+
+def apply_deltas(deltas: list[Path], image: Path) -> None:
+    """Apply ``deltas`` (oldest first) to ``image`` in place, each page written once: the
+    newest delta holding a page wins, and pages past the newest delta's page count are
+    not written at all. This gives the image replaying them one by one gives: a delta
+    holds every page past its parent's end, so a page cut off by one delta's truncation
+    and needed again is in a later delta. Every delta is still read and checked whole
+    (its header, its records' order, its trailer), also where all its pages are superseded.
+
+    No fsync: the image is a throw-away temp file (verify, restore and base selection
+    discard it, or a restore syncs it before publishing it), read back through the page
+    cache; syncing it only made every delta of a chain wait for the image's writeback.
+    """
+    if not deltas:
+        return
+    written: set[int] = set()
+    final_size: int | None = None
+    with open(image, "r+b") as target:
+        for delta in reversed(deltas):
+            with _reading(delta) as reader:
+                if final_size is None:
+                    final_size = reader.page_count * reader.page_size
+                for number, page in reader.records():
+                    offset = (number - 1) * reader.page_size
+                    if offset < final_size and number not in written:
+                        written.add(number)
+                        target.seek(offset)
+                        target.write(page)
+        assert final_size is not None
+        target.truncate(final_size)

@@ -5,7 +5,8 @@ one write transaction of the live database: other processes' connections stay
 valid and see the restored data once it commits, and a restore killed mid-way is
 rolled back by SQLite (WAL frames never committed, or a hot journal) instead of
 leaving a torn file. Nothing touches the live database before the backup has
-passed verification and a verified pre-restore backup exists.
+passed verification and a verified pre-restore backup exists. A restore into a database
+that does not exist publishes the verified image itself instead (dagvault.restore_new).
 
 Pre-restore backups (``<db>.pre_restore_<ts>``, beside the database) stay bounded: after
 taking one, the restore keeps the newest ``pre_restore_keep`` of the database's copies.
@@ -17,6 +18,7 @@ database.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ from dagvault.meta import BackupInfo, meta_path, read_meta
 from dagvault.overrides import ALLOW_GATE_FAILED, overridable
 from dagvault.pages import cache_path
 from dagvault.quality.report import Outcome
+from dagvault.restore_new import ImageSync, absent, publish_image
 from dagvault.restores import RestoreEvent, record_restore
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule, rotate_pre_restore
 from dagvault.safedir import HeldDir
@@ -100,15 +103,19 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, max_seconds: f
             )
         # SQLITE_DONE: the step has already committed the copy, nothing to roll back.
         if status != sqlite3.SQLITE_DONE and time.monotonic() > deadline:
-            raise RestoreError(
-                f"Restore took longer than max_restore_time ({max_seconds:.0f} s) and was "
-                "rolled back; the live database is unchanged",
-                "Raise restore.max_restore_time in the config file, or restore when the "
-                "machine is less busy.",
-            )
+            raise _too_long(max_seconds, "the live database is unchanged")
         progress.report("restore", total - remaining, total)
 
     source.backup(target, pages=STEP_PAGES, progress=on_step)
+
+
+def _too_long(max_seconds: float, outcome: str) -> RestoreError:
+    return RestoreError(
+        f"Restore took longer than max_restore_time ({max_seconds:.0f} s) and was rolled "
+        f"back; {outcome}",
+        "Raise restore.max_restore_time in the config file, or restore when the machine is "
+        "less busy.",
+    )
 
 
 def _copy_file(backup: Path, target: sqlite3.Connection, max_seconds: float) -> None:
@@ -181,9 +188,12 @@ def _checked_backup(
     image: Path,
     key: bytes | None,
     allow_gate_failed: bool,
+    new: ImageSync | None,
 ) -> tuple[BackupInfo, Path]:
     """The backup's metadata and the plain SQLite file to copy from: the backup itself,
     or for a delta or compressed backup its image, rebuilt (and proven) into ``image``.
+    With ``new`` (the database does not exist: the image becomes it) a plain full backup
+    is copied into ``image`` too, and ``new`` syncs the image while it is checked.
     With ``key`` the backup is authenticated even under --no-verify."""
     if not verify:
         warnings.append("backup was not verified before the restore (--no-verify)")
@@ -191,9 +201,12 @@ def _checked_backup(
         if key is not None:
             authtag.authenticate(backup, info, key)
         _check_gate_verdict(backup, info, allow_gate_failed, warnings)
-        if not needs_rebuild(backup, info):
+        if needs_rebuild(backup, info):
+            materialize(resolve_chain(backup, info), image)  # still proves the image digest
+        elif new is not None:
+            shutil.copyfile(backup, image)
+        else:
             return info, backup
-        materialize(resolve_chain(backup, info), image)  # still proves the image digest
         return info, image
     report = require_verified(
         backup,
@@ -205,12 +218,15 @@ def _checked_backup(
         tolerated="quality: ",  # the gate's verdict: judged below (--allow-gate-failed)
         checksum=verify_checksum,
         image_dest=image,
+        copy_full=new is not None,
+        image_ready=new.start if new is not None else None,
         key=key,
     )
     warnings.extend(report.warnings)
     assert report.info is not None
     _check_gate_verdict(backup, report.info, allow_gate_failed, warnings)
-    return report.info, image if needs_rebuild(backup, report.info) else backup
+    rebuilt = new is not None or needs_rebuild(backup, report.info)
+    return report.info, image if rebuilt else backup
 
 
 def _prepare_target(target: sqlite3.Connection, info: BackupInfo) -> str:
@@ -295,25 +311,40 @@ def restore_backup(
         _remove_stale_temps(db_path)
         image = temp_path(db_path.absolute().with_name(db_path.name + ".restore-image"))
         try:
-            info, source = _checked_backup(
-                backup, verify, verify_checksum, warnings, image, key, allow_gate_failed
-            )
-            if key is None and guard:
-                warnings.append(authtag.UNAUTHENTICATED)
-                schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
-            result = _restore_into(
-                source,
-                backup,
-                db_path,
-                info,
-                warnings,
-                rule if pre_restore_backup else None,
-                pre_restore_off_by,
-                profile,
-                busy_timeout,
-                max_seconds,
-                key,
-            )
+            with ImageSync() as new:
+                fresh = new if absent(db_path) else None
+                info, source = _checked_backup(
+                    backup, verify, verify_checksum, warnings, image, key, allow_gate_failed, fresh
+                )
+                if key is None and guard:
+                    warnings.append(authtag.UNAUTHENTICATED)
+                    schema_guard.check(source, db_path, backup, allow_schema_change, warnings)
+                result = None
+                if fresh is not None:
+                    result = _restore_new(
+                        image,
+                        db_path,
+                        info,
+                        warnings,
+                        pre_restore_backup,
+                        verify,
+                        fresh,
+                        (started, max_seconds),
+                    )
+                if result is None:
+                    result = _restore_into(
+                        source,
+                        backup,
+                        db_path,
+                        info,
+                        warnings,
+                        rule if pre_restore_backup else None,
+                        pre_restore_off_by,
+                        profile,
+                        busy_timeout,
+                        max_seconds,
+                        key,
+                    )
         finally:
             discard(image)
         _record(db_path, result, profile or LedgerProfile(), origin or f"backup {backup}")
@@ -321,6 +352,46 @@ def restore_backup(
         events.restored(backup)
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def _restore_new(
+    image: Path,
+    db_path: Path,
+    info: BackupInfo,
+    warnings: list[str],
+    pre_restore_backup: bool,
+    verified: bool,
+    synced: ImageSync,
+    limit: tuple[float, float],
+) -> RestoreResult | None:
+    """Publish the checked ``image`` as the database ``db_path``, which did not exist
+    (dagvault.restore_new); None if it exists by now (then it is restored into). Past
+    ``limit`` (the restore's start, max_restore_time) nothing is published, as a copy
+    into a live database is rolled back."""
+    try:
+        if not verified:  # --no-verify: the image gets the post-check before it is published
+            with connection(image, mode="ro", what="restored image") as check:
+                _post_check(check, info, warnings)
+            synced.start(image)
+        synced.wait()
+        started, max_seconds = limit
+        if time.monotonic() > started + max_seconds:
+            raise _too_long(max_seconds, "the database was not created")
+    except DagvaultError as exc:
+        events.restore_failed(exc.message)
+        raise
+    if not publish_image(image, db_path, synced):
+        return None
+    if pre_restore_backup:
+        warnings.append("the target database was empty; no pre-restore backup taken")
+    return RestoreResult(
+        success=True,
+        backup_info=info,
+        restore_timestamp=int(datetime.now(UTC).timestamp()),
+        pre_restore_backup=None,
+        warnings=warnings,
+        database_path=str(db_path),
+    )
 
 
 def _restore_into(
@@ -461,7 +532,10 @@ def _take_pre_restore_backup(
         pre_path = newest.path
         events.pre_restore_backup_reused(pre_path)
     else:
-        report = verify_file(pre_path, quick=True)
+        # Its checksum was just computed from the file written (write_backup hashes the
+        # copy as it syncs it): hashing it again would read 1 GB twice for nothing. The
+        # SQLite check and the row counts prove the copy is a sound database.
+        report = verify_file(pre_path, quick=True, checksum=False)
         record(report, "quick_check")
         if not report.ok:
             raise RestoreError(

@@ -30,7 +30,7 @@ from dagvault import pages
 from dagvault.authtag import UNAUTHENTICATED, problem
 from dagvault.backup import create_backup
 from dagvault.crypto import load_key
-from dagvault.delta import apply_delta
+from dagvault.delta import apply_deltas
 from dagvault.errors import VerificationError
 from dagvault.meta import BackupInfo, Verification, read_meta
 from dagvault.restore import restore_backup
@@ -98,8 +98,7 @@ def forge_in_place(backup: Path) -> None:
 def image_digest_of(chain: list[Path], info: BackupInfo) -> str:
     image = chain[-1].with_name("forger-image.db")
     shutil.copyfile(chain[0], image)
-    for delta in chain[1:]:
-        apply_delta(delta, image)
+    apply_deltas(chain[1:], image)
     page_size = int(info.metadata["page_size"])
     digest = pages.image_digest(pages.page_digests(image, page_size))
     image.unlink()
