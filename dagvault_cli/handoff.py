@@ -28,13 +28,12 @@ from dagvault import errors
 from dagvault.config import Settings, settings_document
 from dagvault.errors import DagvaultError, ServiceLost
 from dagvault.operations.common import Options
-from dagvault.operations.registry import OPERATIONS
+from dagvault.operations.registry import HANDED_OVER, OPERATIONS
 from dagvault_cli.service.state import StateDir, state_dir
 from flows import launcher
 
-# What the service takes (dagvault_api/routes/handoff.py HANDOVERS); other operations and
-# flags that write outside its directories (replication targets) run here.
-HANDED_OVER = {"backup", "verify", "restore", "export", "import-sql", "cleanup", "prune"}
+# Operations the service does not take (HANDED_OVER), and flags that write outside its
+# directories (replication targets), run here.
 _CONNECT_SECONDS = 2.0
 # The service may queue the operation behind another (its concurrency limits) for as
 # long as a lock wait allows; a service that died closes the connection at once.

@@ -30,7 +30,7 @@ from dagvault.backup import validate_name
 from dagvault.config import Settings, load_settings, settings_document
 from dagvault.errors import DagvaultError, HandoffDeclined
 from dagvault.operations.common import Options
-from dagvault.operations.registry import OPERATIONS
+from dagvault.operations.registry import HANDED_OVER, OPERATIONS
 from dagvault.operations.restore import ImportOptions
 from dagvault_api.models import Envelope, HandoverData
 from dagvault_api.service import HANDOVER_PREFIX, ApiError, Service, envelope
@@ -78,16 +78,15 @@ class _NoParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The operations the service takes, each with the parameters allowed beside its options
-# model (dagvault.operations.registry); the others run in the command's own process.
-HANDOVERS: dict[str, type[BaseModel]] = {
+# The parameters allowed beside an operation's options model, for the operations the
+# service takes (the registry's HANDED_OVER); the others run in the command's own process.
+_PARAMETERS: dict[str, type[BaseModel]] = {
     "backup": _BackupParameters,
-    "verify": _NoParameters,
     "restore": _RestoreParameters,
     "export": _ExportParameters,
-    "import-sql": _NoParameters,
-    "cleanup": _NoParameters,
-    "prune": _NoParameters,
+}
+HANDOVERS: dict[str, type[BaseModel]] = {
+    name: _PARAMETERS.get(name, _NoParameters) for name in sorted(HANDED_OVER)
 }
 
 # The dagvault event lines (📦 ✅ 🧹 …) one handed-over run logs, in whichever thread of

@@ -208,8 +208,8 @@ def test_the_service_declines_other_places_and_the_cli_runs_them_itself(service:
     there; the CLI then runs the command in-process. Client and server agree on what is
     handed over."""
     from dagvault.config import load_settings, settings_document
+    from dagvault.operations.registry import HANDED_OVER
     from dagvault_api.routes.handoff import HANDOVERS
-    from dagvault_cli.handoff import HANDED_OVER
 
     assert set(HANDOVERS) == HANDED_OVER
 
