@@ -7,11 +7,13 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -320,12 +322,35 @@ def test_sigkill_of_the_supervisor_takes_its_parts_and_up_recovers(service: Serv
     assert code == 0, report
 
 
+def _artifact_keys(service: Service, run_name: str) -> set[str]:
+    """The artifact keys of the newest run named ``run_name``, read from the stopped Prefect
+    server's own database."""
+    database = service.state / "prefect" / "prefect.db"
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as prefect_db:
+        rows = prefect_db.execute(
+            "SELECT a.key FROM artifact a WHERE a.flow_run_id = (SELECT id FROM flow_run "
+            "WHERE name = ? ORDER BY created DESC LIMIT 1)",
+            (run_name,),
+        ).fetchall()
+    return {key for (key,) in rows}
+
+
 def test_down_stops_everything(service: Service) -> None:
+    """...after publishing what the last runs show in the Prefect UI: a handed-over
+    command's answer does not wait for its artifacts, a clean stop does."""
+    # No gate: this API was restarted (the SIGKILL test), and GX's first import costs seconds.
+    made = service.cli("backup", "--json", "--no-quality")
+    assert made.returncode == 0, made.stderr
     info = service.info()
     pids = [int(info["supervisor_pid"]), *info["children"].values()]  # type: ignore[arg-type, union-attr]
     stopped = service.cli("down")
     assert stopped.returncode == 0 and "dagvault is down" in stopped.stdout
     assert gone_within(pids, 30)
+    assert _artifact_keys(service, "backup-node-full") >= {
+        "backup-node",
+        "progress-backup-node",
+        "summary-backup-node",
+    }
     assert service.cli("down").stdout.startswith("dagvault is not running")
     code, _ = service.status()
     assert code == 3
