@@ -167,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     _run([PYTHON, "-m", "dagvault_cli", "backup"], env, workdir)  # a backup to verify/restore
 
+    load_before = os.getloadavg()[0]  # the machine is shared: note how busy it was
     figures: dict[str, dict[str, float]] = {
         "baseline": measure(baselines(workdir), env, workdir, args.rounds)
     }
@@ -183,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run([PYTHON, "-m", "dagvault_cli", "down"], service_env, workdir)
     size = f"{ledger.stat().st_size / 2**20:.0f} MiB"
     print(report(figures, size, args.rounds))
+    print(f"\nload average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

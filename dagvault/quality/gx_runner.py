@@ -64,6 +64,11 @@ def _import_gx() -> Any:
     return gx
 
 
+def load() -> None:
+    """Import GX now rather than at the first gate (the node service warms up with it)."""
+    _import_gx()
+
+
 def _context(gx: Any, reports_dir: Path | None) -> Any:
     from great_expectations.data_context.types.base import (
         DataContextConfig,
