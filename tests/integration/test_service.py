@@ -184,6 +184,47 @@ def test_cli_commands_run_in_the_service_with_the_same_output(service: Service) 
     assert all(after[op] == before[op] + 1 for op in before), (before, after)
 
 
+def test_a_terminal_follows_the_progress_of_a_handed_over_run(service: Service) -> None:
+    """On a terminal (stderr), the command asks the service for its run's progress while it
+    waits (its bar); in a pipe it never does (the other tests' commands)."""
+    asked = _progress_requests(service)
+    reader, terminal = os.openpty()
+    try:
+        made = subprocess.run(
+            [sys.executable, "-m", "dagvault_cli", "backup", "--no-quality"],
+            cwd=service.root,
+            env=service.env,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=400,
+        )
+    finally:
+        os.close(terminal)
+    shown = _read_all(reader)
+    assert made.returncode == 0, shown
+    assert "📦 Database backup created: " in shown, shown
+    assert "Traceback" not in shown and "ERROR" not in shown, shown
+    assert _progress_requests(service) > asked
+
+
+def _progress_requests(service: Service) -> int:
+    log = (service.state / "logs" / "api.log").read_text(encoding="utf-8", errors="replace")
+    return log.count("GET /progress/")
+
+
+def _read_all(reader: int) -> str:
+    chunks = []
+    try:
+        while chunk := os.read(reader, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the terminal's other end is closed
+        pass
+    finally:
+        os.close(reader)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def test_a_failure_in_the_service_exits_as_in_process(service: Service) -> None:
     """A tampered backup fails verification there: exit 4, the event line, Error/Try."""
     made = service.cli("backup", "--json", "--no-quality")
