@@ -10,9 +10,9 @@ answered; only its display follows, usually within a second.
 Bounded and never lost on a clean stop: at most QUEUE_LIMIT jobs wait (beyond that a job
 runs in its caller, which slows that run instead of growing memory), and ``finish()``, which
 the service calls when it stops (``dagvault down``), runs what is left within its timeout.
-A job runs in a copy of its caller's context (Prefect's settings and run context), and its
-failure is a warning in the log, as the same failure was before (an artifact the Prefect
-API refused did not fail the run either; a Data Docs page GX could not render did).
+A job runs in a copy of its caller's context (Prefect's settings and run context). Its
+failure is a warning in the log (the run's log, when it belongs to one), in a command's own
+process too: what is only shown must not fail an operation whose work is done.
 """
 
 from __future__ import annotations
