@@ -29,10 +29,13 @@ from dagvault import afterwards
 
 
 def _client() -> SyncPrefectClient:
-    # A job runs in a copy of its run's context, whose client closes when the run ends
-    # (maybe before the job runs): a client of its own, with the run's settings.
-    SyncClientContext.__var__.set(None)
+    """The run's own client while it runs (a job published at once); after the run, whose
+    client closed when it ended, a client of the job's own, with the run's settings (the
+    job runs in a copy of the run's context: clearing it there touches nothing else)."""
     client: SyncPrefectClient = get_client(sync_client=True)
+    if getattr(client, "_closed", False):
+        SyncClientContext.__var__.set(None)
+        client = get_client(sync_client=True)
     return client
 
 
