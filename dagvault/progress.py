@@ -21,6 +21,12 @@ def report(stage: str, done: int, total: int) -> None:
         listener(stage, done, total)
 
 
+def listened() -> bool:
+    """Whether anyone listens (a progress bar on a terminal): else asking a remote run for
+    its progress would be wasted."""
+    return bool(_listeners)
+
+
 @contextlib.contextmanager
 def listening(listener: Listener) -> Iterator[None]:
     _listeners.append(listener)

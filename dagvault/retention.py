@@ -475,7 +475,8 @@ def _execute(
         directory = held.io
         # A dry run changes nothing: no operation on the directory.
         outcome = None if dry_run else locks.enter_context(journal.operation(directory, operation))
-        locks.enter_context(lock.hold(directory, operation))
+        # A dry run only reads: shared, as a backup's, so a plan can be had while one runs.
+        locks.enter_context(lock.hold(directory, operation, shared=dry_run))
         # Pre-restore copies found here (a database inside its backup directory) are
         # never backups of the directory: only their own rule may remove them.
         plan = make_plan(

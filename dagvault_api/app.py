@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from dagvault import afterwards
 from dagvault.errors import HTTP_STATUSES, DagvaultError
 from dagvault.json_errors import describe_json_error
 from dagvault.quality.gx_runner import data_docs_dir
@@ -52,7 +54,11 @@ class SafeJSONResponse(JSONResponse):
 def _closing(service: Service) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A run's answer does not wait for its display (artifacts, Data Docs pages); a
+        # clean stop (`dagvault down`) publishes what is left first.
+        afterwards.start()
         yield
+        await anyio.to_thread.run_sync(afterwards.finish)
         service.audit.close()  # the last minute's count of suppressed denied lines
 
     return lifespan

@@ -74,6 +74,12 @@ class HandoverData(OperationData):
     events: list[str] = Field(description="dagvault's event lines the run logged (📦 ✅ …)")
 
 
+class ProgressData(BaseModel):
+    stage: str = Field(description="what the run does now: backup, restore, export…")
+    done: int
+    total: int
+
+
 class BackupData(OperationData):
     backup_path: str
     result: BackupResult

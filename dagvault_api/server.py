@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from dagvault import permissions
@@ -14,7 +15,9 @@ AUDIT_ENV = "DAGVAULT_AUDIT_LOG"
 DEFAULT_AUDIT_LOG = "./dagvault-audit.jsonl"
 
 
-def serve(host: str, port: int, *, config_file: str | None, audit_log: str | None) -> int:
+def serve(
+    host: str, port: int, *, config_file: str | None, audit_log: str | None, warm_up: bool = False
+) -> int:
     permissions.restrict_process_umask()
     settings = load_settings(config_file=config_file)
     token = auth.load_token(os.environ)
@@ -39,5 +42,17 @@ def serve(host: str, port: int, *, config_file: str | None, audit_log: str | Non
     )
     if token is None:
         print(auth.tokenless_warning(host), file=sys.stderr)
+    if warm_up:
+        threading.Thread(target=_warm_up, name="dagvault-warm-up", daemon=True).start()
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0
+
+
+def _warm_up() -> None:
+    """Import what the first gate and the first export need (GX alone takes seconds) while
+    the API already answers: the node service's first backup then costs what later ones do."""
+    import duckdb  # noqa: F401
+
+    from dagvault.quality import gx_runner
+
+    gx_runner.load()

@@ -13,32 +13,40 @@ in this process. Decisions (docs/service.md):
 * a service that stops while it runs the operation: ``ServiceLost`` (exit 9), never a
   hang and never a second run of the operation here (it may have half-run there: its own
   guarantees leave nothing half-written that looks valid).
+
+While it waits, a command that draws a progress bar (on a terminal, without --json) asks the
+service for the run's progress twice a second (``GET /progress/<ticket>``) and reports it
+here (dagvault.progress), so the bar moves as it does in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import secrets
 import sys
+import threading
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dagvault import errors
+from dagvault import errors, progress
 from dagvault.config import Settings, settings_document
 from dagvault.errors import DagvaultError, ServiceLost
 from dagvault.operations.common import Options
-from dagvault.operations.registry import OPERATIONS
+from dagvault.operations.registry import HANDED_OVER, OPERATIONS
 from dagvault_cli.service.state import StateDir, state_dir
 from flows import launcher
 
-# What the service takes (dagvault_api/routes/handoff.py HANDOVERS); other operations and
-# flags that write outside its directories (replication targets) run here.
-HANDED_OVER = {"backup", "verify", "restore", "export", "import-sql", "cleanup", "prune"}
+# Operations the service does not take (HANDED_OVER), and flags that write outside its
+# directories (replication targets), run here.
 _CONNECT_SECONDS = 2.0
 # The service may queue the operation behind another (its concurrency limits) for as
 # long as a lock wait allows; a service that died closes the connection at once.
 _ANSWER_SECONDS: float | None = None
+_PROGRESS_SECONDS = 0.5  # how often a bar asks for the run's progress
 FAST_HINT = "note: `dagvault up` keeps a service running that makes commands like this fast"
 
 
@@ -87,7 +95,11 @@ def _hand_over(
         "parameters": _absolute_paths({k: v for k, v in parameters.items() if v is not None}),
         "settings": settings_document(settings, Path.cwd()),
     }
-    status, document = _post(info.api_url, f"/operations/{operation}", token, body)
+    ticket = secrets.token_hex(16) if progress.listened() else None
+    if ticket is not None:
+        body["progress"] = ticket
+    with _following(info.api_url, token, ticket):
+        status, document = _post(info.api_url, f"/operations/{operation}", token, body)
     data = document.get("data") or {}
     for line in data.get("events", []):
         print(line, file=sys.stderr)
@@ -140,6 +152,43 @@ def _post(api_url: str, path: str, token: str, body: dict[str, Any]) -> tuple[in
         return response.status, json.loads(raw)
     except ValueError:
         raise _Declined(f"the service answered {response.status} without JSON") from None
+
+
+@contextlib.contextmanager
+def _following(api_url: str, token: str, ticket: str | None) -> Iterator[None]:
+    """While the block waits for the answer, report the run's progress here (a thread
+    asking the service for ``ticket``'s latest step). Its failures are silent: the
+    operation's own request says whether the service answers."""
+    if ticket is None:
+        yield
+        return
+    done = threading.Event()
+    url = urllib.parse.urlsplit(api_url)
+
+    def follow() -> None:
+        while True:
+            connection = http.client.HTTPConnection(url.hostname, url.port, timeout=2)
+            try:
+                connection.request(
+                    "GET", f"/progress/{ticket}", headers={"Authorization": f"Bearer {token}"}
+                )
+                step = json.loads(connection.getresponse().read()).get("data")
+            except (OSError, http.client.HTTPException, ValueError):
+                step = None
+            finally:
+                connection.close()
+            if step and not done.is_set():
+                progress.report(step["stage"], step["done"], step["total"])
+            if done.wait(_PROGRESS_SECONDS):
+                return
+
+    thread = threading.Thread(target=follow, name="dagvault-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=3)
 
 
 def _typed_result(operation: str, document: Any) -> Any:

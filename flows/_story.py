@@ -18,11 +18,6 @@ from typing import Any
 from uuid import UUID
 
 from prefect import tags as run_tags
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    update_progress_artifact,
-)
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
@@ -30,6 +25,7 @@ from dagvault import progress
 from dagvault.backup import backup_kind
 from dagvault.config import Settings, load_settings
 from dagvault.errors import DagvaultError
+from tasks._artifacts import Progress, create_markdown_artifact
 from tasks._runtime import artifact_key
 from tasks._story import cell, step
 
@@ -168,7 +164,7 @@ class ProgressArtifacts:
     def __init__(self, operation: str, database: str) -> None:
         self.operation, self.database = operation, database
         self.run = _flow_run_id()
-        self.stages: dict[str, tuple[UUID, int, float]] = {}  # id, percent, when shown
+        self.stages: dict[str, tuple[Progress, int, float]] = {}  # artifact, percent, when
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if _flow_run_id() != self.run:
@@ -177,15 +173,12 @@ class ProgressArtifacts:
         description = f"{stage} of {self.database}: {done:,} of {total:,}"
         now = time.monotonic()
         if stage not in self.stages:
-            artifact = create_progress_artifact(
-                float(percent),
-                key=artifact_key("progress", stage, self.database),
-                description=description,
-            )
+            artifact = Progress(artifact_key("progress", stage, self.database))
+            artifact.show(float(percent), description)
             self.stages[stage] = (artifact, percent, now)
             return
         artifact, shown, when = self.stages[stage]
         due = now - when >= self.MIN_INTERVAL_SECONDS
         if (percent == 100 and shown < 100) or (percent > shown and due):
-            update_progress_artifact(artifact, float(percent), description=description)
+            artifact.show(float(percent), description)
             self.stages[stage] = (artifact, percent, now)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -26,6 +25,7 @@ from flows._notify import HOOKS
 from flows._settings import resolve
 from flows._story import run_name
 from flows.backup import backup_flow
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key
 
 TASK_RUNNERS = ("default", "dask")

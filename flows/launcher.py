@@ -119,8 +119,10 @@ def prepare() -> None:
     # about a second more (DuckDB, PyArrow and the off-site stores load with theirs).
     import prefect.main  # noqa: F401
 
+    from flows import _heartbeats
     from flows._prefect_server import use_temporary_server
 
+    _heartbeats.install()
     quiet_known_errors()
     use_temporary_server()
     require_reachable_api()

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
 from dagvault.config import Settings
 from flows._concurrency import one_at_a_time
@@ -11,6 +10,7 @@ from flows._notify import HOOKS
 from flows._settings import resolve
 from flows._story import run_name, told
 from flows.backup import backup_flow
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key
 from tasks._story import fields
 from tasks.cleanup import cleanup

@@ -4,11 +4,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault.backup import create_backup
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import fields, leaf, step
 

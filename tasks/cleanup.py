@@ -4,10 +4,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP, PreRestoreRule
 from dagvault.storage.backup_store import backup_store
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import cell, leaf, step
 

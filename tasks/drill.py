@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault import drill
 from dagvault.ledger import LedgerProfile
 from dagvault.quality import Limits
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 
 

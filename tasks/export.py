@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import load_key, require_key
 from dagvault.export import export_database
@@ -13,6 +12,7 @@ from dagvault.importer import import_sql
 from dagvault.ledger import LedgerProfile
 from dagvault.retention import DEFAULT_PRE_RESTORE_KEEP
 from dagvault.storage.backup_store import stored_backup
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import cell, leaf, step
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import read_meta
 from dagvault.quality import Limits, check_export, gate_backup
 from dagvault.quality.gx_runner import data_docs_dir
+from tasks._artifacts import create_link_artifact, create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import cell, leaf, step
 

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault.crypto import writing_key
 from dagvault.meta import read_meta
@@ -12,6 +11,7 @@ from dagvault.storage import open_store
 from dagvault.storage.offsite.objects import upload_backup
 from dagvault.storage.offsite.replicate import replicate
 from dagvault.storage.throttle import throttle_for
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import cell, fields, leaf, step
 

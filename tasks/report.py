@@ -4,10 +4,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 
 from dagvault.report import Thresholds, health_report
 from dagvault.report_render import markdown, write_files
+from tasks._artifacts import create_markdown_artifact
 from tasks._runtime import artifact_key, task_options
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 
 from dagvault.storage.backup_store import stored_backup
+from tasks._artifacts import create_table_artifact
 from tasks._runtime import task_options
 from tasks._story import cell, checks_line, leaf, step
 

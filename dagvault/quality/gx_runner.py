@@ -2,7 +2,9 @@
 
 Checks are plain data (``Asset`` + ``Expect``); this module turns them into GX suites,
 validation definitions and one checkpoint, then builds the Data Docs site under
-``<reports_dir>/data_docs`` once per run (incrementally: this run's pages and the index).
+``<reports_dir>/data_docs`` once per run (incrementally: this run's pages and the index),
+after the gate's verdict where the process answers early (the node service:
+``dagvault.afterwards``); the verdict names the index either way.
 Validation results are kept as JSON under ``<reports_dir>/validations`` so the Data Docs
 index lists earlier runs too. Without a reports_dir nothing is written.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from dagvault import afterwards
 from dagvault.db import quote_identifier
 from dagvault.fsio import ensure_dir
 from dagvault.quality.report import Outcome
@@ -59,6 +62,11 @@ def _import_gx() -> Any:
     import great_expectations as gx
 
     return gx
+
+
+def load() -> None:
+    """Import GX now rather than at the first gate (the node service warms up with it)."""
+    _import_gx()
 
 
 def _context(gx: Any, reports_dir: Path | None) -> Any:
@@ -206,7 +214,8 @@ def _run(
         batch_parameters=batch_parameters, run_id=RunIdentifier(run_name=run_name)
     )
     if data_docs:
-        _build_data_docs(context, result)
+        # Only shown, never relied on: the verdict need not wait for its pages.
+        afterwards.later(f"Data Docs of {run_name}", lambda: _build_data_docs(context, result))
     found: dict[int, Outcome] = {}
     for validation in result.run_results.values():
         for expectation_result in validation.results:
@@ -230,11 +239,13 @@ def _build_data_docs(context: Any, result: Any) -> None:
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=identifiers)
 
 
-def _index(reports_dir: Path | None) -> str | None:
+def _index(reports_dir: Path | None, built: bool) -> str | None:
+    """The Data Docs index, when there is one or this run builds it (maybe after its
+    verdict: the link is given before the page is written)."""
     if reports_dir is None:
         return None
     index = data_docs_dir(reports_dir) / "index.html"
-    return str(index) if index.is_file() else None
+    return str(index) if built or index.is_file() else None
 
 
 def sqlite_url(path: Path) -> str:
@@ -256,7 +267,7 @@ def run_on_sqlite(
 ) -> tuple[list[Outcome], str | None]:
     """Validate ``assets`` (tables or queries) where the data is: in SQLite, by SQL."""
     if not assets:  # a database without tables: nothing for GX to do
-        return [], _index(reports_dir)
+        return [], _index(reports_dir, built=False)
     gx = _import_gx()
     context = _context(gx, reports_dir)
     source = context.data_sources.add_sqlite(
@@ -280,7 +291,7 @@ def run_on_sqlite(
         )
     finally:
         source.get_engine().dispose()  # the file may be a temp image, removed next
-    return outcomes, _index(reports_dir)
+    return outcomes, _index(reports_dir, built=True)
 
 
 def run_on_dataframe(
@@ -301,4 +312,4 @@ def run_on_dataframe(
         batch_parameters={"dataframe": frame},
         data_docs=reports_dir is not None,
     )
-    return outcomes, _index(reports_dir)
+    return outcomes, _index(reports_dir, built=True)

@@ -12,6 +12,9 @@ only what the public endpoints would allow, against the settings this server run
 Each of those tells the CLI to run the operation itself, as without a service. The answer
 carries the result document, the dagvault event lines the run logged (the CLI prints them
 as it would have), and on failure the failure's type, so the CLI exits as in-process.
+
+``GET /progress/{ticket}`` (token always): the latest step of the run that a request with
+that ``progress`` ticket started, while it works; the CLI draws its bar from it on a terminal.
 """
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
@@ -26,13 +29,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.params import Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from dagvault import progress
 from dagvault.backup import validate_name
 from dagvault.config import Settings, load_settings, settings_document
 from dagvault.errors import DagvaultError, HandoffDeclined
 from dagvault.operations.common import Options
-from dagvault.operations.registry import OPERATIONS
+from dagvault.operations.registry import HANDED_OVER, OPERATIONS
 from dagvault.operations.restore import ImportOptions
-from dagvault_api.models import Envelope, HandoverData
+from dagvault_api.models import Envelope, HandoverData, ProgressData
 from dagvault_api.service import HANDOVER_PREFIX, ApiError, Service, envelope
 
 # The settings that say where a run reads and writes: a command that names other places
@@ -49,6 +53,9 @@ PLACES = {
 }
 
 
+TICKET = r"^[0-9a-f]{32}$"
+
+
 class Handoff(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,6 +63,8 @@ class Handoff(BaseModel):
     # Flags that are not options (a backup's file name, a restore without verification…).
     parameters: dict[str, Any] = Field(default_factory=dict)
     settings: dict[str, Any]  # the CLI's resolved settings (dagvault.config.settings_document)
+    # A ticket the CLI made up (it draws a bar): GET /progress/<ticket> shows the run's steps.
+    progress: str | None = Field(default=None, pattern=TICKET)
 
 
 class _BackupParameters(BaseModel):
@@ -78,16 +87,15 @@ class _NoParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The operations the service takes, each with the parameters allowed beside its options
-# model (dagvault.operations.registry); the others run in the command's own process.
-HANDOVERS: dict[str, type[BaseModel]] = {
+# The parameters allowed beside an operation's options model, for the operations the
+# service takes (the registry's HANDED_OVER); the others run in the command's own process.
+_PARAMETERS: dict[str, type[BaseModel]] = {
     "backup": _BackupParameters,
-    "verify": _NoParameters,
     "restore": _RestoreParameters,
     "export": _ExportParameters,
-    "import-sql": _NoParameters,
-    "cleanup": _NoParameters,
-    "prune": _NoParameters,
+}
+HANDOVERS: dict[str, type[BaseModel]] = {
+    name: _PARAMETERS.get(name, _NoParameters) for name in sorted(HANDED_OVER)
 }
 
 # The dagvault event lines (📦 ✅ 🧹 …) one handed-over run logs, in whichever thread of
@@ -103,6 +111,32 @@ class _EventLines(logging.Handler):
 
 
 _EVENT_LINES = _EventLines()
+
+
+# Per ticket, the latest progress step of the run its request started (while it runs).
+_steps: dict[str, ProgressData] = {}
+_ticket: ContextVar[str | None] = ContextVar("dagvault_handoff_ticket", default=None)
+
+
+@contextlib.contextmanager
+def _reporting_progress(ticket: str | None) -> Iterator[None]:
+    """Keep the run's latest step under ``ticket``: only this request's run's (its task
+    threads see the request's context), never another's at the same time."""
+    if ticket is None:
+        yield
+        return
+
+    def note(stage: str, done: int, total: int) -> None:
+        if _ticket.get() == ticket:
+            _steps[ticket] = ProgressData(stage=stage, done=done, total=total)
+
+    token = _ticket.set(ticket)
+    try:
+        with progress.listening(note):
+            yield
+    finally:
+        _ticket.reset(token)
+        _steps.pop(ticket, None)
 
 
 @contextlib.contextmanager
@@ -180,7 +214,7 @@ def handoff_router(service: Service, writes: list[Depends]) -> APIRouter:
             parameters = HANDOVERS[operation].model_validate(body.parameters)
         except ValueError as exc:
             raise ApiError(400, f"Invalid handover: {exc}") from None
-        with _collecting_events() as events:
+        with _collecting_events() as events, _reporting_progress(body.progress):
             try:
                 flow_parameters = confine_paths(options, parameters)
                 data = service.run(
@@ -199,6 +233,11 @@ def handoff_router(service: Service, writes: list[Depends]) -> APIRouter:
             except ApiError as failed:
                 raise _typed(failed, failed.error, events) from None
         return envelope({**data, "events": events})
+
+    @router.get("/progress/{ticket}", response_model=Envelope[ProgressData | None])
+    def progress_of(ticket: Annotated[str, Path(pattern=TICKET)]) -> dict[str, Any]:
+        """The latest step of a handed-over run (none before its first, or after its end)."""
+        return envelope(_steps.get(ticket))
 
     return router
 

@@ -28,6 +28,12 @@ def register(subparsers: Subparsers) -> None:
         metavar="FILE",
         help="JSON-lines audit log (DAGVAULT_AUDIT_LOG, default ./dagvault-audit.jsonl)",
     )
+    p.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="load Great Expectations and DuckDB in the background at start, so the first "
+        "gate or export does not wait seconds for them (`dagvault up` sets it)",
+    )
 
     p = command(
         subparsers,
@@ -46,7 +52,13 @@ def register(subparsers: Subparsers) -> None:
 def api(args: argparse.Namespace) -> int:
     from dagvault_api.server import serve
 
-    return serve(args.host, args.port, config_file=args.config, audit_log=args.audit_log)
+    return serve(
+        args.host,
+        args.port,
+        config_file=args.config,
+        audit_log=args.audit_log,
+        warm_up=args.warm_up,
+    )
 
 
 def sample_ledger(args: argparse.Namespace) -> int:

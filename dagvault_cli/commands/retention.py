@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dagvault.dry_run import cleanup_plan, prune_plan
 from dagvault.operations.retention import (
     RETENTION_RULES,
     CleanupOptions,
@@ -95,8 +96,10 @@ def cleanup(args: argparse.Namespace) -> int:
     settings = settings_from(
         args, backup_dir=args.backup_dir, retention_count=args.keep, database_path=args.db
     )
-    result: RetentionResult = run_operation(
-        "cleanup", options, config_file=args.config, settings=settings
+    result: RetentionResult = (
+        cleanup_plan(settings)  # a read, not a run (dagvault.dry_run)
+        if options.dry_run
+        else run_operation("cleanup", options, config_file=args.config, settings=settings)
     )
     if json_printed(args, result):
         return 0
@@ -116,8 +119,10 @@ def prune(args: argparse.Namespace) -> int:
         interval_hours=settings.interval_hours,
         retention_count=settings.retention_count,
     )
-    result: RetentionResult = run_operation(
-        "prune", options, config_file=args.config, settings=settings
+    result: RetentionResult = (
+        prune_plan(policy, settings)  # a read, not a run (dagvault.dry_run)
+        if options.dry_run
+        else run_operation("prune", options, config_file=args.config, settings=settings)
     )
     if json_printed(args, result):
         return 0

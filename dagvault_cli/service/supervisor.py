@@ -119,7 +119,16 @@ class Supervisor:
         self.parts.append(
             Part(
                 "api",
-                [*cli, "api", "--host", options.api_host, "--port", str(options.api_port), *config],
+                [
+                    *cli,
+                    "api",
+                    "--host",
+                    options.api_host,
+                    "--port",
+                    str(options.api_port),
+                    "--warm-up",
+                    *config,
+                ],
                 client_env,
                 lambda: probe.api_healthy(self.api_url, self.state.api_token()),
             )

@@ -8,11 +8,13 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,47 @@ def test_cli_commands_run_in_the_service_with_the_same_output(service: Service) 
     assert all(after[op] == before[op] + 1 for op in before), (before, after)
 
 
+def test_a_terminal_follows_the_progress_of_a_handed_over_run(service: Service) -> None:
+    """On a terminal (stderr), the command asks the service for its run's progress while it
+    waits (its bar); in a pipe it never does (the other tests' commands)."""
+    asked = _progress_requests(service)
+    reader, terminal = os.openpty()
+    try:
+        made = subprocess.run(
+            [sys.executable, "-m", "dagvault_cli", "backup", "--no-quality"],
+            cwd=service.root,
+            env=service.env,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=400,
+        )
+    finally:
+        os.close(terminal)
+    shown = _read_all(reader)
+    assert made.returncode == 0, shown
+    assert "📦 Database backup created: " in shown, shown
+    assert "Traceback" not in shown and "ERROR" not in shown, shown
+    assert _progress_requests(service) > asked
+
+
+def _progress_requests(service: Service) -> int:
+    log = (service.state / "logs" / "api.log").read_text(encoding="utf-8", errors="replace")
+    return log.count("GET /progress/")
+
+
+def _read_all(reader: int) -> str:
+    chunks = []
+    try:
+        while chunk := os.read(reader, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the terminal's other end is closed
+        pass
+    finally:
+        os.close(reader)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def test_a_failure_in_the_service_exits_as_in_process(service: Service) -> None:
     """A tampered backup fails verification there: exit 4, the event line, Error/Try."""
     made = service.cli("backup", "--json", "--no-quality")
@@ -224,8 +267,8 @@ def test_the_service_declines_other_places_and_the_cli_runs_them_itself(service:
     there; the CLI then runs the command in-process. Client and server agree on what is
     handed over."""
     from dagvault.config import load_settings, settings_document
+    from dagvault.operations.registry import HANDED_OVER
     from dagvault_api.routes.handoff import HANDOVERS
-    from dagvault_cli.handoff import HANDED_OVER
 
     assert set(HANDOVERS) == HANDED_OVER
 
@@ -336,10 +379,29 @@ def test_sigkill_of_the_supervisor_takes_its_parts_and_up_recovers(service: Serv
     assert code == 0, report
 
 
+def _artifact_keys(service: Service, run_name: str, tag: str) -> set[str]:
+    """The artifact keys of the newest run named ``run_name`` with ``tag``, read from the
+    stopped Prefect server's own database."""
+    database = service.state / "prefect" / "prefect.db"
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as prefect_db:
+        rows = prefect_db.execute(
+            "SELECT a.key FROM artifact a WHERE a.flow_run_id = (SELECT id FROM flow_run "
+            "WHERE name = ? AND EXISTS (SELECT 1 FROM json_each(flow_run.tags) "
+            "WHERE value = ?) ORDER BY created DESC LIMIT 1)",
+            (run_name, tag),
+        ).fetchall()
+    return {key for (key,) in rows}
+
+
 def test_down_lets_a_run_in_flight_finish_then_stops_everything(service: Service) -> None:
     """A scheduled backup is running (deferred: BACKUP_DIR "short of disk" until its bound)
     when `dagvault down` comes: down waits for it, so it ends Completed with its backup
-    written, never Crashed half-way; then every part stops."""
+    written, never Crashed half-way; then every part stops, after publishing what the last
+    runs show in the Prefect UI (a handed-over command's answer does not wait for its
+    artifacts, a clean stop does)."""
+    # No gate: this API was restarted (the SIGKILL test), and GX's first import costs seconds.
+    made = service.cli("backup", "--json", "--no-quality")
+    assert made.returncode == 0, made.stderr
     config = service.root / "busy.json"
     # Always short of disk: the run waits until due + RPO target + grace (6 s), then runs.
     busy = {"min_free_mb": 10**9, "rpo_target_seconds": 6, "defer_grace_seconds": 0}
@@ -366,6 +428,11 @@ def test_down_lets_a_run_in_flight_finish_then_stops_everything(service: Service
     served = (service.state / "logs" / "deployments.log").read_text()
     assert "Crash detected" not in served and "Crashed" not in served, served
     assert gone_within(pids, 30)
+    assert _artifact_keys(service, "backup-node-full", "cli") >= {
+        "backup-node",
+        "progress-backup-node",
+        "summary-backup-node",
+    }
     assert service.cli("down").stdout.startswith("dagvault is not running")
     code, _ = service.status()
     assert code == 3
