@@ -2,7 +2,8 @@
 
 Checks are plain data (``Asset`` + ``Expect``); this module turns them into GX suites,
 validation definitions and one checkpoint, then builds the Data Docs site under
-``<reports_dir>/data_docs`` once per run (incrementally: this run's pages and the index).
+``<reports_dir>/data_docs`` once per run (incrementally: this run's pages and the index),
+in a background thread: the verdict does not wait for the HTML (``wait_for_data_docs``).
 Validation results are kept as JSON under ``<reports_dir>/validations`` so the Data Docs
 index lists earlier runs too. Without a reports_dir nothing is written.
 
@@ -12,9 +13,11 @@ GX costs several seconds to import, so nothing here imports it at module level.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,13 @@ COUNTS_ONLY = {**RESULT_FORMAT, "partial_unexpected_count": 0}
 INDEX_RESULTS_LIMIT = 500  # validation runs listed on the Data Docs index page
 _CHECK_KEY = "dagvault_check"
 _frozen = False  # gc.freeze() ran after GX's import (once per process)
+log = logging.getLogger(__name__)
+# Data Docs are HTML for people, built after the verdict: rendering them took 30-40% of a
+# gate on a small ledger. One worker keeps the builds of concurrent gates in order (they
+# share the site's index); its thread is joined when the interpreter exits, so a CLI
+# process still leaves its pages behind.
+_DOCS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-data-docs")
+_building: list[Future[None]] = []
 
 
 @dataclass(frozen=True)
@@ -232,7 +242,8 @@ def _run(
             )
         )
     if data_docs:
-        _build_data_docs(context, run_results)
+        _building[:] = [build for build in _building if not build.done()]
+        _building.append(_DOCS.submit(_build_data_docs_logged, context, run_results))
     found: dict[int, Outcome] = {}
     for validation in run_results.values():
         for expectation_result in validation.results:
@@ -283,11 +294,26 @@ def _build_data_docs(context: Any, run_results: dict[Any, Any]) -> None:
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=identifiers)
 
 
-def _index(reports_dir: Path | None) -> str | None:
+def _build_data_docs_logged(context: Any, run_results: dict[Any, Any]) -> None:
+    """A failed build (a full disk) loses pages, never a verdict: it is logged instead."""
+    try:
+        _build_data_docs(context, run_results)
+    except Exception as exc:  # whatever GX raised: the gate has decided already
+        log.warning("⚠️  GX Data Docs were not written: %s", exc)
+
+
+def wait_for_data_docs() -> None:
+    """Return once the Data Docs of every gate run so far in this process are written."""
+    while _building:
+        _building.pop(0).result()
+
+
+def _index(reports_dir: Path | None, *, building: bool = True) -> str | None:
+    """The Data Docs index a run links to: being written now (``building``) or there."""
     if reports_dir is None:
         return None
     index = data_docs_dir(reports_dir) / "index.html"
-    return str(index) if index.is_file() else None
+    return str(index) if building or index.is_file() else None
 
 
 def sqlite_url(path: Path) -> str:
@@ -309,7 +335,7 @@ def run_on_sqlite(
 ) -> tuple[list[Outcome], str | None]:
     """Validate ``assets`` (tables or queries) where the data is: in SQLite, by SQL."""
     if not assets:  # a database without tables: nothing for GX to do
-        return [], _index(reports_dir)
+        return [], _index(reports_dir, building=False)
     gx = _import_gx()
     context = _context(gx, reports_dir)
     source = context.data_sources.add_sqlite(

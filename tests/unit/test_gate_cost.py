@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from dagvault.backup import create_backup
 from dagvault.ledger import LedgerProfile
 from dagvault.quality import gate_backup
+from dagvault.quality.gx_runner import wait_for_data_docs
 from dagvault.quality.report import QualityReport
 
 pytestmark = pytest.mark.filterwarnings(
@@ -70,7 +71,9 @@ def test_a_failing_check_still_quotes_its_values_once(ledger: Path, tmp_path: Pa
     assert failed.name == "amount_non_negative" and failed.observed_value == 2
     assert "e.g. [-7, -7]" in failed.details
     assert 5 in limits  # the failing suite ran again, with examples
+    wait_for_data_docs()
     # One stored result per suite: the first pass's result of the failing suite is replaced.
     stored = sorted(p.parent.parent.parent.name for p in (reports / "validations").rglob("*.json"))
     assert len(stored) == len(set(stored)), stored
+    wait_for_data_docs()
     assert report.data_docs_index and Path(report.data_docs_index).is_file()

@@ -34,6 +34,7 @@ from dagvault.quality import (
     gate_backup,
     previous_backup,
 )
+from dagvault.quality.gx_runner import wait_for_data_docs
 from dagvault.verify import verify_backup
 from flows._settings import ledger_profile
 
@@ -63,7 +64,9 @@ def gate(
     """Back up ``ledger`` and gate it; Data Docs (slow HTML) only where a test reads them."""
     info = create_backup(ledger, tmp_path / "backups")
     path = Path(info.backup_path)
-    return path, gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
+    report = gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
+    wait_for_data_docs()  # built after the verdict, in the background
+    return path, report
 
 
 def outcome(report: QualityReport, name: str, table: str = "transactions") -> Any:
@@ -347,6 +350,7 @@ def test_an_intact_export_passes_the_export_gate(ledger: Path, tmp_path: Path, f
         "every_table_exported",
         "export_rows_equal_snapshot",
     }
+    wait_for_data_docs()
     assert report.data_docs_index and Path(report.data_docs_index).is_file()
 
 
