@@ -65,6 +65,8 @@ def commands(workdir: Path) -> dict[str, Callable[[], list[str]]]:
     cli = [PYTHON, "-m", "dagvault_cli"]
     return {
         "backup (with gate)": lambda: [*cli, "backup"],
+        # What the gate costs on top, in the same run (on a large ledger: its SQL).
+        "backup --no-quality": lambda: [*cli, "backup", "--no-quality"],
         "verify newest": lambda: [*cli, "verify", _newest_backup(workdir)],
         # Into the live ledger, as an operator restores: verified, with a pre-restore backup.
         "restore": lambda: [*cli, "restore", _newest_backup(workdir)],

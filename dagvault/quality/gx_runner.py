@@ -33,9 +33,9 @@ SITE_NAME = "dagvault_site"
 EXAMPLES = 5
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
 # The first pass asks for no examples: fetching them is one more query per column check,
-# and when the check found nothing that query scans the whole table for nothing (on a
-# 1 GB ledger ~1 s of the gate). Only a check that found unexpected values is run again
-# with examples (see _run).
+# and when the check found nothing that query scans the whole table for nothing (three of
+# the six scans of a 1 GB ledger). Only a suite in which a check found unexpected values
+# is run again, with examples (see _run).
 COUNTS_ONLY = {**RESULT_FORMAT, "partial_unexpected_count": 0}
 INDEX_RESULTS_LIMIT = 500  # validation runs listed on the Data Docs index page
 _CHECK_KEY = "dagvault_check"
@@ -79,9 +79,9 @@ def _import_gx() -> Any:
     global _frozen
     if not _frozen:
         # GX and its dependencies leave ~300k long-lived objects that every full garbage
-        # collection walks again: during a gate (which allocates many objects) that was
-        # 0.5-0.7 s of a 1 s gate on a 500-transaction ledger. Freezing moves what exists
-        # now (modules, classes, caches: never garbage) out of the collector's way.
+        # collection walks again: one falling inside a gate (which allocates many objects)
+        # paused it for up to 0.7 s in a profile. Freezing moves what exists now (modules,
+        # classes, caches: never garbage) out of the collector's way.
         gc.freeze()
         _frozen = True
     return gx
