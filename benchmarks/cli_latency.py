@@ -6,6 +6,9 @@ Two modes, measured in the same run on the same ledger:
   flow starts Prefect's temporary server first.
 * ``service``: ``dagvault up`` runs (its own Prefect server, the API, the deployments) and the
   command finds it through DAGVAULT_STATE_DIR and PREFECT_API_URL.
+* ``fresh`` (not in the default ``--modes``): ``cold`` on a fresh machine, each run with a
+  new, empty PREFECT_HOME (Prefect creates its database first): the first command a new
+  user types.
 
 Next to them, in the same run: ``sqlite3 .backup`` + ``openssl dgst -sha3-256`` (what an
 operator scripts by hand), ``python -c "import prefect"`` and ``python -c "import
@@ -16,7 +19,7 @@ when an operator types a command, not for the seconds in which it registers its 
 and loads GX (that first round's times are printed apart).
 
     python -m benchmarks.cli_latency [--transactions 500 | --ledger FILE] [--rounds 5]
-                                     [--workdir DIR] [--modes cold,service]
+                                     [--workdir DIR] [--modes fresh,cold,service]
                                      [--only backup,...] [--json FILE]
 
 ``--ledger FILE`` measures on a copy of an existing ledger (taken through SQLite's backup
@@ -65,6 +68,8 @@ def commands(workdir: Path) -> dict[str, Callable[[], list[str]]]:
     cli = [PYTHON, "-m", "dagvault_cli"]
     return {
         "backup (with gate)": lambda: [*cli, "backup"],
+        # What the gate costs on top, in the same run (on a large ledger: its SQL).
+        "backup --no-quality": lambda: [*cli, "backup", "--no-quality"],
         "verify newest": lambda: [*cli, "verify", _newest_backup(workdir)],
         # Into the live ledger, as an operator restores: verified, with a pre-restore backup.
         "restore": lambda: [*cli, "restore", _newest_backup(workdir)],
@@ -137,6 +142,19 @@ def measure(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def measure_fresh(
+    steps: dict[str, Callable[[], list[str]]], env: dict[str, str], cwd: Path, rounds: int
+) -> dict[str, float]:
+    """``measure`` with a new, empty PREFECT_HOME for every run (a fresh machine)."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for index in range(rounds):
+        for name in steps:
+            home = cwd / f"prefect-home-fresh-{index}-{len(times[name])}-{time.monotonic_ns()}"
+            times[name].append(_run(steps[name](), {**env, "PREFECT_HOME": str(home)}, cwd))
+            shutil.rmtree(home, ignore_errors=True)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cli_latency")
     parser.add_argument("--transactions", type=int, default=500)
@@ -175,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline": measure(baselines(workdir), env, workdir, args.rounds)
     }
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "fresh" in modes:
+        figures["fresh"] = measure_fresh(steps, env, workdir, args.rounds)
     if "cold" in modes:
         figures["cold"] = measure(steps, env, workdir, args.rounds)
     if "service" in modes:
@@ -204,7 +224,7 @@ def _free_port() -> int:
 def report(figures: dict[str, dict[str, float]], size: str, rounds: int) -> str:
     """Seconds per mode, and each as a multiple of ``import prefect`` measured in the same run
     (the ratio survives a slower or busier machine; the seconds do not)."""
-    modes = [m for m in ("cold", "service, first round", "service") if m in figures]
+    modes = [m for m in ("fresh", "cold", "service, first round", "service") if m in figures]
     floor = figures["baseline"]['python -c "import prefect"']
     lines = [
         f"CLI latency, {size} ledger, median of {rounds} "

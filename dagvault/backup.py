@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,11 +29,11 @@ from dagvault.delta import write_delta
 from dagvault.errors import ConfigError, storage_error
 from dagvault.fsio import discard, ensure_dir, publish, remove_stale_temp_files, temp_path
 from dagvault.ledger import LedgerProfile
-from dagvault.meta import BackupInfo, write_meta
+from dagvault.meta import BackupInfo, Verification, read_meta, write_meta
 from dagvault.meta_values import as_strings
 from dagvault.pinned import PinnedRead
 from dagvault.safedir import HeldDir
-from dagvault.snapshot import Snapshot, snapshot_to_file
+from dagvault.snapshot import Snapshot, integrity_problems, snapshot_to_file
 
 # A name becomes the first part of file names ("<name>_<ts>_<n>.db.zst.meta"); 200 bytes of
 # UTF-8 leave room for that within the 255-byte file name limit of ext4/XFS/APFS.
@@ -96,10 +97,34 @@ def _now() -> tuple[int, str]:
     return int(now.timestamp()), now.isoformat(timespec="microseconds")
 
 
-def _store_full(image: Path, stored: Path, compress: bool) -> tuple[Path, str]:
+def _store_full(
+    image: Path, stored: Path, compress: bool, verify: bool
+) -> tuple[Path, str, list[str] | None]:
+    """The stored file, its checksum, and with ``verify`` (a plain file) what
+    ``integrity_check`` found in it ([] when sound; None: not checked here).
+
+    The check runs in a thread while this one hashes the same file: SQLite and OpenSSL
+    both leave the GIL, so on two cores the check costs no wall time, where checking after
+    the backup (a verify pass) read and hashed the file a second time."""
     if compress:
-        return stored, compress_file(image, stored)
-    return image, sha3_256_file(image, fsync=True)
+        return stored, compress_file(image, stored), None
+    if not verify:
+        return image, sha3_256_file(image, fsync=True), None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-check") as pool:
+        checked = pool.submit(integrity_problems, image)
+        checksum = sha3_256_file(image, fsync=True)
+        return image, checksum, checked.result()
+
+
+def _verdict(problems: list[str]) -> Verification:
+    """The sidecar's verification of a backup checked while it was written, as ``dagvault
+    verify`` records it (its checksum is of the bytes just written and fsynced)."""
+    return Verification(
+        status="failed" if problems else "verified",
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        method="integrity_check",
+        problems=[f"integrity_check: {'; '.join(problems)}"] if problems else [],
+    )
 
 
 def _store_delta(
@@ -161,11 +186,14 @@ def write_backup(
     busy_timeout: float = 30.0,
     key: bytes | None = None,
     held: HeldDir | None = None,
+    verify: bool = False,
 ) -> tuple[Path, BackupInfo]:
     """Snapshot ``source`` and store it as the first free path of
     ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
     pages changed since it (a full one, with the reason, when a delta is not worth it).
     With ``key`` the sidecar carries its authentication tag (dagvault.authtag).
+    ``verify``: a plain full backup is integrity-checked while it is hashed and the sidecar
+    records the verdict (see ``_store_full``); other kinds stay unverified for the caller.
     ``held``: the destinations are below its ``io`` path; results and errors name them
     under the directory's own name."""
     shown = held.shown if held is not None else (lambda path: path)
@@ -199,8 +227,9 @@ def write_backup(
         if reason:
             events.full_instead_of_delta(reason)
             extra["full_backup_reason"] = reason
+        problems = None
         if backup_type == "Full":
-            stored, checksum = _store_full(image, stored_temp, compress)
+            stored, checksum, problems = _store_full(image, stored_temp, compress, verify)
         else:
             stored, checksum = _store_delta(image, stored_temp, plan, base, compress)  # type: ignore[arg-type]
         suffix = (full_suffix if backup_type == "Full" else DELTA_SUFFIXES[backup_type]) + (
@@ -245,8 +274,14 @@ def write_backup(
         )
         if digests is not None:
             pages.save(final, snap.page_size, digests)  # the next delta starts from here
+        if problems is not None:
+            info = info.with_verification(_verdict(problems))
         info = sign(info, key)
         write_meta(final, info)
+        if problems is not None:
+            read_meta(final)  # the sidecar reads back whole, as verify would check it
+            if problems:
+                events.integrity_failed(shown(final), "; ".join(problems))
         return final, info
     except BaseException as exc:
         if published:
@@ -277,10 +312,13 @@ def create_backup(
     compression: bool = False,
     kind: str = "full",
     key: bytes | None = None,
+    verify: bool = False,
 ) -> BackupInfo:
     """Take a ``kind`` (full, incremental, differential, in any case) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
-    full backup; ``metadata.full_backup_reason`` says why."""
+    full backup; ``metadata.full_backup_reason`` says why. ``verify``: a plain full backup
+    is verified while it is written (``verification`` in the result; a delta or a
+    compressed backup stays "unverified": verify it afterwards, it has a chain)."""
     with events.failing_backup():  # every failure, the permission denied of ensure_dir too
         kind = backup_kind(kind)
         name = validate_name(name or db_path.stem or "backup")
@@ -289,7 +327,16 @@ def create_backup(
         # journal) goes into the directory opened here (see safedir).
         with HeldDir.open(backup_dir, create=True) as held, held.naming_errors():
             info = _back_up_into(
-                held, db_path, name, description, profile, busy_timeout, compression, kind, key
+                held,
+                db_path,
+                name,
+                description,
+                profile,
+                busy_timeout,
+                compression,
+                kind,
+                key,
+                verify,
             )
     events.backup_created(info.backup_path)
     return info
@@ -305,6 +352,7 @@ def _back_up_into(
     compression: bool,
     kind: str,
     key: bytes | None,
+    verify: bool,
 ) -> BackupInfo:
     directory = ensure_dir(held.io)  # (exists: this checks that it is writable)
     # Backups are as readable as the ledger, never more (see permissions.py).
@@ -329,5 +377,6 @@ def _back_up_into(
                 busy_timeout=busy_timeout,
                 key=key,
                 held=held,
+                verify=verify,
             )
     return info

@@ -89,6 +89,25 @@ def snapshot_to_file(source: sqlite3.Connection, dest: Path, *, stage: str = "ba
         os.close(fd)  # after SQLite's connections: closing it drops their POSIX locks
 
 
+def integrity_problems(dest: Path) -> list[str]:
+    """``PRAGMA integrity_check`` of the finished image ``dest`` (closed by
+    ``snapshot_to_file``): [] when it is sound, else up to five of SQLite's messages.
+
+    Meant to run in a thread while the checksum pass reads the same file (both leave the
+    GIL to SQLite and OpenSSL: two cores). The connection is immutable, so it takes no
+    POSIX lock that the checksum descriptor's close could drop; the image is a private
+    temp file that nothing writes any more, which is what immutable requires."""
+    fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with contextlib.closing(_own_connection(dest, fd, "ro&immutable=1")) as image:
+            found = [str(row[0]) for row in image.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:  # damage SQLite refuses to read at all
+        return [str(exc)]
+    finally:
+        os.close(fd)
+    return [] if found == ["ok"] else found[:5]
+
+
 def _as_rollback_journal(fd: int) -> None:
     """A copy of a WAL database is itself marked WAL (header bytes 18 and 19 are 2); mark
     it a plain rollback-journal file, which opens anywhere, read-only media included, and

@@ -159,17 +159,22 @@ def _back_up(
         settings.compression_enabled,
         backup_type,
         key_file(settings),
+        verify,
     )
-    if verify:
+    if not verify:
+        return info
+    verified = info["verification"]  # a plain full backup is checked while it is written
+    if verified["status"] == "unverified":  # a delta's chain, a compressed file: verify now
         report = verify_backup(info["backup_path"], key_file=key_file(settings))
-        info["verification"] = {"status": "verified" if report["valid"] else "failed"}
-        if not report["valid"]:
-            raise VerificationError(
-                f"Backup {info['backup_path']} failed verification right after it was "
-                f"written: {'; '.join(report['problems'])}",
-                "Check the disk holding the backup directory, then take a new backup.",
-                problems=report["problems"],
-            )
+        verified = {"status": "verified" if report["valid"] else "failed", **report}
+    info["verification"] = {"status": verified["status"]}
+    if verified["status"] != "verified":
+        raise VerificationError(
+            f"Backup {info['backup_path']} failed verification right after it was "
+            f"written: {'; '.join(verified['problems'])}",
+            "Check the disk holding the backup directory, then take a new backup.",
+            problems=verified["problems"],
+        )
     return info
 
 

@@ -10,7 +10,10 @@ from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
 from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
-from tasks._story import fields, leaf, step
+from tasks._story import checks_line, fields, leaf, step
+
+# What a backup verified while it was written has checked, in verify's words and order.
+_CHECKED_AS_WRITTEN = ("metadata", "checksum", "integrity_check", "row_counts")
 
 
 def _name(parameters: dict[str, Any]) -> str:
@@ -28,9 +31,11 @@ def take_backup(
     compression: bool,
     kind: str = "full",
     key_file: str | None = None,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Take a consistent full/incremental/differential backup with its SHA3-256 and .meta
-    (authenticated with the key, when one is configured)."""
+    (authenticated with the key, when one is configured); ``verify``: a plain full backup
+    is verified while it is written (the flow verifies the others afterwards)."""
     info = create_backup(
         Path(database_path),
         Path(backup_dir),
@@ -41,6 +46,7 @@ def take_backup(
         compression=compression,
         kind=kind,
         key=load_key(Path(key_file) if key_file else None),
+        verify=verify,
     )
     parent = info.metadata.get("parent")
     step(
@@ -50,6 +56,14 @@ def take_backup(
         f" of {parent}" if parent else "",
         f"{info.total_transactions:,}",
     )
+    if info.verification.status == "verified":
+        checks = checks_line(dict.fromkeys(_CHECKED_AS_WRITTEN, "ok"))
+        step(
+            "verified %s: %s, %s transactions",
+            leaf(info.backup_path),
+            checks,
+            f"{info.total_transactions:,}",
+        )
     create_table_artifact(
         key=artifact_key("backup", Path(database_path).stem),
         table=fields(

@@ -135,9 +135,8 @@ def test_runs_are_named_after_what_they_do(runs: Runs) -> None:
         tasks = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs.full.id]))
         )
-    assert {t.name for t in tasks} == {
+    assert {t.name for t in tasks} == {  # a full backup is verified while it is written
         f"take-backup {DATABASE}.db (full)",
-        f"verify {full}",
         f"quality-gate {full}",
     }
 

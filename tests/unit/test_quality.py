@@ -63,7 +63,8 @@ def gate(
     """Back up ``ledger`` and gate it; Data Docs (slow HTML) only where a test reads them."""
     info = create_backup(ledger, tmp_path / "backups")
     path = Path(info.backup_path)
-    return path, gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
+    report = gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
+    return path, report
 
 
 def outcome(report: QualityReport, name: str, table: str = "transactions") -> Any:
