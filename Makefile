@@ -50,7 +50,10 @@ docs: setup
 # starts a long file while the other is nearly done.
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
 PYTEST := $(VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+# The project's own modules are compiled first: under PYTHONDONTWRITEBYTECODE every CLI, API
+# and flow subprocess would compile them again (the installed packages are compiled by uv sync).
 define pytest
+	$(VENV)/bin/python -m compileall -q dagvault dagvault_api dagvault_cli flows tasks deployments
 	$(PYTEST) $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 endef

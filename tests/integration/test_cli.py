@@ -21,14 +21,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pytest
 from _helpers import LOCK_NAME, content_digest
-from _shared.cli import SUBCOMMANDS
 
 from dagvault import lock
 from dagvault.backup import create_backup
 from dagvault.checksum import sha3_256_file
-from dagvault.errors import EXIT_CODES
 from dagvault.journal import JOURNAL_FILE
 from dagvault.sample import create_sample_ledger
 from dagvault.verify import verify_file
@@ -272,20 +269,6 @@ def test_failures_exit_with_their_code_and_a_hint(
         locked_out, 5, "Another dagvault operation holds", "locked.db", "test holding the lock"
     )
     assert data_files(tmp_path / "bk-locked") == []
-
-
-@pytest.mark.parametrize("command", ["", *SUBCOMMANDS])
-def test_help_has_an_example_and_the_exit_codes(cli: CliRunner, command: str) -> None:
-    assert {"backup", "verify", "list", "cleanup", "schedule", "restore"} <= set(SUBCOMMANDS)
-    proc = cli(*([command] if command else []), "--help")
-    assert proc.returncode == 0, proc.stderr
-    assert "example" in proc.stdout.lower()
-    assert "exit codes:" in proc.stdout
-    for code, text in EXIT_CODES.items():
-        assert f"{code}  {text}" in proc.stdout
-    if not command:
-        for name in SUBCOMMANDS:
-            assert name in proc.stdout
 
 
 def test_two_backups_racing_on_one_database(

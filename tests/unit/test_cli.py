@@ -9,9 +9,15 @@ tests/integration/test_cli.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
+import pytest
 from _shared.cli import SUBCOMMANDS
+
+from dagvault.errors import EXIT_CODES
+from dagvault_cli.main import build_parser
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -20,3 +26,22 @@ def test_every_subcommand_is_documented_in_the_command_guide() -> None:
     guide = (PROJECT / "docs" / "commands.md").read_text(encoding="utf-8")
     missing = [name for name in SUBCOMMANDS if f"dagvault {name}" not in guide]
     assert missing == []
+
+
+@pytest.mark.parametrize("command", ["", *SUBCOMMANDS])
+def test_help_has_an_example_and_the_exit_codes(command: str) -> None:
+    # In this process: `--help` is the parser's own output and exit (a `dagvault --help`
+    # subprocess per command cost half a second each and proved nothing more).
+    assert {"backup", "verify", "list", "cleanup", "schedule", "restore"} <= set(SUBCOMMANDS)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*([command] if command else []), "--help"])
+    assert exited.value.code == 0
+    text = stdout.getvalue()
+    assert "example" in text.lower()
+    assert "exit codes:" in text
+    for code, description in EXIT_CODES.items():
+        assert f"{code}  {description}" in text
+    if not command:
+        for name in SUBCOMMANDS:
+            assert name in text
