@@ -12,7 +12,7 @@ from typing import Any
 
 from dagvault import progress
 from dagvault.units import human_bytes  # noqa: F401  (the commands' import of it)
-from flows import launcher
+from flows import _run_lines
 
 # Prefect's logging configuration takes overrides from the environment (before it loads).
 PREFECT_CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
@@ -22,7 +22,7 @@ def log_to_terminal(verbose: bool) -> None:
     """Prefect's console handler prints every flow and task run's INFO lines, which bury a
     command's results. Unless ``-v``, it shows warnings and errors only, and dagvault's own
     event lines (📦 ✅ 🧹) are printed plainly on stderr. The run history keeps every line."""
-    launcher.show_run_lines(verbose)
+    _run_lines.show_run_lines(verbose)
     if verbose:
         return
     os.environ.setdefault(PREFECT_CONSOLE_LEVEL_ENV, "WARNING")

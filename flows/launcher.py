@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from dagvault.errors import ConfigError, DagvaultError
 from dagvault.operations.common import Options
 from dagvault.operations.registry import OPERATIONS
+from flows._run_lines import RunLinesOnTerminal
 
 # Each operation's flow, imported when it is launched (importing Prefect costs seconds);
 # its options and result models are the registry's (dagvault.operations.registry).
@@ -159,33 +160,13 @@ class _NoTracebackForKnownErrors(logging.Filter):
         return True
 
 
-class _RunLinesOnTerminal(logging.Filter):
-    """Prefect's flow and task run lines on the terminal's handler, or not. Without ``-v``
-    the CLI shows its own result lines only; a failed run's "Task run … Finished in state
-    Failed" and "Flow run … Encountered exception" lines would repeat its ❌ and Error:
-    lines. The run history (Prefect's API handler) keeps every line either way."""
-
-    shown = True
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.shown or not record.name.startswith(_RUN_LOGGERS)
-
-
-_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
-
-
-def show_run_lines(shown: bool) -> None:
-    """Whether Prefect's run lines reach the terminal (the CLI's ``-v``)."""
-    _RunLinesOnTerminal.shown = shown
-
-
 def quiet_known_errors() -> None:
     """Drop the tracebacks of expected failures from the handlers Prefect has set up, and
     the run lines from its terminal handler unless they are asked for (show_run_lines)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     quiet = _NoTracebackForKnownErrors()
-    run_lines = _RunLinesOnTerminal()
+    run_lines = RunLinesOnTerminal()
     loggers = [logging.getLogger()] + [
         logger
         for name, logger in logging.root.manager.loggerDict.items()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from dagvault.config import Settings, load_settings
-from dagvault.operations.common import OptionsT, parse_options
 from dagvault.storage.backup_store import stored_backup
 from dagvault_cli.output import emit_json
+
+if TYPE_CHECKING:  # pydantic and the operation models cost `dagvault list` a fifth of a second
+    from pydantic import BaseModel
+
+    from dagvault.operations.common import OptionsT
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -25,6 +27,8 @@ def options_from(model: type[OptionsT], args: argparse.Namespace, **values: Any)
     """``model`` from the flags named as its fields, and ``values`` for the fields whose
     flag says it otherwise (``--no-verify``, a positional argument); a value the model
     refuses is a ConfigError naming it."""
+    from dagvault.operations.common import parse_options
+
     named = {
         field: getattr(args, field)
         for field in model.model_fields

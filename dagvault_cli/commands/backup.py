@@ -7,7 +7,6 @@ from typing import Any
 
 from dagvault import db, events
 from dagvault.backup import BACKUP_KINDS, validate_name
-from dagvault.catalog import PRE_RESTORE
 from dagvault.config import Settings
 from dagvault.crypto import load_key, require_key, writing_key
 from dagvault.errors import (
@@ -18,29 +17,25 @@ from dagvault.errors import (
 )
 from dagvault.operations import BackupOptions, BackupResult
 from dagvault.operations.verify import VerifyOptions, VerifyResult
-from dagvault.recovery import describe_window, listing_fields, recovery_points
-from dagvault.storage.backup_store import backup_store, stored_backup
+from dagvault.storage.backup_store import stored_backup
 from dagvault_cli.commands._common import (
     json_printed,
     options_from,
     print_gate,
     require_backup,
     settings_from,
-    when,
 )
 from dagvault_cli.flags import (
     DB_HELP,
     DIR_HELP,
     KEY_HELP,
-    PRE_RESTORE_DB_HELP,
     Subparsers,
     command,
     encryption_options,
-    positive_int,
     quality_options,
 )
 from dagvault_cli.handoff import run_operation
-from dagvault_cli.output import emit_json, human_bytes, progress_bar, table
+from dagvault_cli.output import human_bytes, progress_bar, table
 
 
 def register(subparsers: Subparsers) -> None:
@@ -102,17 +97,6 @@ def register(subparsers: Subparsers) -> None:
         "its chain, then add their authentication tags (needs the key; docs/security.md)",
     )
     quality_options(p, gate_by_default=False)
-
-    p = command(
-        subparsers,
-        "list",
-        list_,
-        "List backups, newest first; files without metadata are flagged.",
-        "dagvault list --limit 10 --json",
-    )
-    p.add_argument("--backup-dir", help=DIR_HELP)
-    p.add_argument("--db", help=PRE_RESTORE_DB_HELP)
-    p.add_argument("--limit", type=positive_int, help="show at most N backups")
 
 
 def backup(args: argparse.Namespace) -> int:
@@ -241,47 +225,3 @@ def _gate_cell(gate: dict[str, Any] | None) -> str:
     if gate["passed"]:
         return "passed"
     return "FAILED: " + ", ".join(e["name"] for e in gate["expectations"] if not e["success"])
-
-
-def list_(args: argparse.Namespace) -> int:
-    settings = settings_from(args, backup_dir=args.backup_dir, database_path=args.db)
-    store = backup_store(settings.backup_dir)
-    every, incomplete = store.listing(settings.database_path, None)
-    entries = every[: args.limit]
-    points = recovery_points(every)
-    recovery = listing_fields(points)
-    if args.json:
-        emit_json([{**e.to_json(), **recovery(e)} for e in entries])
-        return 0
-    for name, why in sorted(incomplete.items()):
-        print(f"not a backup (incomplete): {name}: {why}")
-    if not entries:
-        print(f"No backups in {settings.backup_dir}")
-        return 0
-    rows = [
-        (
-            when(e.timestamp),
-            e.path.name,
-            (e.info.backup_type if e.info else "?")
-            + (" (pre-restore)" if e.kind == PRE_RESTORE else ""),
-            (e.info.metadata.get("parent") or "-") if e.info else "-",
-            human_bytes(e.file_size),
-            e.info.total_transactions if e.info else "?",
-            e.info.verification.status if e.info else f"NO METADATA ({e.problem})",
-            recovery(e)["recovery_point_at"] or "-",
-        )
-        for e in entries
-    ]
-    headers = [
-        "created",
-        "backup",
-        "type",
-        "parent",
-        "size",
-        "transactions",
-        "verification",
-        "recovery point (UTC)",
-    ]
-    print(table(rows, headers))
-    print(f"recovery window: {describe_window(points)}")
-    return 0
