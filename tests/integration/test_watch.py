@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterTags,
 )
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.automations import Automation
@@ -48,6 +49,20 @@ def _until(check: Any, what: str, seconds: float = 90) -> Any:
         assert time.monotonic() < deadline, f"{what} within {seconds} s"
         time.sleep(1)
     return found
+
+
+def _backup_runs_ended(prefect_api_url: str) -> bool:
+    """Every backup run of the watched ledger has ended (two at least)."""
+    with (
+        temporary_settings({PREFECT_API_URL: prefect_api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=["db:watched-ledger", "backup"])
+            )
+        )
+    return len(runs) >= 2 and all(run.state is not None and run.state.is_final() for run in runs)
 
 
 def _verified(directory: Path) -> list[Any]:
@@ -116,9 +131,14 @@ def watched(
             add_odd_transactions(ledger, 3, blob_size=2_400)
             time.sleep(0.3)
         # One backup for the first change, one for the significant change (at once, though
-        # within the first one's window): stopped after both, as SIGTERM during one crashes
-        # that flow run (Prefect's own handler).
-        _until(lambda: len(_verified(root / "backups")) == 2, "two backups by the watcher", 180)
+        # within the first one's window): stopped once both runs have ended, as SIGTERM
+        # during one crashes that flow run (Prefect's own handler). A backup's .meta says
+        # "verified" before its run ends (the gate and the run's display follow).
+        _until(
+            lambda: len(_verified(root / "backups")) == 2 and _backup_runs_ended(prefect_api_url),
+            "two backups by the watcher, their runs ended",
+            180,
+        )
     finally:
         watcher.send_signal(signal.SIGTERM)
         code = watcher.wait(60)
