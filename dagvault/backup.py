@@ -282,6 +282,9 @@ def write_backup(
             read_meta(final)  # the sidecar reads back whole, as verify would check it
             if problems:
                 events.integrity_failed(shown(final), "; ".join(problems))
+            # A verification like any other in the operations journal (and so in
+            # dag_storage_operations_total{operation="verify"}), as when it was a step after.
+            journal.record(final.parent, "verify", journal.FAILURE if problems else journal.SUCCESS)
         return final, info
     except BaseException as exc:
         if published:
