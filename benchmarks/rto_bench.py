@@ -133,7 +133,9 @@ def _timed(run: Callable[[], object]) -> tuple[float, float | None]:
     started = time.perf_counter()
     done = run()
     seconds = time.perf_counter() - started
-    if isinstance(done, subprocess.CompletedProcess):
+    if isinstance(done, subprocess.CompletedProcess) and done.args[0] != str(BIN / "litestream"):
+        if done.returncode != 0:  # a failed restore times nothing: say why
+            raise SystemExit(f"{' '.join(map(str, done.args))} failed:\n{done.stderr}")
         return seconds, float(json.loads(done.stdout)["duration_seconds"])
     return seconds, None
 
