@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagvault.errors import ConfigError, DatabaseNotFound, NotASQLiteDatabase
+from dagvault.errors import ConfigError, DagvaultError, DatabaseNotFound, NotASQLiteDatabase
 
 CHANGED = "dagvault.ledger.changed"
 SIGNIFICANT = "dagvault.ledger.significant-change"
@@ -253,7 +253,7 @@ class Watcher:
                 rules.significant_transactions,
             )
 
-    def poll(self) -> list[LedgerEvent]:
+    def _look(self) -> tuple[Reading, float]:
         reading = self.probe.read()
         now = self.clock()
         if reading.differs(self.previous):
@@ -261,6 +261,10 @@ class Watcher:
                 self.pending = _Pending(since=now, first=self.previous)
             self.pending.looks += 1
         self.previous = reading
+        return reading, now
+
+    def poll(self) -> list[LedgerEvent]:
+        reading, now = self._look()
         events: list[LedgerEvent] = []
         reasons = self._significance(reading)
         if self.pending and (reasons or now - self.last_emit >= self.rules.emit_gap_seconds):
@@ -270,8 +274,15 @@ class Watcher:
         return events
 
     def flush(self) -> list[LedgerEvent]:
-        """The `changed` event of what is still unreported (when the watcher stops)."""
-        return [self._changed(self.previous, self.clock())] if self.pending else []
+        """The `changed` event of what is still unreported (when the watcher stops).
+
+        It takes a last look first: commits made since the previous look (while a backup
+        the watcher took was running, say) are reported too, not lost with the process."""
+        try:
+            reading, now = self._look()
+        except DagvaultError:  # (removed or unreadable: report what the looks saw)
+            reading, now = self.previous, self.clock()
+        return [self._changed(reading, now)] if self.pending else []
 
     def _significance(self, reading: Reading) -> list[str]:
         reasons = []
@@ -353,9 +364,16 @@ def watch(
     watcher: Watcher,
     on_event: Callable[[LedgerEvent], None],
     stop: Callable[[float], bool],
+    on_stop: Callable[[LedgerEvent], None] | None = None,
 ) -> None:
-    """Poll until ``stop(timeout)`` (e.g. ``threading.Event().wait``) returns True."""
+    """Poll until ``stop(timeout)`` (e.g. ``threading.Event().wait``) returns True; then
+    ``on_stop`` gets what is still unreported (``Watcher.flush``), on an error too."""
     with contextlib.closing(watcher.probe):
-        while not stop(watcher.rules.interval_seconds):
-            for event in watcher.poll():
-                on_event(event)
+        try:
+            while not stop(watcher.rules.interval_seconds):
+                for event in watcher.poll():
+                    on_event(event)
+        finally:
+            if on_stop is not None:
+                for event in watcher.flush():
+                    on_stop(event)

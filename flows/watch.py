@@ -120,7 +120,8 @@ def run_watch(
             handle(event)
 
     try:
-        watch(watcher, on_event, stop.wait)
+        # What was seen since the last event is reported as it stops, not lost with the process.
+        watch(watcher, on_event, stop.wait, on_stop=send_to_prefect if sending else None)
     except Exception:
         # Ctrl-C reaches the temporary Prefect server too: the backup running then fails
         # on its way out, having left nothing half-written (its files are temp files).
@@ -131,7 +132,4 @@ def run_watch(
         if sending:
             from prefect.events.worker import EventsWorker
 
-            # What was seen since the last event is reported, not lost with the process.
-            for event in watcher.flush():
-                send_to_prefect(event)
             EventsWorker.drain_all(timeout=10)  # the events still queued reach the server

@@ -143,6 +143,7 @@ def watched(
         watcher.send_signal(signal.SIGTERM)
         code = watcher.wait(60)
     with temporary_settings({PREFECT_API_URL: prefect_api_url}):
+        seen: list[str] = []  # what the server had at the last look, for a failure to show
 
         def events() -> list[ReceivedEvent]:
             with get_client(sync_client=True) as client:
@@ -155,11 +156,17 @@ def watched(
                 )
             names = {e.event for e in page.events}
             reported = sum(e.payload["new_transactions"] for e in page.events if e.event == CHANGED)
+            seen[:] = [f"{e.event} {e.payload}" for e in page.events]
             # The last `changed` event is the one the watcher flushes as it stops: it may
             # reach the server after the others.
             return page.events if {CHANGED, SIGNIFICANT} <= names and reported >= 30 else []
 
-        received = _until(events, "both events reached the Prefect server")
+        try:
+            received = _until(events, "both events reached the Prefect server")
+        except AssertionError as failed:
+            raise AssertionError(
+                f"{failed}\nevents on the server: {seen}\nwatcher output:\n{log.read_text()}"
+            ) from None
     return {
         "code": code,
         "output": log.read_text(),

@@ -23,6 +23,7 @@ from dagvault.watch import (
     Watcher,
     WatchRules,
     trigger_window,
+    watch,
 )
 
 TX_TABLE = ODD_LEDGER_CONFIG["ledger"]["transactions_table"]
@@ -263,3 +264,31 @@ def test_what_is_unreported_when_the_watcher_stops_is_flushed(ledger: Path) -> N
     (event,) = watcher.flush()
     assert event.payload["new_transactions"] == 4
     assert watcher.flush() == []
+
+
+def test_commits_after_the_last_look_are_flushed_too(ledger: Path) -> None:
+    """The watcher is stopped right after a backup it took: commits made during that backup
+    were never looked at, and are reported all the same."""
+    watcher = _watcher(ledger, Clock())
+    add_odd_transactions(ledger, 2, blob_size=100)
+    (changed,) = watcher.poll()
+    add_odd_transactions(ledger, 3, blob_size=100)  # no look since
+    (event,) = watcher.flush()
+    assert changed.payload["new_transactions"] + event.payload["new_transactions"] == 5
+    ledger.unlink()  # a last look that fails reports what the looks saw: nothing new
+    assert watcher.flush() == []
+
+
+def test_watch_hands_what_is_unreported_to_on_stop_when_it_stops(ledger: Path) -> None:
+    watcher = _watcher(ledger, Clock())
+    looks = iter([False, True])  # one look, then stop
+
+    def stop(_timeout: float) -> bool:
+        add_odd_transactions(ledger, 2, blob_size=100)  # a commit before each look/stop
+        return next(looks)
+
+    polled: list[LedgerEvent] = []
+    flushed: list[LedgerEvent] = []
+    watch(watcher, polled.append, stop, on_stop=flushed.append)
+    assert [e.payload["new_transactions"] for e in polled] == [2]
+    assert [e.payload["new_transactions"] for e in flushed] == [2]
