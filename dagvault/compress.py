@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from dagvault.errors import VerificationError
+from dagvault.errors import DamagedCompressedData, VerificationError
 
 SUFFIX = ".zst"
 LEVEL = 3  # zstd's default: most of the ratio at a fraction of the CPU of higher levels
@@ -85,8 +85,13 @@ def decompress_file(source: Path, dest: Path) -> str:
             after = hashed.read()  # zstd stops at the frame's end: hash the rest too
             hashed.wait()
         except zstandard.ZstdError as exc:  # damage zstd itself notices (its frame checksum)
-            raise VerificationError(
-                f"{source}: the compressed data is damaged ({exc})", _UNREADABLE
+            while hashed.read(CHUNK_BYTES):  # the whole file's hash, to name what changed
+                pass
+            hashed.wait()
+            raise DamagedCompressedData(
+                f"{source}: the compressed data is damaged ({exc})",
+                _UNREADABLE,
+                read_as=hashed.digest.hexdigest(),
             ) from None
         # zstd ends a cut-off frame without an error: the content size in its header (which
         # compress_file writes) tells; without one the checksum still does.

@@ -120,6 +120,16 @@ class EditedMetadata(VerificationError):
         self.document = document
 
 
+class DamagedCompressedData(VerificationError):
+    """zstd could not decompress a backup: ``read_as`` is the SHA3-256 of the whole file as
+    read, so that the caller names a checksum mismatch (the file is not what was written)
+    rather than zstd's symptom of it."""
+
+    def __init__(self, message: str, hint: str, *, read_as: str) -> None:
+        super().__init__(message, hint)
+        self.read_as = read_as
+
+
 class InvalidDump(VerificationError):
     pass
 

@@ -23,7 +23,7 @@ from dagvault.chain import Link, apply_chain, check_files, copy_full, resolve_ch
 from dagvault.checksum import sha3_256_file, sha3_256_open
 from dagvault.compress import is_compressed
 from dagvault.db import open_database, row_counts
-from dagvault.errors import BackupNotFound, DagvaultError, VerificationError
+from dagvault.errors import BackupNotFound, DagvaultError, DamagedCompressedData, VerificationError
 from dagvault.fsio import discard, temp_path
 from dagvault.meta import (
     BackupInfo,
@@ -208,6 +208,8 @@ def _rebuild(chain: list[Link], image: Path) -> tuple[str | None, VerificationEr
             )
         read_as = copy_full(full, image)
         apply_chain(chain, image)
+    except DamagedCompressedData as exc:
+        return exc.read_as, exc
     except VerificationError as exc:
         return read_as, exc
     return read_as, None

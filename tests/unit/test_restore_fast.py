@@ -31,11 +31,12 @@ from hypothesis import strategies as st
 from dagvault.backup import create_backup
 from dagvault.compress import compress_file, decompress_file
 from dagvault.delta import apply_deltas, write_delta
-from dagvault.errors import VerificationError
+from dagvault.errors import DamagedCompressedData, VerificationError
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, read_meta
 from dagvault.restore import restore_backup
 from dagvault.restore_new import publish_image
+from dagvault.verify import verify_file
 
 PROFILE = LedgerProfile(**ODD_LEDGER_CONFIG["ledger"])
 PAGE = 512
@@ -252,3 +253,32 @@ def test_decompressing_hashes_the_compressed_bytes_and_refuses_a_truncated_frame
     os.truncate(tmp_path / "cut.db.zst", packed.stat().st_size - 100)
     with pytest.raises(VerificationError, match="truncated"):
         decompress_file(tmp_path / "cut.db.zst", tmp_path / "image2")
+
+
+def test_damage_zstd_notices_is_named_a_checksum_mismatch(tmp_path: Path) -> None:
+    """zstd's frame checksum may notice a flipped bit before the SHA3 does: the report still
+    says the file is not what was written (the whole file is hashed), as for a plain one."""
+    ledger = tmp_path / "ledger.db"
+    with closing(sqlite3.connect(ledger)) as conn, conn:
+        conn.execute("CREATE TABLE t (v BLOB)")
+        rows = [(f"row {i} of the ledger, amount {i * 7919 % 1000}; " * 40,) for i in range(300)]
+        conn.executemany("INSERT INTO t VALUES (?)", rows)
+    backup = Path(create_backup(ledger, tmp_path / "backups", compression=True).backup_path)
+    pristine = backup.read_bytes()
+    for offset in range(len(pristine) // 2, len(pristine)):  # the first flip zstd notices
+        data = bytearray(pristine)
+        data[offset] ^= 0x10
+        backup.write_bytes(data)
+        try:
+            decompress_file(backup, tmp_path / f"image-{offset}")
+        except DamagedCompressedData as damaged:
+            assert damaged.read_as == hashlib.sha3_256(data).hexdigest()
+            break
+    else:
+        pytest.fail("no flipped bit that zstd notices")
+
+    report = verify_file(backup)
+
+    assert not report.ok
+    assert report.checks["checksum"].startswith("failed")
+    assert any("SHA3-256 is " in problem for problem in report.problems)
