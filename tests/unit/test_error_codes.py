@@ -23,7 +23,7 @@ FAILURES = [
 ]
 
 
-EXTRA: dict[str, object] = {"problems": ["m"], "reports": [], "document": {}}
+EXTRA: dict[str, object] = {"problems": ["m"], "reports": [], "document": {}, "read_as": ""}
 
 
 def _instance(cls: type[DagvaultError]) -> DagvaultError:
