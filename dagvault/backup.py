@@ -8,6 +8,7 @@ a valid sidecar is never reported valid.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -15,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +34,8 @@ from dagvault.ledger import LedgerProfile
 from dagvault.meta import BackupInfo, Verification, read_meta, write_meta
 from dagvault.meta_values import as_strings
 from dagvault.pinned import PinnedRead
+from dagvault.quality.backup_gate import GateOptions, check_new_image, journal_failure, with_verdict
+from dagvault.quality.report import QualityReport
 from dagvault.safedir import HeldDir
 from dagvault.snapshot import Snapshot, integrity_problems, snapshot_to_file
 
@@ -97,21 +101,49 @@ def _now() -> tuple[int, str]:
     return int(now.timestamp()), now.isoformat(timespec="microseconds")
 
 
-def _store_full(
-    image: Path, stored: Path, compress: bool, verify: bool
-) -> tuple[Path, str, list[str] | None]:
-    """The stored file, its checksum, and with ``verify`` (a plain file) what
-    ``integrity_check`` found in it ([] when sound; None: not checked here).
+@dataclass
+class _Checked:
+    """What was checked while a plain full backup was hashed."""
 
-    The check runs in a thread while this one hashes the same file: SQLite and OpenSSL
-    both leave the GIL, so on two cores the check costs no wall time, where checking after
-    the backup (a verify pass) read and hashed the file a second time."""
+    problems: list[str] | None = None  # integrity_check's ([] when sound; None: not run)
+    gate: QualityReport | None = None  # the quality gate's verdict (None: not run)
+    gate_error: BaseException | None = None  # the gate could not run (raised once published)
+    gate_seconds: float = 0.0
+
+
+def _check_image(image: Path, gate: Callable[[Path], QualityReport] | None) -> _Checked:
+    checked = _Checked(problems=integrity_problems(image))
+    if gate is not None and not checked.problems:
+        started = time.monotonic()
+        try:
+            checked.gate = gate(image)
+        except Exception as exc:  # the backup itself is sound: it is kept, the run fails
+            checked.gate_error = exc
+        checked.gate_seconds = time.monotonic() - started
+    return checked
+
+
+def _store_full(
+    image: Path,
+    stored: Path,
+    compress: bool,
+    verify: bool,
+    gate: Callable[[Path], QualityReport] | None,
+) -> tuple[Path, str, _Checked]:
+    """The stored file, its checksum, and with ``verify`` (a plain file) what
+    ``integrity_check`` and then the quality ``gate`` found in it.
+
+    The checks run in a thread while this one hashes the same file: SQLite and OpenSSL
+    both leave the GIL, so on two cores they cost little wall time (integrity_check and
+    the gate's SQL take about as long as the hash), where checking after the backup read
+    and hashed the file a second time and ran the gate after that."""
     if compress:
-        return stored, compress_file(image, stored), None
+        return stored, compress_file(image, stored), _Checked()
     if not verify:
-        return image, sha3_256_file(image, fsync=True), None
+        return image, sha3_256_file(image, fsync=True), _Checked()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-check") as pool:
-        checked = pool.submit(integrity_problems, image)
+        # In the caller's context: the gate's Data Docs are queued as the run's work.
+        checked = pool.submit(contextvars.copy_context().run, _check_image, image, gate)
         checksum = sha3_256_file(image, fsync=True)
         return image, checksum, checked.result()
 
@@ -187,6 +219,7 @@ def write_backup(
     key: bytes | None = None,
     held: HeldDir | None = None,
     verify: bool = False,
+    gate: GateOptions | None = None,
 ) -> tuple[Path, BackupInfo]:
     """Snapshot ``source`` and store it as the first free path of
     ``destinations(timestamp, suffix)``: a full backup, or with ``base`` a delta of the
@@ -194,10 +227,14 @@ def write_backup(
     With ``key`` the sidecar carries its authentication tag (dagvault.authtag).
     ``verify``: a plain full backup is integrity-checked while it is hashed and the sidecar
     records the verdict (see ``_store_full``); other kinds stay unverified for the caller.
+    ``gate`` (with ``verify``): a plain full backup that passes integrity_check is also
+    quality-gated meanwhile, and the sidecar carries the verdict (``info.quality``); other
+    kinds are left for ``dagvault.quality.gate_backup``.
     ``held``: the destinations are below its ``io`` path; results and errors name them
     under the directory's own name."""
     shown = held.shown if held is not None else (lambda path: path)
     started = time.monotonic()
+    checked = _Checked()
     timestamp, created_at = _now()
     first = next(destinations(timestamp, ""))
     image, stored_temp = temp_path(first), temp_path(first.with_name(first.name + ".stored"))
@@ -227,9 +264,40 @@ def write_backup(
         if reason:
             events.full_instead_of_delta(reason)
             extra["full_backup_reason"] = reason
-        problems = None
+        total_tx, total_nodes, warnings = profile.totals(snap.row_counts)
+        # The sidecar so far (what the gate reads while the checksum is computed).
+        info = BackupInfo(
+            timestamp=timestamp,
+            backup_path=str(shown(first)),
+            database_path=str(source_path.resolve()),
+            file_size=0,
+            total_transactions=total_tx,
+            total_nodes=total_nodes,
+            backup_type=backup_type,
+            compression_enabled=compress,
+            checksum="",
+            created_at=created_at,
+            metadata=as_strings(
+                {
+                    "description": description,
+                    "sqlite_version": snap.sqlite_version,
+                    "page_size": snap.page_size,
+                    "page_count": snap.page_count,
+                    "source_journal_mode": snap.source_journal_mode,
+                    "read_in_place": read_in_place,
+                    "source_file_id": file_id(source_path),
+                    "duration_seconds": 0,  # (set once it is stored)
+                    "hostname": socket.gethostname(),
+                    **extra,
+                }
+            ),
+            row_counts=snap.row_counts,
+            warnings=warnings,
+        )
         if backup_type == "Full":
-            stored, checksum, problems = _store_full(image, stored_temp, compress, verify)
+            so_far = info
+            gating = (lambda image: check_new_image(image, so_far, gate)) if gate else None
+            stored, checksum, checked = _store_full(image, stored_temp, compress, verify, gating)
         else:
             stored, checksum = _store_delta(image, stored_temp, plan, base, compress)  # type: ignore[arg-type]
         suffix = (full_suffix if backup_type == "Full" else DELTA_SUFFIXES[backup_type]) + (
@@ -243,39 +311,23 @@ def write_backup(
                 break
             except FileExistsError:
                 continue  # two backups in one second: take the next free name
-        total_tx, total_nodes, warnings = profile.totals(snap.row_counts)
-        info = BackupInfo(
-            timestamp=timestamp,
+        info = replace(
+            info,
             backup_path=str(shown(final)),
-            database_path=str(source_path.resolve()),
             file_size=size,
-            total_transactions=total_tx,
-            total_nodes=total_nodes,
-            backup_type=backup_type,
-            compression_enabled=compress,
             checksum=checksum,
-            created_at=created_at,
-            metadata=as_strings(
-                {
-                    "description": description,
-                    "sqlite_version": snap.sqlite_version,
-                    "page_size": snap.page_size,
-                    "page_count": snap.page_count,
-                    "source_journal_mode": snap.source_journal_mode,
-                    "read_in_place": read_in_place,
-                    "source_file_id": file_id(source_path),
-                    "duration_seconds": round(time.monotonic() - started, 3),
-                    "hostname": socket.gethostname(),
-                    **extra,
-                }
-            ),
-            row_counts=snap.row_counts,
-            warnings=warnings,
+            metadata={
+                **info.metadata,
+                **as_strings({"duration_seconds": round(time.monotonic() - started, 3)}),
+            },
         )
         if digests is not None:
             pages.save(final, snap.page_size, digests)  # the next delta starts from here
+        problems = checked.problems
         if problems is not None:
             info = info.with_verification(_verdict(problems))
+        if checked.gate is not None:
+            info = with_verdict(info, replace(checked.gate, subject=str(shown(final))))
         info = sign(info, key)
         write_meta(final, info)
         if problems is not None:
@@ -285,7 +337,10 @@ def write_backup(
             # A verification like any other in the operations journal (and so in
             # dag_storage_operations_total{operation="verify"}), as when it was a step after.
             journal.record(final.parent, "verify", journal.FAILURE if problems else journal.SUCCESS)
-        return final, info
+        if checked.gate is not None:
+            journal_failure(final.parent, checked.gate, checked.gate_seconds)
+        if checked.gate_error is None:
+            return final, info
     except BaseException as exc:
         if published:
             discard(final)  # a data file without its sidecar must not linger
@@ -302,6 +357,9 @@ def write_backup(
         for temp in (image, stored_temp):
             for companion in ("", *_SQLITE_COMPANIONS):
                 discard(Path(f"{temp}{companion}"))
+    # The gate could not run: the backup is sound and whole (kept, as when the gate was a
+    # step after it), and the run fails.
+    raise checked.gate_error
 
 
 def create_backup(
@@ -316,12 +374,15 @@ def create_backup(
     kind: str = "full",
     key: bytes | None = None,
     verify: bool = False,
+    gate: GateOptions | None = None,
 ) -> BackupInfo:
     """Take a ``kind`` (full, incremental, differential, in any case) backup of ``db_path`` into
     ``backup_dir`` and return its BackupInfo. A delta without a usable base becomes a
     full backup; ``metadata.full_backup_reason`` says why. ``verify``: a plain full backup
     is verified while it is written (``verification`` in the result; a delta or a
-    compressed backup stays "unverified": verify it afterwards, it has a chain)."""
+    compressed backup stays "unverified": verify it afterwards, it has a chain). ``gate``
+    (with ``verify``): a plain full backup is quality-gated meanwhile too (``quality`` in
+    the result; None: gate it afterwards with ``dagvault.quality.gate_backup``)."""
     with events.failing_backup():  # every failure, the permission denied of ensure_dir too
         kind = backup_kind(kind)
         name = validate_name(name or db_path.stem or "backup")
@@ -340,6 +401,7 @@ def create_backup(
                 kind,
                 key,
                 verify,
+                gate,
             )
     events.backup_created(info.backup_path)
     return info
@@ -356,6 +418,7 @@ def _back_up_into(
     kind: str,
     key: bytes | None,
     verify: bool,
+    gate: GateOptions | None,
 ) -> BackupInfo:
     directory = ensure_dir(held.io)  # (exists: this checks that it is writable)
     # Backups are as readable as the ledger, never more (see permissions.py).
@@ -381,5 +444,6 @@ def _back_up_into(
                 key=key,
                 held=held,
                 verify=verify,
+                gate=gate,
             )
     return info

@@ -12,7 +12,8 @@ from dagvault.backup import backup_kind
 from dagvault.config import Settings, replica_targets
 from dagvault.crypto import writing_key
 from dagvault.errors import ConfigError, VerificationError
-from dagvault.quality import gate_failure
+from dagvault.quality import Limits, gate_failure
+from dagvault.quality.backup_gate import GateOptions
 from dagvault.resources import ResourceLimits
 from dagvault.storage.backup_store import backup_store
 from flows._concurrency import one_at_a_time
@@ -108,7 +109,9 @@ def backup_flow(
                 one_at_a_time(database=settings.database_path, backup_dir=settings.backup_dir),
                 backup_store(settings.backup_dir).writing_dir(settings.staging_dir) as directory,
             ):
-                info = _back_up(settings, str(directory), name, description, backup_type, verify)
+                info = _back_up(
+                    settings, str(directory), name, description, backup_type, verify, quality
+                )
                 _note_backup(story, info)
                 if quality:
                     _gate(settings, info, story)
@@ -148,7 +151,11 @@ def _back_up(
     description: str,
     backup_type: str,
     verify: bool,
+    quality: bool,
 ) -> dict[str, Any]:
+    # A plain full backup is gated while it is hashed (two cores, no second read); its
+    # quality-gate step then publishes the verdict. Other kinds are gated after verify.
+    gate = _gate_options(settings) if quality and verify else None
     info = take_backup(
         str(settings.database_path),
         directory,
@@ -160,10 +167,13 @@ def _back_up(
         backup_type,
         key_file(settings),
         verify,
+        gate,
     )
     if not verify:
         return info
     verified = info["verification"]  # a plain full backup is checked while it is written
+    if verified.get("method") == "quality_gate":  # sound, and its gate failed: _gate says so
+        verified = {"status": "verified"}
     if verified["status"] == "unverified":  # a delta's chain, a compressed file: verify now
         report = verify_backup(info["backup_path"], key_file=key_file(settings))
         verified = {"status": "verified" if report["valid"] else "failed", **report}
@@ -178,6 +188,15 @@ def _back_up(
     return info
 
 
+def _gate_options(settings: Settings) -> GateOptions:
+    return GateOptions(
+        ledger_profile(settings),
+        settings.reports_dir,
+        settings.allow_decrease,
+        Limits(settings.min_timestamp, settings.max_future_seconds),
+    )
+
+
 def _gate(settings: Settings, info: dict[str, Any], story: Story) -> None:
     gate = backup_quality_gate(
         info["backup_path"],
@@ -187,6 +206,7 @@ def _gate(settings: Settings, info: dict[str, Any], story: Story) -> None:
         settings.min_timestamp,
         settings.max_future_seconds,
         settings.reports_url,
+        gated=info.get("quality"),
     )
     info["quality"] = gate
     story.note(quality_gate=gate_line(gate))

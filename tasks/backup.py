@@ -8,6 +8,7 @@ from prefect import task
 from dagvault.backup import create_backup
 from dagvault.crypto import load_key
 from dagvault.ledger import LedgerProfile
+from dagvault.quality.backup_gate import GateOptions
 from tasks._artifacts import create_table_artifact
 from tasks._runtime import artifact_key, task_options
 from tasks._story import checks_line, fields, leaf, step
@@ -32,10 +33,12 @@ def take_backup(
     kind: str = "full",
     key_file: str | None = None,
     verify: bool = False,
+    gate: GateOptions | None = None,
 ) -> dict[str, Any]:
     """Take a consistent full/incremental/differential backup with its SHA3-256 and .meta
     (authenticated with the key, when one is configured); ``verify``: a plain full backup
-    is verified while it is written (the flow verifies the others afterwards)."""
+    is verified while it is written (the flow verifies the others afterwards), and with
+    ``gate`` quality-gated meanwhile (its verdict in ``quality``; the flow publishes it)."""
     info = create_backup(
         Path(database_path),
         Path(backup_dir),
@@ -47,6 +50,7 @@ def take_backup(
         kind=kind,
         key=load_key(Path(key_file) if key_file else None),
         verify=verify,
+        gate=gate,
     )
     parent = info.metadata.get("parent")
     step(
@@ -56,7 +60,8 @@ def take_backup(
         f" of {parent}" if parent else "",
         f"{info.total_transactions:,}",
     )
-    if info.verification.status == "verified":
+    # (Failed by its quality gate only: sound, as verified; the gate's step says the rest.)
+    if info.verification.status == "verified" or info.verification.method == "quality_gate":
         checks = checks_line(dict.fromkeys(_CHECKED_AS_WRITTEN, "ok"))
         step(
             "verified %s: %s, %s transactions",

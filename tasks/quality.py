@@ -43,16 +43,22 @@ def backup_quality_gate(
     min_timestamp: int = Limits.min_timestamp,
     max_future_seconds: int = Limits.max_future_seconds,
     reports_url: str | None = None,
+    gated: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the ledger's expectations on a backup and record the verdict in its .meta
-    (a failure marks it failed); never raises for bad data: the flow fails the run."""
-    report = gate_backup(
-        Path(backup_path),
-        profile,
-        reports_dir=Path(reports_dir),
-        allow_decrease=allow_decrease,
-        limits=Limits(min_timestamp, max_future_seconds),
-    ).to_json()
+    (a failure marks it failed); never raises for bad data: the flow fails the run.
+    ``gated``: the verdict the backup was given while it was written (its sidecar's
+    ``quality``), published here as a gate run afterwards is."""
+    if gated is not None:
+        report = {"subject": backup_path, **gated}
+    else:
+        report = gate_backup(
+            Path(backup_path),
+            profile,
+            reports_dir=Path(reports_dir),
+            allow_decrease=allow_decrease,
+            limits=Limits(min_timestamp, max_future_seconds),
+        ).to_json()
     database = Path(read_meta(Path(backup_path)).database_path).stem
     _publish(report, artifact_key("quality", database), database, reports_dir, reports_url)
     return report

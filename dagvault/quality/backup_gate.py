@@ -8,11 +8,12 @@ delta's base never count it, and ``dagvault list`` shows it as failed.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dagvault import journal, lock
-from dagvault.catalog import entry_for, list_backups
+from dagvault.catalog import CatalogEntry, entry_for, list_backups
 from dagvault.chain import materialize, resolve_chain
 from dagvault.errors import DagvaultError
 from dagvault.fsio import discard, temp_path
@@ -24,6 +25,16 @@ from dagvault.restores import restore_baseline
 from dagvault.verify import needs_rebuild
 
 
+@dataclass(frozen=True)
+class GateOptions:
+    """What the gate of a backup needs besides the backup."""
+
+    profile: LedgerProfile
+    reports_dir: Path | None
+    allow_decrease: bool = False
+    limits: Limits | None = None
+
+
 def previous_backup(path: Path, info: BackupInfo) -> Previous | None:
     """The floor for total transactions: the newest older backup of the same database with
     valid metadata that did not fail, or a restore/import of the database since (see
@@ -32,10 +43,16 @@ def previous_backup(path: Path, info: BackupInfo) -> Previous | None:
     A failed backup is skipped: after a rejected drop in transactions, the next backup must
     still be compared with the last good total (or restored state), not with the loss."""
     current = entry_for(path).sort_key
+    return _previous(path.parent, info, lambda e: e.path != path and e.sort_key < current)
+
+
+def _previous(
+    directory: Path, info: BackupInfo, older: Callable[[CatalogEntry], bool]
+) -> Previous | None:
     previous = None
-    for entry in list_backups(path.parent):
+    for entry in list_backups(directory):
         other = entry.info
-        if entry.path == path or entry.sort_key >= current or other is None:
+        if not older(entry) or other is None:
             continue
         if other.database_path == info.database_path and other.verification.status != "failed":
             previous = Previous(entry.path.name, other.total_transactions, other.created_at)
@@ -57,6 +74,14 @@ def previous_backup(path: Path, info: BackupInfo) -> Previous | None:
     )
 
 
+def check_new_image(image: Path, info: BackupInfo, options: GateOptions) -> QualityReport:
+    """The gate of a full backup while it is written: ``image`` is its data file before it
+    is published, ``info`` its sidecar so far (its checksum still being computed). Every
+    backup in the directory is older (the backup holds the database's lock)."""
+    previous = _previous(image.parent, info, lambda _entry: True)
+    return _check(image, Path(info.backup_path), info, options, previous)
+
+
 def check_backup(
     path: Path,
     profile: LedgerProfile,
@@ -68,35 +93,44 @@ def check_backup(
     """Run the ledger's expectations on a backup (a delta or compressed one is rebuilt
     into a temp image first, as verify does); the caller holds the directory lock."""
     info = read_meta(path)
+    options = GateOptions(profile, reports_dir, allow_decrease, limits)
     image = temp_path(path.with_name(path.name + ".quality-image"))
     try:
         readable = path
         if needs_rebuild(path, info):
             materialize(resolve_chain(path, info), image)
             readable = image
-        previous = previous_backup(path, info)
-        report = check_ledger(
-            readable,
-            profile,
-            snapshot_counts=info.row_counts,
-            reports_dir=reports_dir,
-            run_name=path.name,
-            suite_prefix=Path(info.database_path).stem or "ledger",
-            previous=previous,
-            allow_decrease=allow_decrease,
-            limits=limits,
-            subject=str(path),
-        )
-        if previous is not None and previous.describe:  # a restore/import set the floor
-            report.warnings.append(f"transactions_not_decreased baseline: {previous}")
-        return report
+        return _check(readable, path, info, options, previous_backup(path, info))
     finally:
         discard(image)
 
 
-def record_quality(path: Path, report: QualityReport) -> BackupInfo:
-    """Store the verdict in the sidecar; a failure also marks the verification failed."""
-    info = read_meta(path)
+def _check(
+    readable: Path,
+    backup: Path,
+    info: BackupInfo,
+    options: GateOptions,
+    previous: Previous | None,
+) -> QualityReport:
+    report = check_ledger(
+        readable,
+        options.profile,
+        snapshot_counts=info.row_counts,
+        reports_dir=options.reports_dir,
+        run_name=backup.name,
+        suite_prefix=Path(info.database_path).stem or "ledger",
+        previous=previous,
+        allow_decrease=options.allow_decrease,
+        limits=options.limits,
+        subject=str(backup),
+    )
+    if previous is not None and previous.describe:  # a restore/import set the floor
+        report.warnings.append(f"transactions_not_decreased baseline: {previous}")
+    return report
+
+
+def with_verdict(info: BackupInfo, report: QualityReport) -> BackupInfo:
+    """``info`` with the gate's verdict; a failure also marks the verification failed."""
     verification = info.verification
     if not report.passed:
         earlier = verification.problems if verification.status == "failed" else []
@@ -108,7 +142,18 @@ def record_quality(path: Path, report: QualityReport) -> BackupInfo:
         )
     record = report.to_json()
     del record["subject"]  # the sidecar's own backup
-    updated = info.with_quality(record, verification)
+    return info.with_quality(record, verification)
+
+
+def journal_failure(directory: Path, report: QualityReport, seconds: float) -> None:
+    """A failed gate in the operations journal (dag_storage_operations_total)."""
+    if not report.passed:
+        journal.record(directory, "backup", journal.QUALITY_GATE_FAILED, seconds=seconds)
+
+
+def record_quality(path: Path, report: QualityReport) -> BackupInfo:
+    """Store the verdict in the sidecar; a failure also marks the verification failed."""
+    updated = with_verdict(read_meta(path), report)
     write_meta(path, updated)
     return updated
 
@@ -133,8 +178,5 @@ def gate_backup(
             report = replace(
                 report, warnings=[*report.warnings, f"result not recorded: {exc.message}"]
             )
-    if not report.passed:
-        journal.record(
-            path.parent, "backup", journal.QUALITY_GATE_FAILED, seconds=time.monotonic() - started
-        )
+    journal_failure(path.parent, report, time.monotonic() - started)
     return report

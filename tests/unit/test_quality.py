@@ -22,11 +22,13 @@ from _shared.quality import ALL_CHECKS, failed, run_sql, tamper_parquet
 from dagvault.backup import create_backup
 from dagvault.catalog import list_backups
 from dagvault.config import load_settings
-from dagvault.errors import ConfigError, VerificationError
+from dagvault.errors import ConfigError, StorageError, VerificationError
 from dagvault.export import export_database
+from dagvault.journal import journal_path
 from dagvault.ledger import LedgerProfile
 from dagvault.meta import read_meta
 from dagvault.quality import (
+    Outcome,
     QualityReport,
     check_export,
     check_ledger,
@@ -34,6 +36,7 @@ from dagvault.quality import (
     gate_backup,
     previous_backup,
 )
+from dagvault.quality.backup_gate import GateOptions
 from dagvault.verify import verify_backup
 from flows._settings import ledger_profile
 
@@ -58,13 +61,37 @@ def relax(path: Path) -> None:
 
 
 def gate(
-    ledger: Path, tmp_path: Path, reports: Path | None = None, **kwargs: Any
+    ledger: Path,
+    tmp_path: Path,
+    reports: Path | None = None,
+    *,
+    written: bool = False,
+    **kwargs: Any,
 ) -> tuple[Path, QualityReport]:
-    """Back up ``ledger`` and gate it; Data Docs (slow HTML) only where a test reads them."""
-    info = create_backup(ledger, tmp_path / "backups")
+    """Back up ``ledger`` and gate it; Data Docs (slow HTML) only where a test reads them.
+    ``written``: gated while it is written (a flow's plain full backup), not afterwards."""
+    if not written:
+        info = create_backup(ledger, tmp_path / "backups")
+        path = Path(info.backup_path)
+        return path, gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
+    options = GateOptions(PROFILE, reports, **kwargs)
+    info = create_backup(ledger, tmp_path / "backups", verify=True, gate=options)
     path = Path(info.backup_path)
-    report = gate_backup(path, PROFILE, reports_dir=reports, **kwargs)
-    return path, report
+    assert info.quality is not None and read_meta(path).quality == info.quality
+    record = info.quality
+    return path, QualityReport(
+        subject=str(path),
+        passed=record["passed"],
+        expectations=[Outcome(**e) for e in record["expectations"]],
+        warnings=record["warnings"],
+        data_docs_index=record["data_docs"],
+        checked_at=record["checked_at"],
+    )
+
+
+# Each backup gate check holds whether the gate runs on the published backup or on the
+# image while it is hashed (a plain full backup of a flow).
+WHEN = pytest.mark.parametrize("written", [False, True], ids=["after", "while-written"])
 
 
 def outcome(report: QualityReport, name: str, table: str = "transactions") -> Any:
@@ -75,10 +102,11 @@ def outcome(report: QualityReport, name: str, table: str = "transactions") -> An
 # --------------------------------------------------------------------------- backup gate
 
 
+@WHEN
 def test_the_sample_ledger_passes_every_expectation_and_data_docs_are_written(
-    ledger: Path, tmp_path: Path
+    ledger: Path, tmp_path: Path, written: bool
 ) -> None:
-    path, report = gate(ledger, tmp_path, tmp_path / "reports")
+    path, report = gate(ledger, tmp_path, tmp_path / "reports", written=written)
     assert report.passed, report.problems()
     assert {o.name for o in report.expectations} == ALL_CHECKS
     assert report.warnings == []
@@ -92,7 +120,7 @@ def test_the_sample_ledger_passes_every_expectation_and_data_docs_are_written(
     first_pages = sorted((index.parent / "validations").rglob("*.html"))
     suites = {page.relative_to(index.parent / "validations").parts[1] for page in first_pages}
     assert len(suites) >= 4, suites
-    _, second = gate(ledger, tmp_path / "second", tmp_path / "reports")
+    _, second = gate(ledger, tmp_path / "second", tmp_path / "reports", written=written)
     assert second.passed, second.problems()
     pages = sorted((index.parent / "validations").rglob("*.html"))
     assert set(first_pages) < set(pages) and len(pages) == 2 * len(first_pages)
@@ -101,7 +129,8 @@ def test_the_sample_ledger_passes_every_expectation_and_data_docs_are_written(
     quality = read_meta(path).quality
     assert quality is not None and quality["passed"] is True
     assert quality["data_docs"] == report.data_docs_index
-    assert read_meta(path).verification.status == "unverified"  # the gate does not verify
+    # The gate does not verify; a backup gated while written was verified meanwhile.
+    assert read_meta(path).verification.status == ("verified" if written else "unverified")
 
 
 NOW = int(time.time())
@@ -146,23 +175,27 @@ BROKEN: dict[str, tuple[bool, tuple[str, ...], str]] = {
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
+@WHEN
 def test_each_expectation_fails_on_a_ledger_broken_that_way(
-    ledger: Path, tmp_path: Path, case: str
+    ledger: Path, tmp_path: Path, case: str, written: bool
 ) -> None:
     needs_relax, statements, check = BROKEN[case]
     if needs_relax:
         relax(ledger)
     run_sql(ledger, *statements)
-    _, report = gate(ledger, tmp_path)
+    _, report = gate(ledger, tmp_path, written=written)
     assert not report.passed
     assert failed(report) == {check}, report.problems()
     table = "transaction_parents" if check.startswith(("dag", "no_self")) else "transactions"
     assert outcome(report, check, table).observed_value in (1, 2)  # a duplicate counts twice
 
 
-def test_a_failed_dag_check_quotes_the_offending_edge(ledger: Path, tmp_path: Path) -> None:
+@WHEN
+def test_a_failed_dag_check_quotes_the_offending_edge(
+    ledger: Path, tmp_path: Path, written: bool
+) -> None:
     run_sql(ledger, "INSERT INTO transaction_parents VALUES (10, 999999)")
-    _, report = gate(ledger, tmp_path)
+    _, report = gate(ledger, tmp_path, written=written)
     assert (
         "10 -> 999999" in outcome(report, "dag_references_resolve", "transaction_parents").details
     )
@@ -197,14 +230,15 @@ def delete_newest(ledger: Path, count: int) -> None:
     )
 
 
+@WHEN
 def test_fewer_transactions_than_the_previous_backup_fail_unless_allowed(
-    ledger: Path, tmp_path: Path
+    ledger: Path, tmp_path: Path, written: bool
 ) -> None:
-    first, report = gate(ledger, tmp_path)
+    first, report = gate(ledger, tmp_path, written=written)
     assert report.passed
     delete_newest(ledger, 10)
 
-    second, report = gate(ledger, tmp_path)
+    second, report = gate(ledger, tmp_path, written=written)
     assert failed(report) == {"transactions_not_decreased"}
     drop = outcome(report, "transactions_not_decreased")
     assert drop.observed_value == 290 and first.name in drop.details and "300" in drop.details
@@ -273,11 +307,12 @@ def test_a_compressed_delta_is_rebuilt_for_the_gate_and_leaves_no_temp_file(
     assert hidden_leftovers(backups) == []
 
 
+@WHEN
 def test_a_failed_gate_is_recorded_and_marks_the_kept_backup_failed(
-    ledger: Path, tmp_path: Path
+    ledger: Path, tmp_path: Path, written: bool
 ) -> None:
     run_sql(ledger, "INSERT INTO transaction_parents VALUES (11, 11)")
-    path, report = gate(ledger, tmp_path)
+    path, report = gate(ledger, tmp_path, written=written)
     assert not report.passed and path.is_file()
     info = read_meta(path)
     assert info.quality is not None and info.quality["passed"] is False
@@ -381,3 +416,28 @@ def test_an_sql_dump_is_left_to_the_writer_check_with_a_warning(
         Path(result.export_path), result.row_counts, reports_dir=tmp_path / "r", fmt="sql"
     )
     assert report.passed and report.expectations == [] and report.warnings
+
+
+def test_a_gate_failed_while_written_is_in_the_operations_journal(
+    ledger: Path, tmp_path: Path
+) -> None:
+    run_sql(ledger, "INSERT INTO transaction_parents VALUES (11, 11)")
+    path, report = gate(ledger, tmp_path, written=True)
+    assert not report.passed
+    lines = [json.loads(line) for line in journal_path(path.parent).read_text().splitlines()]
+    assert [(e["operation"], e["outcome"]) for e in lines if e["outcome"] != "success"] == [
+        ("backup", "quality_gate_failed")
+    ]
+
+
+def test_a_gate_that_cannot_run_keeps_the_sound_backup_and_fails(
+    ledger: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a file").write_text("")
+    options = GateOptions(PROFILE, reports_dir=tmp_path / "a file" / "reports")
+    with pytest.raises(StorageError, match="Not a directory"):
+        create_backup(ledger, tmp_path / "backups", verify=True, gate=options)
+    (entry,) = list_backups(tmp_path / "backups")
+    assert entry.info is not None and entry.info.verification.status == "verified"
+    assert entry.info.quality is None  # no verdict: `dagvault verify --quality` gives one
+    assert hidden_leftovers(tmp_path / "backups") == []
