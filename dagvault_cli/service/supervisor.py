@@ -95,9 +95,7 @@ class Supervisor:
                     [
                         sys.executable,
                         "-m",
-                        "prefect",
-                        "server",
-                        "start",
+                        "dagvault_cli.service.prefect_server",  # `prefect server start`
                         "--host",
                         "127.0.0.1",
                         "--port",
