@@ -107,19 +107,21 @@ class _Checked:
 
     problems: list[str] | None = None  # integrity_check's ([] when sound; None: not run)
     gate: QualityReport | None = None  # the quality gate's verdict (None: not run)
-    gate_error: BaseException | None = None  # the gate could not run (raised once published)
     gate_seconds: float = 0.0
+    # When the backup itself was done (hashed, fsynced, integrity-checked): its duration
+    # leaves the gate out, as for a backup gated afterwards (0: when _store_full returned).
+    done_at: float = 0.0
 
 
 def _check_image(image: Path, gate: Callable[[Path], QualityReport] | None) -> _Checked:
     checked = _Checked(problems=integrity_problems(image))
+    checked.done_at = time.monotonic()
     if gate is not None and not checked.problems:
-        started = time.monotonic()
         try:
             checked.gate = gate(image)
-        except Exception as exc:  # the backup itself is sound: it is kept, the run fails
-            checked.gate_error = exc
-        checked.gate_seconds = time.monotonic() - started
+        except Exception as exc:  # the backup is sound: the flow gates it afterwards
+            log.warning("⚠️  The quality gate could not run while the backup was written: %s", exc)
+        checked.gate_seconds = time.monotonic() - checked.done_at
     return checked
 
 
@@ -143,9 +145,12 @@ def _store_full(
         return image, sha3_256_file(image, fsync=True), _Checked()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagvault-check") as pool:
         # In the caller's context: the gate's Data Docs are queued as the run's work.
-        checked = pool.submit(contextvars.copy_context().run, _check_image, image, gate)
+        checking = pool.submit(contextvars.copy_context().run, _check_image, image, gate)
         checksum = sha3_256_file(image, fsync=True)
-        return image, checksum, checked.result()
+        hashed_at = time.monotonic()
+        checked = checking.result()
+        checked.done_at = max(hashed_at, checked.done_at)
+        return image, checksum, checked
 
 
 def _verdict(problems: list[str]) -> Verification:
@@ -229,12 +234,13 @@ def write_backup(
     records the verdict (see ``_store_full``); other kinds stay unverified for the caller.
     ``gate`` (with ``verify``): a plain full backup that passes integrity_check is also
     quality-gated meanwhile, and the sidecar carries the verdict (``info.quality``); other
-    kinds are left for ``dagvault.quality.gate_backup``.
+    kinds, and a gate that could not run (a warning), are left for
+    ``dagvault.quality.gate_backup``.
     ``held``: the destinations are below its ``io`` path; results and errors name them
     under the directory's own name."""
     shown = held.shown if held is not None else (lambda path: path)
     started = time.monotonic()
-    checked = _Checked()
+    checked = _Checked()  # (a delta's, a compressed backup's: nothing checked here)
     timestamp, created_at = _now()
     first = next(destinations(timestamp, ""))
     image, stored_temp = temp_path(first), temp_path(first.with_name(first.name + ".stored"))
@@ -295,8 +301,10 @@ def write_backup(
             warnings=warnings,
         )
         if backup_type == "Full":
-            so_far = info
-            gating = (lambda image: check_new_image(image, so_far, gate)) if gate else None
+            so_far, key_so_far = info, (timestamp, created_at, first.name)
+            gating = (
+                (lambda image: check_new_image(image, so_far, key_so_far, gate)) if gate else None
+            )
             stored, checksum, checked = _store_full(image, stored_temp, compress, verify, gating)
         else:
             stored, checksum = _store_delta(image, stored_temp, plan, base, compress)  # type: ignore[arg-type]
@@ -318,7 +326,9 @@ def write_backup(
             checksum=checksum,
             metadata={
                 **info.metadata,
-                **as_strings({"duration_seconds": round(time.monotonic() - started, 3)}),
+                **as_strings(
+                    {"duration_seconds": round((checked.done_at or time.monotonic()) - started, 3)}
+                ),
             },
         )
         if digests is not None:
@@ -339,8 +349,7 @@ def write_backup(
             journal.record(final.parent, "verify", journal.FAILURE if problems else journal.SUCCESS)
         if checked.gate is not None:
             journal_failure(final.parent, checked.gate, checked.gate_seconds)
-        if checked.gate_error is None:
-            return final, info
+        return final, info
     except BaseException as exc:
         if published:
             discard(final)  # a data file without its sidecar must not linger
@@ -357,9 +366,6 @@ def write_backup(
         for temp in (image, stored_temp):
             for companion in ("", *_SQLITE_COMPANIONS):
                 discard(Path(f"{temp}{companion}"))
-    # The gate could not run: the backup is sound and whole (kept, as when the gate was a
-    # step after it), and the run fails.
-    raise checked.gate_error
 
 
 def create_backup(

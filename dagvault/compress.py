@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from dagvault.checksum import sha3_256_file
 from dagvault.errors import DamagedCompressedData, VerificationError
 
 SUFFIX = ".zst"
@@ -85,13 +86,11 @@ def decompress_file(source: Path, dest: Path) -> str:
             after = hashed.read()  # zstd stops at the frame's end: hash the rest too
             hashed.wait()
         except zstandard.ZstdError as exc:  # damage zstd itself notices (its frame checksum)
-            while hashed.read(CHUNK_BYTES):  # the whole file's hash, to name what changed
-                pass
             hashed.wait()
             raise DamagedCompressedData(
                 f"{source}: the compressed data is damaged ({exc})",
                 _UNREADABLE,
-                read_as=hashed.digest.hexdigest(),
+                read_as=sha3_256_file(source),  # the whole file's, to name what changed
             ) from None
         # zstd ends a cut-off frame without an error: the content size in its header (which
         # compress_file writes) tells; without one the checksum still does.

@@ -13,8 +13,8 @@ directory. Rendering (text, Markdown, charts) is dagvault.report_render.
 What the report decides (docs/production.md#health-report):
 
 * A run counts once: its ``success`` or ``failure`` line. A backup whose data-quality gate
-  failed wrote a ``success`` line and then a ``quality_gate_failed`` line: it counts as a
-  failed run.
+  failed wrote a ``success`` line and a ``quality_gate_failed`` line (before it, when the
+  gate ran while the backup was written): it counts as a failed run.
 * "Recent" is the last ``RECENT_DAYS`` days (a week: the report runs weekly). A failure
   rate of recent runs above ``max_failure_rate`` is a warning, and the rate of the rest
   of the window is shown beside it, to tell a rise from a steady state.

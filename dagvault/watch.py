@@ -375,5 +375,8 @@ def watch(
                     on_event(event)
         finally:
             if on_stop is not None:
-                for event in watcher.flush():
-                    on_stop(event)
+                try:
+                    for event in watcher.flush():
+                        on_stop(event)
+                except Exception as exc:  # never in place of why the watcher stopped
+                    log.warning("⚠️  What changed last could not be reported: %s", exc)

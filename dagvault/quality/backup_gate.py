@@ -74,11 +74,14 @@ def _previous(
     )
 
 
-def check_new_image(image: Path, info: BackupInfo, options: GateOptions) -> QualityReport:
+def check_new_image(
+    image: Path, info: BackupInfo, sort_key: tuple[int, str, str], options: GateOptions
+) -> QualityReport:
     """The gate of a full backup while it is written: ``image`` is its data file before it
-    is published, ``info`` its sidecar so far (its checksum still being computed). Every
-    backup in the directory is older (the backup holds the database's lock)."""
-    previous = _previous(image.parent, info, lambda _entry: True)
+    is published, ``info`` its sidecar so far (its checksum still being computed), and
+    ``sort_key`` the catalog's order of it: the previous backup is the newest one before it,
+    as for a published backup."""
+    previous = _previous(image.parent, info, lambda entry: entry.sort_key < sort_key)
     return _check(image, Path(info.backup_path), info, options, previous)
 
 

@@ -14,7 +14,9 @@ readers are not blocked (WAL). A PostgreSQL server (PREFECT_API_URL) is left as 
 
     python -m dagvault_cli.service.prefect_server --host 127.0.0.1 --port 4200 ...
 
-takes the options of ``prefect server start``.
+takes the options of ``prefect server start``. The change holds in this process only: one
+worker in the foreground (uvicorn and Prefect's services here), as the supervisor starts it;
+not with ``--workers`` > 1 or ``--background``, which start other processes.
 """
 
 from __future__ import annotations

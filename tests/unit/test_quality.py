@@ -430,14 +430,15 @@ def test_a_gate_failed_while_written_is_in_the_operations_journal(
     ]
 
 
-def test_a_gate_that_cannot_run_keeps_the_sound_backup_and_fails(
-    ledger: Path, tmp_path: Path
+def test_a_gate_that_cannot_run_while_written_leaves_the_sound_backup_to_be_gated_after(
+    ledger: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "a file").write_text("")
     options = GateOptions(PROFILE, reports_dir=tmp_path / "a file" / "reports")
-    with pytest.raises(StorageError, match="Not a directory"):
-        create_backup(ledger, tmp_path / "backups", verify=True, gate=options)
-    (entry,) = list_backups(tmp_path / "backups")
-    assert entry.info is not None and entry.info.verification.status == "verified"
-    assert entry.info.quality is None  # no verdict: `dagvault verify --quality` gives one
+    info = create_backup(ledger, tmp_path / "backups", verify=True, gate=options)
+    assert info.verification.status == "verified" and info.quality is None
+    assert read_meta(Path(info.backup_path)).quality is None  # no verdict: gated afterwards
+    assert "The quality gate could not run while the backup was written" in caplog.text
     assert hidden_leftovers(tmp_path / "backups") == []
+    with pytest.raises(StorageError, match="Not a directory"):  # (what the flow then does)
+        gate_backup(Path(info.backup_path), PROFILE, reports_dir=options.reports_dir)
