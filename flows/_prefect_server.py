@@ -9,7 +9,11 @@ as Prefect does (same command, same database under PREFECT_HOME), except that it
   on the server, PREFECT_API_AUTH_STRING in this process);
 * dies with its parent (Linux PR_SET_PDEATHSIG), and is stopped when the parent exits;
 * sends no telemetry unless PREFECT_SERVER_ANALYTICS_ENABLED says otherwise (a node
-  without internet would log an ERROR for each run).
+  without internet would log an ERROR for each run);
+* writes its own output to PREFECT_HOME/dagvault-temporary-server.log, not to the
+  command's terminal: what the server logs as it is stopped (a database connection
+  cancelled mid-rollback) is not the command's failure, and a successful command prints no
+  traceback. A server that does not start is an error that quotes that log.
 
 The URL and secret go into this process's environment, so child processes (a local Dask
 cluster's workers) use the same server.
@@ -17,17 +21,20 @@ cluster's workers) use the same server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 import prefect
 from prefect.context import refresh_global_settings_context
-from prefect.settings import PREFECT_API_URL, get_current_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings
 
+from dagvault.errors import ConfigError
 from dagvault.procs import die_with_parent
 
 # Set to the URL of the server started here: the runs that use it (or another temporary
@@ -43,7 +50,16 @@ def use_temporary_server() -> None:
     secret = secrets.token_urlsafe(32)
     server = _server_class()()
     server.secret = secret
-    server.start()  # registers its stop() to run when this process exits
+    server.log = _log_file()
+    try:
+        server.start()  # registers its stop() to run when this process exits
+    except Exception as exc:
+        raise ConfigError(
+            f"Prefect's temporary server did not start: {exc}; its log {server.log} ends "
+            f"with: {_tail(server.log)}",
+            "Fix what the log says, or run the service (`dagvault up`) or a Prefect server "
+            "and point PREFECT_API_URL at it.",
+        ) from None
     os.environ.update(
         {
             "PREFECT_API_URL": server.api_url,
@@ -52,6 +68,27 @@ def use_temporary_server() -> None:
         }
     )
     refresh_global_settings_context()
+
+
+# Kept below this size: older lines move to <log>.1 when a server starts.
+LOG_LIMIT_BYTES = 1 << 20
+
+
+def _log_file() -> Path:
+    log = PREFECT_HOME.value() / "dagvault-temporary-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if log.stat().st_size > LOG_LIMIT_BYTES:
+            log.replace(log.with_name(log.name + ".1"))
+    return log
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    return " | ".join(text) or "(nothing)"
 
 
 def _server_class() -> type[Any]:
@@ -63,6 +100,7 @@ def _server_class() -> type[Any]:
         # Its own instances: Prefect keeps one server per port, and ours must not be its.
         _instances: ClassVar[dict[int | None, SubprocessASGIServer]] = {}
         secret = ""
+        log = Path(os.devnull)
 
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
             # Prefect's own command and environment, plus the secret, the telemetry default
@@ -76,6 +114,14 @@ def _server_class() -> type[Any]:
                 **get_current_settings().to_environment_variables(exclude_unset=True),
                 "PREFECT_SERVER_API_AUTH_STRING": self.secret,
             }
+            # Owner-only, as PREFECT_HOME's database: the server may log run parameters.
+            output = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                return self._popen(env, output)
+            finally:
+                os.close(output)  # (the child has its own copy)
+
+        def _popen(self, env: dict[str, str], output: int) -> subprocess.Popen[Any]:
             return subprocess.Popen(
                 args=[
                     sys.executable,
@@ -95,6 +141,8 @@ def _server_class() -> type[Any]:
                     "on",
                 ],
                 env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 # Elsewhere than on Linux it is only stopped when its parent exits normally.
                 preexec_fn=die_with_parent(signal.SIGKILL),
             )

@@ -188,6 +188,36 @@ def test_a_killed_run_frees_its_limit_and_takes_its_temporary_server_along(
     assert all(map(_gone, servers)), "a temporary Prefect server outlived its killed command"
 
 
+def test_a_temporary_server_that_cannot_start_is_a_clear_error_quoting_its_log(
+    tmp_path: Path, odd: tuple[Path, Path, Path]
+) -> None:
+    """Its output goes to a log under PREFECT_HOME (not the command's terminal, where what it
+    logs as it is stopped looked like the command's failure); a start that fails quotes it."""
+    db = odd[0]
+    home = tmp_path / "prefect-home"
+    env = {
+        **_env(home, None),
+        # A database the server cannot create: it exits at start.
+        "PREFECT_API_DATABASE_CONNECTION_URL": "sqlite+aiosqlite:////proc/no-such/prefect.db",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "5",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagvault_cli", "backup", "--db", str(db), "--backup-dir", "new"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = home / "dagvault-temporary-server.log"
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Error: Prefect's temporary server did not start" in proc.stderr, proc.stderr
+    assert f"its log {log} ends with: " in proc.stderr and "Try: " in proc.stderr
+    assert log.stat().st_mode & 0o077 == 0 and "Traceback" in log.read_text()
+    assert not (tmp_path / "new").exists()  # refused before anything was written
+
+
 def test_the_api_s_temporary_server_needs_a_secret_and_ends_with_the_api(tmp_path: Path) -> None:
     env = {**_env(tmp_path / "prefect-home", None), "DATABASE_PATH": "./blockchain.db"}
     env.pop("DAGVAULT_API_TOKEN", None)
