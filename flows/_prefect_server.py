@@ -3,13 +3,15 @@
 Without PREFECT_API_URL, Prefect would start a temporary server by itself: open to every
 local user (run history, and a PATCH of a concurrency limit to 0 stops every backup), left
 running forever when its parent is SIGKILLed, and sending telemetry. We start it instead,
-as Prefect does (same command, same database under PREFECT_HOME), except that it
+as Prefect does (same uvicorn app, same database under PREFECT_HOME), except that it
 
 * asks for a random secret per start (Prefect's basic auth: PREFECT_SERVER_API_AUTH_STRING
   on the server, PREFECT_API_AUTH_STRING in this process);
 * dies with its parent (Linux PR_SET_PDEATHSIG), and is stopped when the parent exits;
 * sends no telemetry unless PREFECT_SERVER_ANALYTICS_ENABLED says otherwise (a node
   without internet would log an ERROR for each run);
+* begins its SQLite write transactions IMMEDIATE, as the node service's server does
+  (flows/_prefect_sqlite.py: no 503 and 2 s retry when two writers overlap);
 * writes its own output to PREFECT_HOME/dagvault-temporary-server.log, not to the
   command's terminal: what the server logs as it is stopped (a database connection
   cancelled mid-rollback) is not the command's failure, and a successful command prints no
@@ -125,8 +127,9 @@ def _server_class() -> type[Any]:
             return subprocess.Popen(
                 args=[
                     sys.executable,
+                    "-P",  # not the working directory's modules: a project's own flows/
                     "-m",
-                    "uvicorn",
+                    "flows._prefect_sqlite",  # uvicorn, with IMMEDIATE SQLite writes
                     "--app-dir",
                     str(prefect.__module_path__.parent),
                     "--factory",

@@ -1,16 +1,5 @@
 """The node service's own Prefect server: ``prefect server start``, with every write
-transaction on its SQLite database begun IMMEDIATE.
-
-Prefect's server begins its SQLite transactions DEFERRED: one that reads, then writes
-(taking a concurrency slot, proposing a state) fails at once with "database is locked"
-when another connection committed in between, because SQLite cannot upgrade that read
-snapshot and does not wait for it (busy_timeout does not apply). The server answers 503
-and Prefect's client retries 2 s later. With the service's background writers (event
-persister, task-run recorder, log batches) that hit 6 of 8 ad-hoc backups of a 1 GB ledger
-in a row, each time inside a run the operator waits for (docs/performance.md). BEGIN
-IMMEDIATE takes the write lock first: writers queue for milliseconds within the
-connection's busy_timeout instead. SQLite admits one writer at a time either way, and
-readers are not blocked (WAL). A PostgreSQL server (PREFECT_API_URL) is left as it is.
+transaction on its SQLite database begun IMMEDIATE (why: flows/_prefect_sqlite.py).
 
     python -m dagvault_cli.service.prefect_server --host 127.0.0.1 --port 4200 ...
 
@@ -22,25 +11,8 @@ not with ``--workers`` > 1 or ``--background``, which start other processes.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-
-def begin_sqlite_writes_immediately() -> None:
-    from prefect.server.database.configurations import AioSqliteConfiguration
-
-    deferred = AioSqliteConfiguration.begin_transaction
-
-    @asynccontextmanager
-    async def begin_transaction(
-        self: AioSqliteConfiguration, session: Any, with_for_update: bool = False
-    ) -> AsyncIterator[Any]:
-        # (with_for_update is how Prefect itself asks for IMMEDIATE on SQLite)
-        async with deferred(self, session, with_for_update=True) as transaction:
-            yield transaction
-
-    AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign]
+from flows._prefect_sqlite import begin_sqlite_writes_immediately
 
 
 def main() -> None:

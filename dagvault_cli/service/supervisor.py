@@ -94,6 +94,7 @@ class Supervisor:
                     "prefect",
                     [
                         sys.executable,
+                        "-P",  # not the working directory's modules (a project's flows/)
                         "-m",
                         "dagvault_cli.service.prefect_server",  # `prefect server start`
                         "--host",

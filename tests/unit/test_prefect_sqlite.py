@@ -1,7 +1,8 @@
-"""The node service's Prefect server begins its SQLite transactions IMMEDIATE
-(dagvault_cli/service/prefect_server.py), checked on Prefect's own database configuration
-and a real SQLite file: the write lock is held from BEGIN, so a second writer waits its
-turn instead of failing the first one's write with "database is locked"."""
+"""The Prefect servers dagvault starts (the node service's, a command's temporary one)
+begin their SQLite transactions IMMEDIATE (flows/_prefect_sqlite.py), checked on Prefect's
+own database configuration and a real SQLite file: the write lock is held from BEGIN, so a
+second writer waits its turn instead of failing the first one's write with "database is
+locked"."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from prefect.server.database.configurations import AioSqliteConfiguration
 from sqlalchemy import text
 
-from dagvault_cli.service.prefect_server import begin_sqlite_writes_immediately
+from flows._prefect_sqlite import begin_sqlite_writes_immediately
 
 
 def _holds_the_write_lock_after_a_read(database: Path) -> bool:
