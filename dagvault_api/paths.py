@@ -73,9 +73,9 @@ class Area:
                 f"Name the file inside {self.setting} without '..'.",
             )
         root = self.root
-        real = (self.base / given).resolve()
+        real = _resolved(self.base / given, field, raw)
         if not real.is_relative_to(root) and not given.is_absolute() and len(given.parts) == 1:
-            real = (root / given).resolve()
+            real = _resolved(root / given, field, raw)
         if not real.is_relative_to(root):
             raise PathRejected(
                 field,
@@ -87,3 +87,23 @@ class Area:
 
     def is_directory(self, shown: Path) -> bool:
         return (self.base / shown).is_dir()
+
+
+# Looks at a path whose directories another user keeps swapping, before it is refused.
+_RESOLVE_ATTEMPTS = 3
+
+
+def _resolved(path: Path, field: str, raw: str) -> Path:
+    """``path.resolve()``; a component swapped between its lstat and its readlink (EINVAL:
+    no longer a link), or a link loop seen mid-swap (pathlib's RuntimeError), is looked at
+    again, and a path that keeps changing is refused."""
+    for _ in range(_RESOLVE_ATTEMPTS):
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):
+            continue
+    raise PathRejected(
+        field,
+        f"{raw!r} kept changing while it was checked (a directory in it is being replaced)",
+        "Check who else can write there (chmod 700 the directory), then send the request again.",
+    )
